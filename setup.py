@@ -1,0 +1,49 @@
+from setuptools import find_packages, setup
+
+# torch is stated as a range; install the build you want (CPU/CUDA) before this package.
+install_requires = [
+    "torch>=2.4,<3",
+    "diffusers>=0.35,<0.50",
+    "transformers>=4.51",
+    "safetensors>=0.4",
+    "numpy",
+    "pillow",
+    "tqdm",
+    "huggingface_hub",
+]
+
+extras = {
+    "training": [
+        "accelerate>=1.0",
+        "peft>=0.15",
+        "datasets>=3.0",
+        "evaluate>=0.4",
+        "sacrebleu>=2.0",
+        "rouge-score",
+        "tensorboard",
+        "matplotlib",
+        "imageio",
+        "imageio-ffmpeg",
+        "tokenizers>=0.20",
+        "sentencepiece",
+    ],
+    "demo": ["gradio>=5", "imageio", "imageio-ffmpeg"],
+}
+extras["dev"] = sorted(set(extras["training"] + ["pytest>=8", "pytest-timeout"]))
+
+setup(
+    name="univigu",
+    version="0.1.0.dev0",
+    description="Uni-ViGU in diffusers: one video diffusion transformer for text-to-video and video-to-text",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    include_package_data=True,
+    package_data={"univigu": ["evaluation/metrics/*/*.py"]},
+    python_requires=">=3.10",
+    install_requires=install_requires,
+    extras_require=extras,
+    entry_points={"console_scripts": ["univigu=univigu.cli:main"]},
+)
