@@ -1,0 +1,22 @@
+"""univigu: Uni-ViGU (unified video generation and understanding) on diffusers."""
+
+__version__ = "0.1.0.dev0"
+
+_LAZY = {
+    "UniViGUTransformer3DModel": "univigu.models",
+    "UniViGUTransformerOutput": "univigu.models",
+    "DiscreteFlowScheduler": "univigu.schedulers",
+    "UniViGUPipeline": "univigu.pipelines",
+    "UniViGUPipelineOutput": "univigu.pipelines",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name):
+    # Lazy imports keep `import univigu` cheap (torch/diffusers load on first use).
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'univigu' has no attribute {name!r}")
