@@ -1,0 +1,38 @@
+"""The `univigu` command: `univigu params`, `univigu convert ...`, `univigu evaluate ...`."""
+
+import argparse
+import importlib
+import sys
+
+# (module, function) pairs that add one subcommand each; imported lazily so a missing optional
+# dependency of one subcommand (e.g. `evaluate` for `univigu evaluate`) does not break the others.
+_SUBCOMMANDS = [
+    ("univigu.models.parameter_report", "add_params_parser"),
+    ("univigu.conversion.cli", "add_convert_parser"),
+    ("univigu.evaluation.cli", "add_evaluate_parser"),
+    # other subcommands register here
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="univigu", description="Uni-ViGU on diffusers: tools.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for module_name, function_name in _SUBCOMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            # An optional extra that is not installed (e.g. `evaluate`) hides only its own subcommand.
+            if error.name and error.name.startswith("univigu") and error.name != module_name:
+                raise
+            continue
+        getattr(module, function_name)(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
