@@ -1,19 +1,11 @@
 """Tests for the discrete flow matching text scheduler."""
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-
-try:
-    import univigu  # noqa: F401
-except ImportError:  # not installed: run from the source tree
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from univigu.schedulers import DiscreteFlowScheduler, DiscreteFlowSchedulerOutput  # noqa: E402
+from univigu.schedulers import DiscreteFlowScheduler, DiscreteFlowSchedulerOutput
 
 
 V = 8  # small vocabulary so that the uniform-source coincidence term (1 - kappa) / V is measurable
