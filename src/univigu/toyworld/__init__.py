@@ -1,0 +1,124 @@
+# Copyright 2025 The univigu authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""ShapesWorld (`shapesworld-v1`): the tiny synthetic world in which the whole Uni-ViGU recipe runs on a CPU and is
+scored exactly. See `shared/TOYWORLD.md` for the fixed spec.
+
+The tiny model components (`univigu.toyworld.components`) import torch, diffusers and transformers; they are loaded
+lazily (and left out of `__all__`) so that rendering and scoring stay importable without torch.
+"""
+
+from .analysis import DetectedObject, analyze_video, classify_motion, classify_shape, palette_labels
+from .dataset import iter_samples, load_video_frames, make_dataset, read_metadata, write_video
+from .scoring import (
+    as_objects,
+    generation_counts,
+    match_objects,
+    score_generation,
+    score_joint,
+    score_understanding,
+    summarize,
+    understanding_counts,
+)
+from .text import ParsedObject, parse_text, scene_objects, scene_to_caption, scene_to_prompt, shapesworld_vocabulary
+from .world import (
+    COLOURS,
+    DEFAULT_FPS,
+    DEFAULT_NUM_FRAMES,
+    FRAME_HEIGHT,
+    FRAME_WIDTH,
+    HELD_OUT_PAIRS,
+    MOTIONS,
+    REGIONS,
+    SHAPES,
+    SHAPESWORLD_VERSION,
+    SIZES,
+    SPEED,
+    SPLITS,
+    Scene,
+    ShapeObject,
+    iter_scenes,
+    region_of,
+    render_scene,
+    sample_scene,
+    sample_scenes,
+    scene_rng,
+    shape_mask,
+)
+
+
+_LAZY_COMPONENTS = (
+    "build_tokenizer",
+    "build_tiny_text_encoder",
+    "build_tiny_vae",
+    "build_tiny_wan_transformer",
+    "build_tiny_components",
+)
+
+
+def __getattr__(name):
+    if name in _LAZY_COMPONENTS:
+        from . import components
+
+        return getattr(components, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "COLOURS",
+    "DEFAULT_FPS",
+    "DEFAULT_NUM_FRAMES",
+    "FRAME_HEIGHT",
+    "FRAME_WIDTH",
+    "HELD_OUT_PAIRS",
+    "MOTIONS",
+    "REGIONS",
+    "SHAPES",
+    "SHAPESWORLD_VERSION",
+    "SIZES",
+    "SPEED",
+    "SPLITS",
+    "DetectedObject",
+    "ParsedObject",
+    "Scene",
+    "ShapeObject",
+    "analyze_video",
+    "as_objects",
+    "classify_motion",
+    "classify_shape",
+    "generation_counts",
+    "iter_samples",
+    "iter_scenes",
+    "load_video_frames",
+    "make_dataset",
+    "match_objects",
+    "palette_labels",
+    "parse_text",
+    "read_metadata",
+    "region_of",
+    "render_scene",
+    "sample_scene",
+    "sample_scenes",
+    "scene_objects",
+    "scene_rng",
+    "scene_to_caption",
+    "scene_to_prompt",
+    "score_generation",
+    "score_joint",
+    "score_understanding",
+    "shape_mask",
+    "shapesworld_vocabulary",
+    "summarize",
+    "understanding_counts",
+    "write_video",
+]
