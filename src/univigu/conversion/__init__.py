@@ -1,0 +1,31 @@
+"""Conversion to UniViGU pipeline folders.
+
+- `convert_wan(wan_path, out_dir)`: an untrained UniViGU pipeline from a Wan2.1 T2V diffusers folder
+  (`univigu convert wan --wan PATH --out DIR`).
+- `convert_reference_checkpoint(checkpoint, wan_path, out_dir)`: the reference Uni-ViGU `.pth`, plus the Wan2.1 folder
+  it was built on (`univigu convert reference --checkpoint FILE.pth --wan PATH --out DIR`).
+- `load_reference_checkpoint` / `convert_reference_state_dict`: the state-dict level of the latter.
+
+See docs/from_reference.md.
+"""
+
+from .reference import (
+    ReferenceConversionError,
+    convert_reference_checkpoint,
+    convert_reference_state_dict,
+    infer_text_vocab,
+    load_reference_checkpoint,
+    reference_pipeline_kwargs,
+)
+from .wan import convert_wan
+
+
+__all__ = [
+    "ReferenceConversionError",
+    "convert_reference_checkpoint",
+    "convert_reference_state_dict",
+    "convert_wan",
+    "infer_text_vocab",
+    "load_reference_checkpoint",
+    "reference_pipeline_kwargs",
+]

@@ -1,0 +1,108 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
+"""`univigu convert ...`: build a `UniViGUPipeline` folder from a Wan2.1 checkpoint or from the reference `.pth`.
+
+    univigu convert wan --wan PATH --out DIR [--text-mask-token] [--seed 0]
+    univigu convert reference --checkpoint FILE.pth --wan PATH --out DIR [--[no-]text-mask-token]
+"""
+
+import argparse
+import sys
+
+_DTYPES = ("keep", "float32", "bfloat16", "float16")
+
+
+def _dtype(name):
+    if name in (None, "keep"):
+        return None
+    import torch
+
+    return getattr(torch, name)
+
+
+def add_convert_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `convert` (with `wan` and `reference`) on the `univigu` command's subparsers."""
+    parser = subparsers.add_parser(
+        "convert",
+        help="Build a UniViGUPipeline folder from a Wan2.1 checkpoint or the reference Uni-ViGU checkpoint.",
+        description="Build a UniViGUPipeline folder (safetensors) from a Wan2.1 diffusers folder, or from the "
+        "reference Uni-ViGU .pth plus the Wan2.1 folder it was trained from.",
+    )
+    sources = parser.add_subparsers(dest="source", required=True, metavar="{wan,reference}")
+
+    wan = sources.add_parser(
+        "wan",
+        help="An untrained UniViGU pipeline from a Wan2.1 text-to-video diffusers folder (ready for training).",
+        description="Copy every Wan weight, initialise the text experts from the video ones (ffn_t <- ffn, ...), "
+        "a fresh vocab_embed and a zero text head. Its text-to-video output equals the Wan pipeline's.",
+    )
+    wan.add_argument("--wan", required=True, metavar="PATH", help="Wan2.1 T2V diffusers folder (model_index.json, "
+                     "transformer/, vae/, text_encoder/, tokenizer/, scheduler/).")
+    wan.add_argument("--out", required=True, metavar="DIR", help="Output pipeline folder.")
+    wan.add_argument("--text-mask-token", action="store_true",
+                     help="Add a [MASK] token (id = vocab size) and use the mask source for text (default: uniform "
+                     "source, as the reference).")
+    wan.add_argument("--seed", type=int, default=0, help="Seed of the vocab_embed initialisation (default 0).")
+    wan.add_argument("--dtype", choices=_DTYPES, default="keep",
+                     help="Dtype of the written transformer (default: keep the Wan checkpoint's).")
+    wan.add_argument("--overwrite", action="store_true", help="Replace DIR if it exists and is not empty.")
+    wan.set_defaults(func=_run_wan)
+
+    ref = sources.add_parser(
+        "reference",
+        help="The released Uni-ViGU weights (.pth with the state dict under 'model') as a UniViGU pipeline.",
+        description="Rename the reference keys (strip _fsdp_wrapped_module., drop rotary_emb_text.inv_freq), infer "
+        "vocab size and mask token from the shapes, check everything against the Wan config, and write a pipeline "
+        "folder recording the reference's conventions (raw VAE latents, flow-match Euler shift 3.0, uniform text "
+        "source, kappa = t). Only torch.load(weights_only=True) is used; no pickle code runs.",
+    )
+    ref.add_argument("--checkpoint", required=True, metavar="FILE",
+                     help="Reference checkpoint (.pth/.pt, or a .safetensors state dict).")
+    ref.add_argument("--wan", required=True, metavar="PATH",
+                     help="The Wan2.1-T2V-1.3B diffusers folder the checkpoint was built on.")
+    ref.add_argument("--out", required=True, metavar="DIR", help="Output pipeline folder.")
+    ref.add_argument("--text-mask-token", action=argparse.BooleanOptionalAction, default=None,
+                     help="Whether the last text embedding row is a [MASK] token (default: inferred by comparing the "
+                     "checkpoint's rows with the tokenizer's vocabulary size).")
+    ref.add_argument("--dtype", choices=_DTYPES, default="keep",
+                     help="Dtype of the written transformer (default: keep the checkpoint's).")
+    ref.add_argument("--overwrite", action="store_true", help="Replace DIR if it exists and is not empty.")
+    ref.set_defaults(func=_run_reference)
+    return parser
+
+
+def _user_errors(run):
+    """Input problems (a wrong path, a file that is not a checkpoint, mismatched shapes) end with their message and
+    exit status 1, not a traceback."""
+
+    def wrapped(args) -> int:
+        try:
+            return run(args)
+        except (ValueError, FileNotFoundError, FileExistsError) as error:
+            print(f"univigu convert {args.source}: error: {error}", file=sys.stderr)
+            return 1
+
+    return wrapped
+
+
+@_user_errors
+def _run_wan(args) -> int:
+    from .wan import convert_wan
+
+    out = convert_wan(
+        args.wan, args.out, text_mask_token=args.text_mask_token, seed=args.seed, torch_dtype=_dtype(args.dtype),
+        overwrite=args.overwrite,
+    )
+    print(f"Wrote an untrained UniViGU pipeline to {out}")
+    return 0
+
+
+@_user_errors
+def _run_reference(args) -> int:
+    from .reference import convert_reference_checkpoint
+
+    out = convert_reference_checkpoint(
+        args.checkpoint, args.wan, args.out, text_mask_token=args.text_mask_token, torch_dtype=_dtype(args.dtype),
+        overwrite=args.overwrite,
+    )
+    print(f"Wrote the converted reference pipeline to {out}")
+    return 0

@@ -1,0 +1,253 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
+"""Pieces shared by both conversions: reading a Wan2.1 diffusers folder and writing a UniViGU pipeline folder.
+
+The pipeline folder is written through `UniViGUPipeline.save_pretrained` (so `model_index.json`, and whatever else
+the pipeline writes with itself, is exactly what the pipeline produces), but the large components taken unchanged
+from the Wan folder (text encoder, VAE, tokenizer) are *copied file by file*: they are never loaded. In their place
+the pipeline object holds stand-ins of the right classes built on the meta device (no memory), whose
+`save_pretrained` is the file copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+
+
+PathLike = Union[str, os.PathLike]
+
+#: Components of a Wan2.1 T2V diffusers folder that a UniViGU pipeline takes over unchanged.
+COPIED_COMPONENTS = ("tokenizer", "text_encoder", "vae")
+_PICKLED_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+@dataclass
+class WanFolder:
+    path: Path
+    model_index: Dict[str, Any]
+    transformer_config: Dict[str, Any]
+
+    def component_class(self, name: str):
+        """`(library, class_name)` of a component, from the Wan folder's `model_index.json`."""
+        entry = self.model_index.get(name)
+        if not entry or entry[0] is None:
+            raise ValueError(f"{self.path}/model_index.json has no {name!r} component.")
+        return entry[0], entry[1]
+
+
+def read_wan_folder(wan_path: PathLike) -> WanFolder:
+    """Check that `wan_path` is a Wan2.1 text-to-video diffusers folder and read its index and transformer config."""
+    path = Path(wan_path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"Wan folder not found: {path}")
+    index_file = path / "model_index.json"
+    if not index_file.is_file():
+        raise ValueError(
+            f"{path} is not a diffusers pipeline folder (no model_index.json). Expected a Wan2.1 T2V folder such as "
+            "Wan2.1-T2V-1.3B-Diffusers with model_index.json, transformer/, vae/, text_encoder/, tokenizer/."
+        )
+    model_index = json.loads(index_file.read_text())
+    missing = [name for name in ("transformer",) + COPIED_COMPONENTS + ("scheduler",) if not (path / name).is_dir()]
+    if missing:
+        raise ValueError(f"{path} lacks the component folder(s) {missing} of a Wan2.1 T2V pipeline.")
+    config_file = path / "transformer" / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"{path}/transformer has no config.json.")
+    config = json.loads(config_file.read_text())
+    if config.get("_class_name") not in (None, "WanTransformer3DModel"):
+        raise ValueError(
+            f"{path}/transformer is a {config.get('_class_name')}, not a WanTransformer3DModel (Wan2.1 T2V)."
+        )
+    if config.get("image_dim") is not None or config.get("added_kv_proj_dim") is not None:
+        raise ValueError(
+            f"{path} is an image-conditioned Wan model (image_dim/added_kv_proj_dim set); UniViGU builds on Wan2.1 "
+            "text-to-video."
+        )
+    return WanFolder(path=path, model_index=model_index, transformer_config=config)
+
+
+def univigu_config_from_wan(wan_config: Dict[str, Any], **extra) -> Dict[str, Any]:
+    """`UniViGUTransformer3DModel` init kwargs from a Wan transformer config (+ `vocab_size`, ...)."""
+    from ..models import UniViGUTransformer3DModel
+
+    allowed = set(UniViGUTransformer3DModel._get_init_keys(UniViGUTransformer3DModel)) - {"self"}
+    config = {k: v for k, v in wan_config.items() if k in allowed}
+    if "patch_size" in config:
+        config["patch_size"] = tuple(config["patch_size"])
+    config.update(extra)
+    return config
+
+
+def prepare_output_dir(out_dir: PathLike, overwrite: bool = False) -> Path:
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace it.")
+        if out.is_dir():
+            shutil.rmtree(out)
+        else:
+            out.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@contextlib.contextmanager
+def remove_on_error(out: Path):
+    """Remove a half-written output folder if writing it fails."""
+    try:
+        yield out
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def copy_component_folder(src: Path, dst: PathLike) -> None:
+    """Copy a component folder file by file. Pickled weight files are refused (safetensors only)."""
+    files = [p for p in src.rglob("*") if p.is_file()]
+    pickled = [p for p in files if p.suffix in _PICKLED_WEIGHTS]
+    has_safetensors = any(p.suffix == ".safetensors" for p in files)
+    if pickled and not has_safetensors:
+        raise ValueError(
+            f"{src} holds its weights only as pickle files ({', '.join(p.name for p in pickled)}); univigu writes and "
+            "reads safetensors only. Re-save that component with `save_pretrained(..., safe_serialization=True)` first."
+        )
+    dst = Path(dst)
+    for file in files:
+        if file.suffix in _PICKLED_WEIGHTS:
+            continue  # a safetensors copy of the same weights is there
+        target = dst / file.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(file, target)
+
+
+def _copying_save(src: Path):
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        copy_component_folder(src, save_directory)
+
+    return save_pretrained
+
+
+def _import_class(library: str, class_name: str):
+    import importlib
+
+    return getattr(importlib.import_module(library), class_name)
+
+
+def component_standin(wan: WanFolder, name: str):
+    """An object of the component's class that costs no memory (meta device), whose `save_pretrained` copies the
+    component's folder from the Wan folder."""
+    library, class_name = wan.component_class(name)
+    cls = _import_class(library, class_name)
+    src = wan.path / name
+    if library == "transformers":
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(src)
+        with torch.device("meta"):
+            obj = cls(config)
+    else:
+        config = cls.load_config(src)
+        with torch.device("meta"):
+            obj = cls.from_config(config)
+    object.__setattr__(obj, "save_pretrained", types.MethodType(_copying_save(src), obj))
+    return obj
+
+
+def write_pipeline_folder(
+    out_dir: Path,
+    wan: WanFolder,
+    transformer,
+    scheduler,
+    text_scheduler,
+    tokenizer=None,
+    pipeline_config: Optional[Dict[str, Any]] = None,
+    max_shard_size: Union[int, str] = "10GB",
+) -> Path:
+    """Write a `UniViGUPipeline` folder: `transformer`, `scheduler`, `text_scheduler` are saved; `tokenizer`,
+    `text_encoder` and `vae` are copied from the Wan folder. `pipeline_config` are the pipeline's own config
+    arguments (e.g. `latent_normalization`)."""
+    from ..pipelines import UniViGUPipeline
+
+    if tokenizer is None:
+        tokenizer = load_tokenizer(wan)
+    # the tokenizer is written as the Wan folder has it (byte copy), not re-serialised
+    object.__setattr__(tokenizer, "save_pretrained", types.MethodType(_copying_save(wan.path / "tokenizer"), tokenizer))
+    components = {
+        "tokenizer": tokenizer,
+        "text_encoder": component_standin(wan, "text_encoder"),
+        "vae": component_standin(wan, "vae"),
+    }
+    pipe = UniViGUPipeline(
+        transformer=transformer,
+        scheduler=scheduler,
+        text_scheduler=text_scheduler,
+        **components,
+        **(pipeline_config or {}),
+    )
+    pipe.save_pretrained(out_dir, safe_serialization=True, max_shard_size=max_shard_size)
+    return out_dir
+
+
+def load_tokenizer(wan: WanFolder):
+    library, class_name = wan.component_class("tokenizer")
+    return _import_class(library, class_name).from_pretrained(wan.path / "tokenizer")
+
+
+def tokenizer_vocab_sizes(tokenizer, wan: Optional[WanFolder] = None):
+    """Candidate text vocabulary sizes: `tokenizer.vocab_size`, `len(tokenizer)`, and the text encoder's."""
+    sizes = {int(tokenizer.vocab_size), len(tokenizer)}
+    if wan is not None:
+        config_file = wan.path / "text_encoder" / "config.json"
+        if config_file.is_file():
+            size = json.loads(config_file.read_text()).get("vocab_size")
+            if size:
+                sizes.add(int(size))
+    return sorted(sizes)
+
+
+#: A small record of where a converted folder came from (diffusers ignores unknown files in a pipeline folder).
+PROVENANCE_FILE = "univigu_conversion.json"
+
+
+def write_provenance(out: Path, info: Dict[str, Any]) -> None:
+    import univigu
+
+    info = {"univigu_version": univigu.__version__, **info}
+    (Path(out) / PROVENANCE_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+def load_safetensors_folder(folder: PathLike) -> Dict[str, torch.Tensor]:
+    """Memory-map the weights of a diffusers model folder (one `*.safetensors` file, or shards with an
+    `*.safetensors.index.json`). Pickled weights are refused."""
+    from .reference import _load_safetensors_mmap
+
+    folder = Path(folder)
+    indexes = sorted(folder.glob("*.safetensors.index.json"))
+    if indexes:
+        weight_map = json.loads(indexes[0].read_text())["weight_map"]
+        files = sorted(set(weight_map.values()))
+    else:
+        files = [p.name for p in sorted(folder.glob("*.safetensors"))]
+        if len(files) > 1:
+            preferred = [f for f in files if f == "diffusion_pytorch_model.safetensors"]
+            if not preferred:
+                raise ValueError(f"{folder} holds several safetensors files ({files}) and no index: which one?")
+            files = preferred
+    if not files:
+        found = sorted(p.name for p in folder.iterdir() if p.is_file())
+        raise ValueError(
+            f"{folder} has no safetensors weights (found: {found}); univigu reads safetensors only. Re-save the model "
+            "with `save_pretrained(..., safe_serialization=True)`."
+        )
+    state: Dict[str, torch.Tensor] = {}
+    for name in files:
+        state.update(_load_safetensors_mmap(folder / name))
+    return state

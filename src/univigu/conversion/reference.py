@@ -1,0 +1,543 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
+"""Convert the reference Uni-ViGU checkpoint (a `.pth` from the authors' training code) to a `UniViGUPipeline`
+folder.
+
+The reference checkpoint is a `torch.save`d dict holding the model's state dict under `"model"`; key names may
+carry the `_fsdp_wrapped_module.` infix of FSDP wrappers (and `_orig_mod.` of `torch.compile`). Our
+`UniViGUTransformer3DModel` uses the reference's module names, so the conversion is:
+
+* strip `_fsdp_wrapped_module.` / `_orig_mod.` wherever they occur in a key;
+* drop `rotary_emb_text.inv_freq` (a buffer of the text RoPE that we recompute);
+* nothing else. Every remaining key must be one of ours, with our shape, and every one of ours must be present.
+
+Loading never unpickles arbitrary objects: `.pth`/`.pt`/`.bin` files go through `torch.load(weights_only=True)`
+(memory-mapped when the file is in the zip format), `.safetensors` files are memory-mapped directly. Building
+the folder does not double memory: the transformer is created on the meta device, the (memory-mapped) checkpoint
+tensors are assigned to it and written out with safetensors' zero-copy writer, and the tokenizer, text encoder
+and VAE of the Wan folder are copied file by file, never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mmap as _mmap
+import os
+import pickle
+import re
+import struct
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Tuple, Union
+
+import torch
+
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+#: Infixes that wrappers add to state-dict keys and that the conversion strips wherever they occur.
+WRAPPER_INFIXES = ("_fsdp_wrapped_module.", "_orig_mod.")
+#: Reference keys that are buffers we recompute; they are dropped (and not required).
+DROPPED_KEYS = ("rotary_emb_text.inv_freq",)
+
+#: The reference's sampling defaults (its `inference_unified_wan.py` flags), recorded in converted folders.
+REFERENCE_SAMPLING_DEFAULTS = {
+    "num_inference_steps": 50,
+    "guidance_scale": 1.0,  # --cfg_scale 1.0: no guidance unless asked (its README example uses 5)
+    "max_text_length": 1024,  # --max_length: text stream length (t2vt / v2t) and tokenizer max length (t2v)
+    "max_sequence_length": 512,  # umT5 condition length
+    "scheduler_shift": 3.0,  # --scheduler_shift
+    "height": 480,
+    "width": 832,
+    "num_frames": 81,  # --video_frames 21 latent frames = 81 pixel frames
+    "source_distribution": "uniform",
+    "kappa_exponent": 1.0,
+}
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+if hasattr(torch, "float8_e4m3fn"):
+    _SAFETENSORS_DTYPES.update({"F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2})
+
+
+class ReferenceConversionError(ValueError):
+    """A reference checkpoint does not match the model it should convert to."""
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+
+
+def _describe(obj) -> str:
+    """A short human description of what a checkpoint file held."""
+    if isinstance(obj, torch.Tensor):
+        return f"a single tensor of shape {tuple(obj.shape)} ({obj.dtype})"
+    if isinstance(obj, Mapping):
+        keys = list(obj.keys())
+        shown = ", ".join(repr(k) for k in keys[:12]) + (f", ... ({len(keys)} keys)" if len(keys) > 12 else "")
+        return f"a dict with top-level keys [{shown}]"
+    if isinstance(obj, (list, tuple)):
+        return f"a {type(obj).__name__} of {len(obj)} items"
+    return f"an object of type {type(obj).__name__}"
+
+
+def _is_tensor_mapping(obj) -> bool:
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) for k in obj)
+        and all(isinstance(v, torch.Tensor) for v in obj.values())
+    )
+
+
+def _load_safetensors_mmap(path: Path) -> Dict[str, torch.Tensor]:
+    """Memory-map a `.safetensors` file: tensors are views of the file (copy-on-write), nothing is read up front."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{path} is not a safetensors file: it is only {len(head)} bytes long.")
+        (header_len,) = struct.unpack("<Q", head)
+        size = os.fstat(f.fileno()).st_size
+        if header_len > min(size - 8, 100_000_000):
+            raise ValueError(f"{path} is not a safetensors file: its header length field ({header_len}) is invalid.")
+        try:
+            header = json.loads(f.read(header_len))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is not a safetensors file: its header is not JSON ({e}).") from None
+        header.pop("__metadata__", None)
+        data_start = 8 + header_len
+        # ACCESS_COPY: a private, writable mapping, so torch.frombuffer does not complain; pages are only read on use.
+        buffer = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_COPY) if size > data_start else None
+    state = {}
+    for name, info in header.items():
+        dtype = _SAFETENSORS_DTYPES.get(info.get("dtype"))
+        if dtype is None:
+            raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info.get('dtype')!r}.")
+        begin, end = info["data_offsets"]
+        shape = info["shape"]
+        numel = 1
+        for s in shape:
+            numel *= s
+        if numel == 0:
+            state[name] = torch.empty(shape, dtype=dtype)
+            continue
+        tensor = torch.frombuffer(buffer, dtype=torch.uint8, count=end - begin, offset=data_start + begin)
+        state[name] = tensor.view(dtype).reshape(shape)
+    return state
+
+
+def load_reference_checkpoint(path: PathLike, mmap: bool = True) -> Dict[str, torch.Tensor]:
+    """Load the state dict of a reference Uni-ViGU checkpoint, without ever unpickling arbitrary objects.
+
+    Accepted files:
+      * a `torch.save`d dict with the state dict under `"model"` (the reference's `.pth`; other entries such as
+        `"step"` or optimizer state are ignored), or a `torch.save`d state dict itself. Read with
+        `torch.load(weights_only=True)`, memory-mapped (`mmap=True`) when the file is in torch's zip format;
+      * a `.safetensors` file holding the state dict (memory-mapped).
+
+    Key names are returned as stored (with any `_fsdp_wrapped_module.` infix); see
+    :func:`convert_reference_state_dict`.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: the file is not such a checkpoint; the message says what was found.
+    """
+    return _load_checkpoint(path, mmap)[0]
+
+
+def _load_checkpoint(path: PathLike, mmap: bool = True) -> Tuple[Dict[str, torch.Tensor], Dict]:
+    """(state dict, the checkpoint's scalar entries such as `step`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Reference checkpoint not found: {path}")
+
+    if path.suffix == ".safetensors":
+        state = _load_safetensors_mmap(path)
+        if not state:
+            raise ValueError(f"{path} holds no tensors: it is not a Uni-ViGU checkpoint.")
+        return state, {}
+
+    use_mmap = bool(mmap) and zipfile.is_zipfile(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=use_mmap)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"{path} is not a plain weights checkpoint: it contains Python objects other than tensors and basic "
+            f"containers, which `torch.load(weights_only=True)` refuses to unpickle (univigu never runs pickle code "
+            f"from a checkpoint). Details: {first}"
+        ) from None
+    except Exception as e:  # not a torch/pickle file at all (text, an archive of something else, truncated...)
+        with open(path, "rb") as f:
+            head = f.read(16)
+        raise ValueError(
+            f"{path} could not be read as a PyTorch checkpoint with `torch.load(weights_only=True)` "
+            f"({type(e).__name__}: {e}); the file starts with {head!r}. Expected a `.pth` holding "
+            f"{{'model': state_dict, ...}} or a `.safetensors` state dict."
+        ) from None
+
+    if isinstance(obj, Mapping) and "model" in obj:
+        state = obj["model"]
+        if not _is_tensor_mapping(state):
+            raise ValueError(
+                f"{path} has a 'model' entry, but it is {_describe(state)}, not a state dict of tensors "
+                f"(the file holds {_describe(obj)})."
+            )
+        info = {k: v for k, v in obj.items() if k != "model" and isinstance(v, (int, float, str, bool))}
+        return dict(state), info
+    if _is_tensor_mapping(obj):
+        return dict(obj), {}
+    raise ValueError(
+        f"{path} is not a Uni-ViGU checkpoint: expected a dict with the model state dict under 'model' "
+        f"(or a state dict of tensors), found {_describe(obj)}."
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- renaming
+
+
+def reference_key_to_univigu(key: str) -> Optional[str]:
+    """Our name for one reference key, or `None` for a key that is dropped (`rotary_emb_text.inv_freq`)."""
+    for infix in WRAPPER_INFIXES:
+        key = key.replace(infix, "")
+    if key in DROPPED_KEYS:
+        return None
+    return key
+
+
+def _expected_shapes(config: Mapping) -> Dict[str, Tuple[int, ...]]:
+    """Name -> shape of every persistent tensor of a `UniViGUTransformer3DModel(**config)`, built on meta."""
+    from ..models import UniViGUTransformer3DModel
+
+    allowed = set(UniViGUTransformer3DModel._get_init_keys(UniViGUTransformer3DModel)) - {"self"}
+    kwargs = {k: v for k, v in config.items() if k in allowed}
+    with torch.device("meta"):
+        model = UniViGUTransformer3DModel(**kwargs)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def infer_transformer_config(state: Mapping[str, torch.Tensor]) -> Dict:
+    """Infer the shape-determining config of a converted (our names) state dict.
+
+    The number of heads does not change any tensor shape, so it is set to one head of the full width; use the
+    Wan backbone's `transformer/config.json` for a config to run the model with."""
+
+    def shape(name):
+        if name not in state:
+            raise ReferenceConversionError(f"Cannot infer the model config: key {name!r} is missing.")
+        return tuple(state[name].shape)
+
+    inner_dim, in_channels, *patch_size = shape("patch_embedding.weight")
+    rows = shape("vocab_embed.weight")[0]
+    block_ids = {int(m.group(1)) for k in state for m in [re.match(r"blocks\.(\d+)\.", k)] if m}
+    return {
+        "patch_size": tuple(patch_size),
+        "num_attention_heads": 1,
+        "attention_head_dim": inner_dim,
+        "in_channels": in_channels,
+        "out_channels": shape("video_head.proj_out.weight")[0] // max(1, patch_size[0] * patch_size[1] * patch_size[2]),
+        "text_dim": shape("cond_text_embedder.linear_1.weight")[1],
+        "freq_dim": shape("time_embedding_v.time_embedder.linear_1.weight")[1],
+        "ffn_dim": shape("blocks.0.ffn.net.0.proj.weight")[0],
+        "num_layers": max(block_ids) + 1 if block_ids else 0,
+        "cross_attn_norm": "blocks.0.norm2.weight" in state,
+        "vocab_size": rows,
+        "text_mask_token": False,
+    }
+
+
+def _listing(names: Iterable[str], limit: int = 40) -> str:
+    names = sorted(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def convert_reference_state_dict(
+    state: Mapping[str, torch.Tensor], config: Optional[Mapping] = None
+) -> Dict[str, torch.Tensor]:
+    """Rename a reference state dict to `UniViGUTransformer3DModel` names and check it is complete.
+
+    Args:
+        state: the reference state dict (the checkpoint's `"model"` entry), keys as stored.
+        config: the `UniViGUTransformer3DModel` config the result must load into (the Wan backbone's config plus
+            `vocab_size` / `text_mask_token`). Without it the config is inferred from the shapes
+            (:func:`infer_transformer_config`), which checks the key set but cannot detect e.g. a missing last block.
+
+    Returns:
+        A new dict (same tensor objects, nothing copied) with our key names.
+
+    Raises:
+        ReferenceConversionError (a `ValueError`): keys left over (unexpected), keys missing, two reference keys
+        mapping to one of ours, or shapes that disagree with `config`; the message lists them.
+    """
+    out: Dict[str, torch.Tensor] = {}
+    source_of: Dict[str, str] = {}
+    collisions = []
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise ReferenceConversionError(f"Reference key {key!r} holds {type(value).__name__}, not a tensor.")
+        new = reference_key_to_univigu(key)
+        if new is None:
+            continue
+        if new in out:
+            collisions.append(f"{source_of[new]!r} and {key!r} -> {new!r}")
+            continue
+        out[new] = value
+        source_of[new] = key
+    if collisions:
+        raise ReferenceConversionError(
+            "Several reference keys map to the same UniViGU key: " + "; ".join(collisions)
+        )
+
+    if config is None:
+        config = infer_transformer_config(out)
+    expected = _expected_shapes(config)
+    unexpected = set(out) - set(expected)
+    missing = set(expected) - set(out)
+    problems = []
+    if unexpected:
+        problems.append(
+            f"{len(unexpected)} unexpected key(s) (reference names: "
+            f"{_listing(source_of[k] for k in unexpected)})"
+        )
+    if missing:
+        problems.append(f"{len(missing)} missing key(s): {_listing(missing)}")
+    mismatched = [
+        f"{source_of[k]}: checkpoint {tuple(out[k].shape)} vs expected {expected[k]}"
+        for k in sorted(set(out) & set(expected))
+        if tuple(out[k].shape) != expected[k]
+    ]
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatch(es): " + "; ".join(mismatched[:40]))
+    if problems:
+        summary = ", ".join(f"{k}={config[k]}" for k in ("num_layers", "ffn_dim", "text_dim", "vocab_size") if k in config)
+        raise ReferenceConversionError(
+            f"The reference state dict does not match UniViGUTransformer3DModel({summary}, ...): "
+            + "; ".join(problems)
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- vocab
+
+
+def infer_text_vocab(
+    num_rows: int,
+    tokenizer_sizes: Iterable[int],
+    text_mask_token: Optional[bool] = None,
+) -> Tuple[int, bool]:
+    """Decide `(vocab_size, text_mask_token)` from the number of text embedding rows of a checkpoint.
+
+    The reference stores no flag: its `vocab_embed` / `text_head.linear` have `V` rows with the uniform source and
+    `V + 1` with a mask source, where `V` is the tokenizer's vocabulary size. `tokenizer_sizes` are the candidate
+    values of `V` (e.g. `tokenizer.vocab_size`, `len(tokenizer)`, the text encoder's `vocab_size`).
+    `text_mask_token` overrides the decision.
+    """
+    sizes = sorted({int(s) for s in tokenizer_sizes if s})
+    if text_mask_token is not None:
+        vocab_size = num_rows - (1 if text_mask_token else 0)
+        if sizes and vocab_size < min(sizes):
+            raise ReferenceConversionError(
+                f"The checkpoint has {num_rows} text embedding rows; with text_mask_token={text_mask_token} that is "
+                f"a vocabulary of {vocab_size}, smaller than the tokenizer's ({min(sizes)}): the tokenizer would "
+                "produce ids the model cannot embed."
+            )
+        return vocab_size, bool(text_mask_token)
+    if num_rows in sizes:
+        return num_rows, False
+    if num_rows - 1 in sizes:
+        return num_rows - 1, True
+    raise ReferenceConversionError(
+        f"Cannot tell whether the checkpoint has a [MASK] token: it has {num_rows} text embedding rows, while the "
+        f"tokenizer's vocabulary size is {' / '.join(map(str, sizes)) or 'unknown'} (rows == vocab means the uniform "
+        "source, rows == vocab + 1 a mask token). Pass text_mask_token=True/False (--text-mask-token / "
+        "--no-text-mask-token) to decide."
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- folder
+
+
+def reference_pipeline_kwargs() -> Dict:
+    """`UniViGUPipeline.__call__` arguments equal to the reference script's defaults."""
+    d = REFERENCE_SAMPLING_DEFAULTS
+    return {
+        "num_inference_steps": d["num_inference_steps"],
+        "guidance_scale": d["guidance_scale"],
+        "max_text_length": d["max_text_length"],
+        "max_sequence_length": d["max_sequence_length"],
+        "height": d["height"],
+        "width": d["width"],
+        "num_frames": d["num_frames"],
+        "text_update": "reference",
+    }
+
+
+def reference_schedulers(vocab_size: int, text_mask_token: bool):
+    """The reference's samplers: flow-match Euler with shift 3.0 for video; the mixture-path discrete flow with
+    `kappa(t) = t` and the uniform source (the mask source when the checkpoint has a mask token) for text."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from ..schedulers import DiscreteFlowScheduler
+
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=REFERENCE_SAMPLING_DEFAULTS["scheduler_shift"])
+    text_scheduler = DiscreteFlowScheduler(
+        vocab_size=vocab_size,
+        source="mask" if text_mask_token else "uniform",
+        mask_token_id=vocab_size if text_mask_token else None,
+        kappa_exponent=REFERENCE_SAMPLING_DEFAULTS["kappa_exponent"],
+        num_train_timesteps=1000,
+        sampling_dtype="float64",
+    )
+    return scheduler, text_scheduler
+
+
+def convert_reference_checkpoint(
+    checkpoint: Union[PathLike, Mapping[str, torch.Tensor]],
+    wan_path: PathLike,
+    out_dir: PathLike,
+    text_mask_token: Optional[bool] = None,
+    torch_dtype: Optional[torch.dtype] = None,
+    overwrite: bool = False,
+    max_shard_size: Union[int, str] = "10GB",
+) -> Path:
+    """Convert the reference Uni-ViGU checkpoint into a `UniViGUPipeline` folder (safetensors only).
+
+    Args:
+        checkpoint: the reference `.pth` (state dict under `"model"`), a `.safetensors` state dict, or an already
+            loaded state dict.
+        wan_path: the Wan2.1 T2V diffusers folder the checkpoint was trained from (Wan2.1-T2V-1.3B-Diffusers). Its
+            `transformer/config.json` gives the architecture (the checkpoint's shapes are checked against it), and
+            its tokenizer, text encoder and VAE are copied into the output.
+        out_dir: the output folder.
+        text_mask_token: whether the last text embedding row is a `[MASK]` token. Default: inferred, comparing the
+            number of rows with the tokenizer's vocabulary size (equal: uniform source; one more: mask token).
+        torch_dtype: cast the transformer weights (default: keep the checkpoint's dtype).
+        overwrite: replace `out_dir` if it exists and is not empty.
+        max_shard_size: shard size of the transformer's safetensors files.
+
+    The folder records the reference's conventions: `latent_normalization="raw"` (the reference feeds raw VAE
+    latents to the transformer and decodes them without de-normalising), the video sampler
+    `FlowMatchEulerDiscreteScheduler(shift=3.0)`, and the text sampler `DiscreteFlowScheduler` with `kappa(t) = t`
+    and the uniform source.
+
+    Memory: the checkpoint is memory-mapped, the transformer is built on the meta device and the checkpoint's own
+    tensors are assigned to it, and safetensors writes them without copies; the Wan components are copied as files.
+    Peak memory stays near the checkpoint's size (see `benchmarks/bench_conversion_memory.py`).
+
+    Returns:
+        The output folder (loads with `UniViGUPipeline.from_pretrained`).
+    """
+    from ..models import UniViGUTransformer3DModel
+    from .common import (
+        load_tokenizer,
+        prepare_output_dir,
+        read_wan_folder,
+        remove_on_error,
+        tokenizer_vocab_sizes,
+        univigu_config_from_wan,
+        write_pipeline_folder,
+        write_provenance,
+    )
+
+    wan = read_wan_folder(wan_path)
+    if isinstance(checkpoint, Mapping):
+        state, info = dict(checkpoint), {}
+    else:
+        state, info = _load_checkpoint(checkpoint)
+
+    # Vocabulary and mask token, from the shapes of the two text tables.
+    embed_key = next((k for k in state if reference_key_to_univigu(k) == "vocab_embed.weight"), None)
+    head_key = next((k for k in state if reference_key_to_univigu(k) == "text_head.linear.weight"), None)
+    if embed_key is None or head_key is None:
+        raise ReferenceConversionError(
+            "The checkpoint has no text stream tables (vocab_embed.weight / text_head.linear.weight): it is not a "
+            f"Uni-ViGU checkpoint. Its keys start with: {_listing(list(state)[:10], limit=10)}"
+        )
+    rows, head_rows = state[embed_key].shape[0], state[head_key].shape[0]
+    if rows != head_rows:
+        raise ReferenceConversionError(
+            f"vocab_embed.weight has {rows} rows but text_head.linear.weight has {head_rows}; they must agree."
+        )
+    tokenizer = load_tokenizer(wan)
+    vocab_size, mask = infer_text_vocab(rows, tokenizer_vocab_sizes(tokenizer, wan), text_mask_token)
+    logger.info(
+        "Text vocabulary: %d tokens%s (%s).", vocab_size, " + [MASK]" if mask else "",
+        "inferred from the shapes" if text_mask_token is None else "as requested",
+    )
+
+    # Architecture from the Wan folder; every checkpoint key and shape is checked against it.
+    config = univigu_config_from_wan(
+        wan.transformer_config,
+        vocab_size=vocab_size,
+        text_mask_token=mask,
+        text_rope_max_seq_len=REFERENCE_SAMPLING_DEFAULTS["max_text_length"],  # --max_length 1024
+    )
+    converted = convert_reference_state_dict(state, config)
+    del state
+    if torch_dtype is not None:
+        converted = {k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in converted.items()}
+    # Keys saved as views of one storage (tied weights) get their own: safetensors stores no shared tensors.
+    storages = set()
+    for key, value in converted.items():
+        if value.numel():
+            ptr = value.untyped_storage().data_ptr()
+            if ptr in storages:
+                converted[key] = value.clone()
+            storages.add(ptr)
+
+    with torch.device("meta"):
+        transformer = UniViGUTransformer3DModel(**config)
+    transformer.load_state_dict(converted, strict=True, assign=True)
+    del converted
+    # Non-persistent buffers (the video RoPE tables) are not in the state dict: compute them for real.
+    from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
+
+    transformer.rope = WanRotaryPosEmbed(config["attention_head_dim"], config["patch_size"], config["rope_max_seq_len"])
+    transformer.eval()
+
+    scheduler, text_scheduler = reference_schedulers(vocab_size, mask)
+    out = prepare_output_dir(out_dir, overwrite)
+    with remove_on_error(out):
+        write_pipeline_folder(
+            out,
+            wan,
+            transformer=transformer,
+            scheduler=scheduler,
+            text_scheduler=text_scheduler,
+            tokenizer=tokenizer,
+            pipeline_config={"latent_normalization": "raw"},
+            max_shard_size=max_shard_size,
+        )
+        write_provenance(
+            out,
+            {
+                "source": "reference",
+                "checkpoint": os.fspath(checkpoint) if not isinstance(checkpoint, Mapping) else None,
+                **({"step": info["step"]} if "step" in info else {}),
+                "wan_path": os.fspath(wan.path),
+                "vocab_size": vocab_size,
+                "text_mask_token": mask,
+                "text_mask_token_inferred": text_mask_token is None,
+                "latent_normalization": "raw",
+                "sampling_defaults": reference_pipeline_kwargs(),
+                "sampling_defaults_note": (
+                    "UniViGUPipeline keyword arguments that reproduce the reference script's defaults "
+                    "(inference_unified_wan.py: --num_inference_steps 50 --cfg_scale 1.0 --max_length 1024 "
+                    "--scheduler_shift 3.0, 480x832, 21 latent frames); see docs/from_reference.md."
+                ),
+            },
+        )
+    return out

@@ -1,0 +1,169 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
+"""Build an untrained UniViGU pipeline folder from a Wan2.1 text-to-video diffusers folder.
+
+Every Wan weight is kept; the text experts start as copies of their video counterparts and the text head at zero
+(`UniViGUTransformer3DModel.from_wan`). The Wan folder's tokenizer, text encoder and VAE are copied as files, and
+its video scheduler is kept, so that text-to-video with `text_stream=False` computes exactly what `WanPipeline`
+computes (and with the text stream, what the untrained model computes with the prompt's tokens in its sequence).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from .common import (
+    load_safetensors_folder,
+    load_tokenizer,
+    prepare_output_dir,
+    read_wan_folder,
+    remove_on_error,
+    univigu_config_from_wan,
+    write_pipeline_folder,
+    write_provenance,
+)
+
+
+PathLike = Union[str, os.PathLike]
+
+
+def text_vocab_size(tokenizer) -> int:
+    """The text vocabulary of a tokenizer: every id it can produce (`len(tokenizer)` counts added tokens)."""
+    return max(int(tokenizer.vocab_size), len(tokenizer))
+
+
+def univigu_transformer_from_wan_folder(
+    wan,
+    vocab_size: int,
+    text_mask_token: bool = False,
+    seed: Optional[int] = 0,
+    torch_dtype: Optional[torch.dtype] = None,
+    vocab_init_std: float = 0.02,
+):
+    """`UniViGUTransformer3DModel.from_wan(WanTransformer3DModel.from_pretrained(wan/transformer), ...)`, computed
+    without holding the Wan model and its copy in memory at once.
+
+    The Wan weights are memory-mapped from their safetensors files and assigned, uncopied, to a model built on the
+    meta device; only the tensors that must be new are allocated: the text experts that start as copies of the video
+    ones (`ffn_t`, the text time embedding and table) and the text tables (`vocab_embed`, drawn exactly as `from_wan`
+    draws it for the same `seed`; the zero text head). The result equals `from_wan`'s, tensor for tensor (tested).
+    """
+    from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
+
+    from ..models import UniViGUTransformer3DModel, wan_state_dict_to_univigu
+
+    wan_state = load_safetensors_folder(wan.path / "transformer")
+    if torch_dtype is None:
+        torch_dtype = next((v.dtype for v in wan_state.values() if v.is_floating_point()), torch.float32)
+    config = univigu_config_from_wan(wan.transformer_config, vocab_size=vocab_size, text_mask_token=text_mask_token)
+
+    state = {}
+    used = set()
+    for key, value in wan_state_dict_to_univigu(wan_state).items():
+        if value.is_floating_point() and value.dtype != torch_dtype:
+            value = value.to(torch_dtype)
+        if id(value) in used:  # a text expert initialised as a copy of a video module: its own storage
+            value = value.clone()
+        used.add(id(value))
+        state[key] = value
+    del wan_state
+
+    # The new text tables, as `from_wan` makes them.
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    rows = vocab_size + (1 if text_mask_token else 0)
+    dim = config["num_attention_heads"] * config["attention_head_dim"]
+    state["vocab_embed.weight"] = (torch.randn(rows, dim, generator=generator) * vocab_init_std).to(torch_dtype)
+    state["text_head.norm_final.weight"] = torch.ones(dim, dtype=torch_dtype)
+    state["text_head.linear.weight"] = torch.zeros(rows, dim, dtype=torch_dtype)
+    state["text_head.linear.bias"] = torch.zeros(rows, dtype=torch_dtype)
+
+    with torch.device("meta"):
+        model = UniViGUTransformer3DModel(**config)
+    model.load_state_dict(state, strict=True, assign=True)
+    # Non-persistent buffers (the video RoPE tables) are not in the state dict: compute them for real.
+    model.rope = WanRotaryPosEmbed(config["attention_head_dim"], config["patch_size"], config["rope_max_seq_len"])
+    return model.eval()
+
+
+def convert_wan(
+    wan_path: PathLike,
+    out_dir: PathLike,
+    text_mask_token: bool = False,
+    seed: Optional[int] = 0,
+    torch_dtype: Optional[torch.dtype] = None,
+    overwrite: bool = False,
+    max_shard_size: Union[int, str] = "10GB",
+) -> Path:
+    """Write an untrained `UniViGUPipeline` folder built from a Wan2.1 T2V diffusers folder.
+
+    Args:
+        wan_path: Wan2.1 text-to-video folder in diffusers format (e.g. a local Wan2.1-T2V-1.3B-Diffusers).
+        out_dir: the output folder.
+        text_mask_token: add a `[MASK]` token (id `vocab_size`) and use the mask source for text; default: the
+            uniform source, as the reference.
+        seed: seed of the `vocab_embed` initialisation (`None`: torch's global RNG).
+        torch_dtype: dtype to load (and write) the transformer in; default: the checkpoint's.
+        overwrite: replace `out_dir` if it exists and is not empty.
+        max_shard_size: shard size of the transformer's safetensors files.
+
+    The text vocabulary is the Wan tokenizer's (`max(tokenizer.vocab_size, len(tokenizer))`). The video scheduler is
+    the Wan folder's own, the text scheduler a `DiscreteFlowScheduler` (`kappa(t) = t`), and the latent convention
+    diffusers' (`latent_normalization="diffusers"`), as for every model trained with univigu.
+
+    Returns:
+        The output folder (loads with `UniViGUPipeline.from_pretrained`).
+    """
+    from ..schedulers import DiscreteFlowScheduler
+
+    wan = read_wan_folder(wan_path)
+    tokenizer = load_tokenizer(wan)
+    vocab_size = text_vocab_size(tokenizer)
+    transformer = univigu_transformer_from_wan_folder(
+        wan, vocab_size, text_mask_token=text_mask_token, seed=seed, torch_dtype=torch_dtype
+    )
+
+    scheduler = _load_wan_scheduler(wan)
+    text_scheduler = DiscreteFlowScheduler(
+        vocab_size=vocab_size,
+        source="mask" if text_mask_token else "uniform",
+        mask_token_id=vocab_size if text_mask_token else None,
+    )
+
+    out = prepare_output_dir(out_dir, overwrite)
+    with remove_on_error(out):
+        write_pipeline_folder(
+            out,
+            wan,
+            transformer=transformer,
+            scheduler=scheduler,
+            text_scheduler=text_scheduler,
+            tokenizer=tokenizer,
+            pipeline_config={"latent_normalization": "diffusers"},
+            max_shard_size=max_shard_size,
+        )
+        write_provenance(
+            out,
+            {
+                "source": "wan",
+                "wan_path": os.fspath(wan.path),
+                "vocab_size": vocab_size,
+                "text_mask_token": bool(text_mask_token),
+                "seed": seed,
+                "trained": False,
+            },
+        )
+    return out
+
+
+def _load_wan_scheduler(wan):
+    """The Wan folder's video scheduler (Wan2.1-Diffusers ships UniPCMultistepScheduler in flow mode)."""
+    import diffusers
+
+    library, class_name = wan.component_class("scheduler")
+    cls = getattr(diffusers, class_name, None) if library == "diffusers" else None
+    if cls is None:
+        raise ValueError(f"{wan.path}: unsupported video scheduler {library}.{class_name}.")
+    return cls.from_pretrained(wan.path / "scheduler")
