@@ -1,0 +1,1511 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
+"""UniViGUPipeline: one Wan2.1-based diffusion transformer that generates video from text (t2v), captions video (v2t),
+and does both at once (t2vt).
+
+This file is self-contained on purpose (it imports diffusers, transformers, torch, numpy and PIL only, never
+`univigu`): `export_for_hub` copies it verbatim to the root of an exported folder, so that
+`DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` works without univigu installed.
+"""
+
+import copy
+import inspect
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import PIL.Image
+import torch
+from transformers import AutoTokenizer, UMT5EncoderModel
+
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.models import AutoencoderKLWan
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+from diffusers.pipelines.wan.pipeline_wan_video2video import retrieve_latents
+from diffusers.schedulers import FlowMatchEulerDiscreteScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils import BaseOutput, logging, replace_example_docstring
+from diffusers.utils.torch_utils import get_module_execution_device, randn_tensor
+from diffusers.video_processor import VideoProcessor
+
+
+logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
+
+TASKS = ("t2v", "v2t", "t2vt")
+LATENT_NORMALIZATIONS = ("diffusers", "raw")
+TEXT_UPDATES = ("scheduler", "reference")
+VIDEO_LATENTS_MODES = ("sample", "argmax")
+OUTPUT_TYPES = ("np", "pt", "pil", "latent")
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```python
+        >>> import torch
+        >>> from diffusers.utils import export_to_video
+        >>> from univigu import UniViGUPipeline
+
+        >>> pipe = UniViGUPipeline.from_pretrained("path/to/univigu-folder", torch_dtype=torch.bfloat16).to("cuda")
+
+        >>> # text -> video (the prompt also enters the text stream, as in the reference)
+        >>> frames = pipe(prompt="a red circle moving left", num_frames=81).frames[0]
+        >>> export_to_video(frames, "t2v.mp4", fps=16)
+
+        >>> # video -> caption
+        >>> caption = pipe(video="t2v.mp4").text[0]
+
+        >>> # joint: a video and a detailed caption of it
+        >>> out = pipe(prompt="a red circle moving left", task="t2vt", return_text_history=True)
+        >>> out.text[0], len(out.text_history)
+        ```
+"""
+
+
+@dataclass
+class UniViGUPipelineOutput(BaseOutput):
+    r"""
+    Output of [`UniViGUPipeline`].
+
+    Args:
+        frames (`np.ndarray`, `torch.Tensor`, `list[list[PIL.Image.Image]]` or `None`):
+            The generated videos (`output_type` "np": `(batch, frames, height, width, 3)` floats in [0, 1]; "pt":
+            `(batch, frames, 3, height, width)`; "pil": a list of frame lists; "latent": the latents). `None` for
+            video-to-text.
+        text (`list[str]` or `None`):
+            The captions (v2t, t2vt), decoded with `skip_special_tokens=True`. `None` for text-to-video.
+        text_ids (`torch.LongTensor` of shape `(batch, max_text_length)` or `None`):
+            The caption token ids the text stream ended on.
+        text_history (`list[list[str]]` or `None`):
+            With `return_text_history=True`: the decoded text state after every denoising step (one list of
+            `batch` strings per step), to watch the caption form.
+    """
+
+    frames: Optional[Union[torch.Tensor, np.ndarray, List[List[PIL.Image.Image]]]] = None
+    text: Optional[List[str]] = None
+    text_ids: Optional[torch.LongTensor] = None
+    text_history: Optional[List[List[str]]] = None
+
+
+def _nearest_valid(value: int, multiple: int, offset: int = 0) -> List[int]:
+    """The valid values (of the form `multiple * k + offset`, at least `max(offset, 1)`) just below and above."""
+    lower = (value - offset) // multiple * multiple + offset
+    candidates = [lower, lower + multiple]
+    smallest = offset if offset >= 1 else multiple
+    return sorted({c for c in candidates if c >= smallest}) or [smallest]
+
+
+def _frames_to_float(frames: Union[np.ndarray, torch.Tensor], channels_last: bool) -> torch.Tensor:
+    """One video as a float32 tensor `(F, C, H, W)` in [0, 1] (uint8 -> /255; floats below 0 read as [-1, 1])."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames.detach()
+    if tensor.ndim != 4:
+        raise ValueError(
+            f"A single video must be 4D ({'(F, H, W, C)' if channels_last else '(F, C, H, W)'}), got shape "
+            f"{tuple(tensor.shape)}."
+        )
+    if channels_last:
+        tensor = tensor.permute(0, 3, 1, 2)
+    channels = tensor.shape[1]
+    if channels == 1:
+        tensor = tensor.expand(-1, 3, -1, -1)
+    elif channels == 4:
+        tensor = tensor[:, :3]
+    elif channels != 3:
+        layout = "(F, H, W, 3) for numpy arrays" if channels_last else "(F, 3, H, W) for tensors"
+        raise ValueError(f"Video frames must have 1, 3 or 4 channels; lay them out as {layout}.")
+    if tensor.dtype == torch.uint8:
+        tensor = tensor.float() / 255.0
+    elif tensor.is_floating_point():
+        tensor = tensor.float()
+        if tensor.numel() and tensor.min() < 0:
+            tensor = (tensor + 1.0) / 2.0
+    else:
+        raise ValueError(f"Video frames must be uint8 or floating point, got dtype {tensor.dtype}.")
+    return tensor.clamp(0.0, 1.0).cpu()
+
+
+def _read_video_file(path: str) -> torch.Tensor:
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"The video file {path!r} does not exist: pass the path of a video file (mp4, gif, ...), or the frames "
+            "themselves (a list of PIL images, a numpy array (F, H, W, 3), or a tensor (F, 3, H, W))."
+        )
+    from diffusers.utils import load_video
+
+    try:
+        frames = load_video(path)
+    except Exception as error:  # imageio/ffmpeg/PIL raise many different types
+        reason = (str(error).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"Could not decode the video file {path!r} ({type(error).__name__}: {reason}). Re-encode it as H.264 mp4 "
+            f"(e.g. `ffmpeg -i {os.path.basename(path)} -c:v libx264 -pix_fmt yuv420p out.mp4`), or pass the frames "
+            "yourself as a numpy array (F, H, W, 3) or a list of PIL images."
+        ) from error
+    if len(frames) == 0:
+        raise ValueError(f"The video file {path!r} decoded to 0 frames: check the file, or pass the frames directly.")
+    return _pil_frames_to_float(frames)
+
+
+def _pil_frames_to_float(frames: List[PIL.Image.Image]) -> torch.Tensor:
+    array = np.stack([np.asarray(frame.convert("RGB")) for frame in frames])
+    return _frames_to_float(array, channels_last=True)
+
+
+def _video_input_to_list(video: Any) -> List[torch.Tensor]:
+    """Any supported `video` input -> a list (batch) of float tensors `(F, 3, H, W)` in [0, 1]."""
+    if isinstance(video, (str, os.PathLike)):
+        return [_read_video_file(os.fspath(video))]
+    if isinstance(video, PIL.Image.Image):
+        return [_pil_frames_to_float([video])]
+    if isinstance(video, np.ndarray):
+        if video.ndim == 5:
+            return [_frames_to_float(v, channels_last=True) for v in video]
+        return [_frames_to_float(video, channels_last=True)]
+    if isinstance(video, torch.Tensor):
+        if video.ndim == 5:
+            return [_frames_to_float(v, channels_last=False) for v in video]
+        return [_frames_to_float(video, channels_last=False)]
+    if isinstance(video, (list, tuple)):
+        if len(video) == 0:
+            raise ValueError("`video` is an empty list: pass at least one frame or one video.")
+        first = video[0]
+        if isinstance(first, PIL.Image.Image):
+            return [_pil_frames_to_float(list(video))]
+        out = []
+        for item in video:
+            if isinstance(item, (list, tuple)) and item and isinstance(item[0], PIL.Image.Image):
+                out.append(_pil_frames_to_float(list(item)))
+            elif isinstance(item, (str, os.PathLike, np.ndarray, torch.Tensor)):
+                if getattr(item, "ndim", 4) == 5:
+                    raise ValueError("A list of 5D arrays/tensors is ambiguous: concatenate them along the batch axis.")
+                out.extend(_video_input_to_list(item))
+            else:
+                raise ValueError(f"Unsupported item in the `video` list: {type(item).__name__}.")
+        return out
+    raise ValueError(
+        f"Unsupported `video` type {type(video).__name__}: pass a path, a list of PIL images, a numpy array "
+        "(F, H, W, 3) or (B, F, H, W, 3), or a tensor (F, 3, H, W) or (B, F, 3, H, W)."
+    )
+
+
+class UniViGUPipeline(DiffusionPipeline):
+    r"""
+    Uni-ViGU: text-to-video, video-to-text and joint text-to-video+caption with one Wan2.1-based diffusion
+    transformer whose sequence is `[video patch tokens ; text tokens]`.
+
+    The task follows from the inputs (`prompt` -> "t2v", `video` -> "v2t", `prompt` with `generate_caption=True` ->
+    "t2vt") or from `task=`.
+
+    Args:
+        tokenizer ([`~transformers.AutoTokenizer`]):
+            Wan's umT5 tokenizer. It tokenizes the prompt for umT5 and is also the tokenizer of the text stream.
+        text_encoder ([`~transformers.UMT5EncoderModel`]):
+            Wan's umT5 text encoder (the cross-attention condition).
+        vae ([`AutoencoderKLWan`]):
+            Wan's video VAE.
+        transformer ([`UniViGUTransformer3DModel`]):
+            The unified transformer (video velocity + text logits).
+        scheduler ([`FlowMatchEulerDiscreteScheduler`] or [`UniPCMultistepScheduler`] in flow mode):
+            The video sampler.
+        text_scheduler ([`DiscreteFlowScheduler`]):
+            The discrete-flow sampler of the text stream.
+        latent_normalization (`str`, defaults to `"diffusers"`):
+            `"diffusers"`: latents are normalised with the VAE's `latents_mean` / `latents_std` (as `WanPipeline`
+            does). `"raw"`: the reference implementation's convention (raw `latent_dist` values, decoded without
+            de-normalisation); folders converted from the reference checkpoint set it.
+    """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds", "text_ids"]
+    _optional_components = []
+
+    def __init__(
+        self,
+        tokenizer: AutoTokenizer,
+        text_encoder: UMT5EncoderModel,
+        vae: AutoencoderKLWan,
+        transformer: ModelMixin,
+        scheduler: FlowMatchEulerDiscreteScheduler,
+        text_scheduler: SchedulerMixin,
+        latent_normalization: str = "diffusers",
+    ):
+        super().__init__()
+        if latent_normalization not in LATENT_NORMALIZATIONS:
+            raise ValueError(
+                f"`latent_normalization` must be one of {LATENT_NORMALIZATIONS}, got {latent_normalization!r}."
+            )
+        self.register_modules(
+            tokenizer=tokenizer,
+            text_encoder=text_encoder,
+            vae=vae,
+            transformer=transformer,
+            scheduler=scheduler,
+            text_scheduler=text_scheduler,
+        )
+        self.register_to_config(latent_normalization=latent_normalization)
+        self.vae_scale_factor_temporal = self.vae.config.scale_factor_temporal if getattr(self, "vae", None) else 4
+        self.vae_scale_factor_spatial = self.vae.config.scale_factor_spatial if getattr(self, "vae", None) else 8
+        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+
+    # ------------------------------------------------------------------ properties (WanPipeline's)
+
+    @property
+    def guidance_scale(self):
+        return self._guidance_scale
+
+    @property
+    def do_classifier_free_guidance(self):
+        return self._guidance_scale > 1.0
+
+    @property
+    def num_timesteps(self):
+        return self._num_timesteps
+
+    @property
+    def current_timestep(self):
+        return self._current_timestep
+
+    @property
+    def interrupt(self):
+        return self._interrupt
+
+    @property
+    def attention_kwargs(self):
+        return self._attention_kwargs
+
+    @property
+    def spatial_multiple(self) -> int:
+        """Height and width must be multiples of this (VAE spatial factor x transformer patch size)."""
+        patch = self.transformer.config.patch_size
+        return self.vae_scale_factor_spatial * max(patch[1], patch[2])
+
+    # ------------------------------------------------------------------ prompt encoding
+
+    def _tokenize(self, prompt: List[str], max_sequence_length: int):
+        prompt = [prompt_clean(u) for u in prompt]
+        text_inputs = self.tokenizer(
+            prompt,
+            padding="max_length",
+            max_length=max_sequence_length,
+            truncation=True,
+            add_special_tokens=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        return text_inputs.input_ids, text_inputs.attention_mask
+
+    def _get_t5_prompt_embeds(
+        self,
+        prompt: Union[str, List[str]] = None,
+        num_videos_per_prompt: int = 1,
+        max_sequence_length: int = 226,
+        device: Optional[torch.device] = None,
+        dtype: Optional[torch.dtype] = None,
+    ):
+        # The same computation as WanPipeline._get_t5_prompt_embeds (the parity test depends on it).
+        device = device or self._execution_device
+        dtype = dtype or self.text_encoder.dtype
+
+        prompt = [prompt] if isinstance(prompt, str) else prompt
+        batch_size = len(prompt)
+        text_input_ids, mask = self._tokenize(prompt, max_sequence_length)
+        seq_lens = mask.gt(0).sum(dim=1).long()
+
+        model_device = get_module_execution_device(self.text_encoder)
+        prompt_embeds = self.text_encoder(text_input_ids.to(model_device), mask.to(model_device)).last_hidden_state
+        prompt_embeds = prompt_embeds.to(dtype=dtype, device=device)
+        prompt_embeds = [u[:v] for u, v in zip(prompt_embeds, seq_lens)]
+        prompt_embeds = torch.stack(
+            [torch.cat([u, u.new_zeros(max_sequence_length - u.size(0), u.size(1))]) for u in prompt_embeds], dim=0
+        )
+
+        _, seq_len, _ = prompt_embeds.shape
+        prompt_embeds = prompt_embeds.repeat(1, num_videos_per_prompt, 1)
+        prompt_embeds = prompt_embeds.view(batch_size * num_videos_per_prompt, seq_len, -1)
+        return prompt_embeds
+
+    def encode_prompt(
+        self,
+        prompt: Union[str, List[str]],
+        negative_prompt: Optional[Union[str, List[str]]] = None,
+        do_classifier_free_guidance: bool = True,
+        num_videos_per_prompt: int = 1,
+        prompt_embeds: Optional[torch.Tensor] = None,
+        negative_prompt_embeds: Optional[torch.Tensor] = None,
+        max_sequence_length: int = 226,
+        device: Optional[torch.device] = None,
+        dtype: Optional[torch.dtype] = None,
+    ):
+        r"""
+        Encodes the prompt (and, with guidance, the negative prompt; `""` by default) into umT5 hidden states, exactly
+        as `WanPipeline.encode_prompt` does. Returns `(prompt_embeds, negative_prompt_embeds)`.
+        """
+        device = device or self._execution_device
+
+        prompt = [prompt] if isinstance(prompt, str) else prompt
+        if prompt is not None:
+            batch_size = len(prompt)
+        else:
+            batch_size = prompt_embeds.shape[0]
+
+        if prompt_embeds is None:
+            prompt_embeds = self._get_t5_prompt_embeds(
+                prompt=prompt,
+                num_videos_per_prompt=num_videos_per_prompt,
+                max_sequence_length=max_sequence_length,
+                device=device,
+                dtype=dtype,
+            )
+
+        if do_classifier_free_guidance and negative_prompt_embeds is None:
+            negative_prompt = negative_prompt or ""
+            negative_prompt = batch_size * [negative_prompt] if isinstance(negative_prompt, str) else negative_prompt
+
+            if prompt is not None and type(prompt) is not type(negative_prompt):
+                raise TypeError(
+                    f"`negative_prompt` should be the same type to `prompt`, but got {type(negative_prompt)} !="
+                    f" {type(prompt)}."
+                )
+            elif batch_size != len(negative_prompt):
+                raise ValueError(
+                    f"`negative_prompt` has batch size {len(negative_prompt)}, but `prompt` has batch size "
+                    f"{batch_size}: pass one negative prompt per prompt (or a single string)."
+                )
+
+            negative_prompt_embeds = self._get_t5_prompt_embeds(
+                prompt=negative_prompt,
+                num_videos_per_prompt=num_videos_per_prompt,
+                max_sequence_length=max_sequence_length,
+                device=device,
+                dtype=dtype,
+            )
+
+        return prompt_embeds, negative_prompt_embeds
+
+    def prompt_text_stream(
+        self,
+        prompt: Union[str, List[str]],
+        num_videos_per_prompt: int = 1,
+        max_sequence_length: int = 512,
+        device: Optional[torch.device] = None,
+    ) -> Tuple[torch.LongTensor, torch.BoolTensor]:
+        """The prompt's own token ids (same tokenizer and cleaning as the umT5 input) and their attention mask, for
+        the text stream of text-to-video; trimmed to the longest prompt of the batch."""
+        device = device or self._execution_device
+        prompt = [prompt] if isinstance(prompt, str) else prompt
+        ids, mask = self._tokenize(prompt, max_sequence_length)
+        length = max(int(mask.sum(dim=1).max()), 1)
+        ids = ids[:, :length].repeat_interleave(num_videos_per_prompt, dim=0)
+        mask = mask[:, :length].bool().repeat_interleave(num_videos_per_prompt, dim=0)
+        return ids.to(device), mask.to(device)
+
+    # ------------------------------------------------------------------ latents
+
+    def prepare_latents(
+        self,
+        batch_size: int,
+        num_channels_latents: int = 16,
+        height: int = 480,
+        width: int = 832,
+        num_frames: int = 81,
+        dtype: Optional[torch.dtype] = None,
+        device: Optional[torch.device] = None,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        latents: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        if latents is not None:
+            return latents.to(device=device, dtype=dtype)
+
+        num_latent_frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
+        shape = (
+            batch_size,
+            num_channels_latents,
+            num_latent_frames,
+            int(height) // self.vae_scale_factor_spatial,
+            int(width) // self.vae_scale_factor_spatial,
+        )
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(
+                f"You have passed a list of generators of length {len(generator)}, but requested an effective batch"
+                f" size of {batch_size}. Make sure the batch size matches the length of the generators."
+            )
+        return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+
+    def _latents_stats(self, latents: torch.Tensor):
+        mean = torch.tensor(self.vae.config.latents_mean).view(1, self.vae.config.z_dim, 1, 1, 1)
+        inv_std = 1.0 / torch.tensor(self.vae.config.latents_std).view(1, self.vae.config.z_dim, 1, 1, 1)
+        return mean.to(latents.device, latents.dtype), inv_std.to(latents.device, latents.dtype)
+
+    def normalize_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Raw VAE latents -> the transformer's latent space (per `latent_normalization`)."""
+        if self.config.latent_normalization == "raw":
+            return latents
+        mean, inv_std = self._latents_stats(latents)
+        return (latents - mean) * inv_std
+
+    def decode_latents(self, latents: torch.Tensor, output_type: str = "np"):
+        """Transformer-space latents -> video frames (de-normalised per `latent_normalization`)."""
+        latents = latents.to(get_module_execution_device(self.vae), dtype=self.vae.dtype)
+        if self.config.latent_normalization != "raw":
+            latents_mean, latents_std = self._latents_stats(latents)
+            latents = latents / latents_std + latents_mean
+        video = self.vae.decode(latents, return_dict=False)[0]
+        return self.video_processor.postprocess_video(video, output_type=output_type)
+
+    def encode_video(
+        self,
+        video: torch.Tensor,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        mode: str = "sample",
+    ) -> torch.Tensor:
+        """Preprocessed video `(B, 3, F, H, W)` in [-1, 1] -> normalised latents. `mode="sample"` draws from the
+        VAE posterior (what the reference does), `"argmax"` takes its mean."""
+        vae_device = get_module_execution_device(self.vae)
+        video = video.to(device=vae_device, dtype=self.vae.dtype)
+        if isinstance(generator, list):
+            if len(generator) != video.shape[0]:
+                raise ValueError(
+                    f"Got {len(generator)} generators for {video.shape[0]} videos: pass one generator per video."
+                )
+            latents = torch.cat(
+                [
+                    retrieve_latents(self.vae.encode(video[i : i + 1]), generator[i], sample_mode=mode)
+                    for i in range(video.shape[0])
+                ]
+            )
+        else:
+            latents = retrieve_latents(self.vae.encode(video), generator, sample_mode=mode)
+        return self.normalize_latents(latents)
+
+    # ------------------------------------------------------------------ text stream helpers
+
+    def _text_vocab_size(self) -> int:
+        return int(self.text_scheduler.config.vocab_size)
+
+    def _text_schedulers(self, commit_strategy: Optional[str], generator) -> List[SchedulerMixin]:
+        """One text scheduler for the batch (a single generator), or one per sample (a list of generators, so that
+        each sample's randomness comes from its own generator and a batch equals the single calls)."""
+        scheduler = self.text_scheduler
+        if commit_strategy is not None and commit_strategy != scheduler.config.commit_strategy:
+            scheduler = type(scheduler).from_config(scheduler.config, commit_strategy=commit_strategy)
+        if isinstance(generator, list):
+            return [copy.deepcopy(scheduler) for _ in generator]
+        return [scheduler]
+
+    @staticmethod
+    def _generator_device(generator, fallback: torch.device) -> torch.device:
+        return generator.device if isinstance(generator, torch.Generator) else fallback
+
+    def prepare_text_ids(
+        self,
+        batch_size: int,
+        text_length: int,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]],
+        device: torch.device,
+        text_ids: Optional[torch.LongTensor] = None,
+    ) -> torch.LongTensor:
+        """Starting tokens of the text stream: source draws (uniform ids, or all [MASK]) from `text_scheduler`."""
+        if text_ids is not None:
+            return text_ids.to(device=device, dtype=torch.long)
+        if isinstance(generator, list):
+            if len(generator) != batch_size:
+                raise ValueError(
+                    f"You have passed a list of generators of length {len(generator)}, but requested an effective "
+                    f"batch size of {batch_size}. Make sure the batch size matches the length of the generators."
+                )
+            rows = [
+                self.text_scheduler.sample_source(
+                    (1, text_length), generator=g, device=self._generator_device(g, device)
+                )
+                for g in generator
+            ]
+            return torch.cat([r.to(device) for r in rows])
+        gen_device = self._generator_device(generator, device)
+        return self.text_scheduler.sample_source((batch_size, text_length), generator=generator, device=gen_device).to(
+            device
+        )
+
+    def _scheduler_text_step(self, schedulers, logits, t, text_ids, generator, temperature):
+        """One discrete-flow step of the text stream (per sample when `generator` is a list)."""
+        if isinstance(generator, list):
+            rows = []
+            for i, (scheduler, g) in enumerate(zip(schedulers, generator)):
+                gen_device = self._generator_device(g, text_ids.device)
+                rows.append(
+                    scheduler.step(
+                        logits[i : i + 1].to(gen_device),
+                        t,
+                        text_ids[i : i + 1].to(gen_device),
+                        generator=g,
+                        temperature=temperature,
+                    ).prev_sample.to(text_ids.device)
+                )
+            return torch.cat(rows)
+        gen_device = self._generator_device(generator, text_ids.device)
+        return (
+            schedulers[0]
+            .step(logits.to(gen_device), t, text_ids.to(gen_device), generator=generator, temperature=temperature)
+            .prev_sample.to(text_ids.device)
+        )
+
+    def _sample_categorical(self, logits, generator, temperature):
+        """x1 ~ softmax(logits / temperature) per position (argmax at temperature 0), in the text scheduler's
+        sampling dtype; returns the ids and a uniform draw per position (for the reference's resampling)."""
+        sampling_dtype = getattr(self.text_scheduler.config, "sampling_dtype", "float64")
+        dtype = torch.float64 if sampling_dtype == "float64" else torch.float32
+
+        def one(rows, g):
+            gen_device = self._generator_device(g, rows.device)
+            rows = rows.to(gen_device, dtype)
+            if temperature == 0:
+                ids = rows.argmax(dim=-1)
+            else:
+                probs = torch.softmax(rows / temperature, dim=-1)
+                ids = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=g).view(probs.shape[:-1])
+            u = torch.rand(ids.shape, generator=g, device=gen_device, dtype=torch.float64)
+            return ids.to(logits.device), u.to(logits.device)
+
+        if isinstance(generator, list):
+            parts = [one(logits[i : i + 1], g) for i, g in enumerate(generator)]
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return one(logits, generator)
+
+    def decode_text(self, text_ids: torch.LongTensor) -> List[str]:
+        """Token ids -> strings (`skip_special_tokens=True`; ids the tokenizer does not know are dropped)."""
+        known = len(self.tokenizer)
+        rows = [[i for i in row if 0 <= i < known] for row in text_ids.tolist()]
+        return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+    # ------------------------------------------------------------------ input checking
+
+    def _resolve_task(self, task, prompt, prompt_embeds, video, video_latents, generate_caption) -> str:
+        has_text = prompt is not None or prompt_embeds is not None
+        has_video = video is not None or video_latents is not None
+        if task is not None:
+            if task not in TASKS:
+                raise ValueError(
+                    f"Unknown task {task!r}: pick one of 't2v' (text -> video), 'v2t' (video -> caption) or 't2vt' "
+                    "(text -> video + caption)."
+                )
+            if task in ("t2v", "t2vt"):
+                if has_video:
+                    raise ValueError(
+                        f"task={task!r} generates a video from text and does not take `video`: drop `video`, or use "
+                        "task='v2t' to caption it."
+                    )
+                if not has_text:
+                    raise ValueError(f"task={task!r} needs a `prompt` (or `prompt_embeds`).")
+            else:
+                if not has_video:
+                    raise ValueError("task='v2t' needs a `video` (or pre-encoded `video_latents`) to caption.")
+                if has_text:
+                    raise ValueError(
+                        "task='v2t' does not take `prompt`/`prompt_embeds`: to condition the caption on a text, pass "
+                        "it as `conditioning_text`."
+                    )
+            if generate_caption and task != "t2vt":
+                raise ValueError(f"`generate_caption=True` means task='t2vt', but task={task!r} was passed.")
+            return task
+        if has_text and has_video:
+            raise ValueError(
+                "Got both a prompt and a video, so the task is ambiguous: to caption the video conditioned on the "
+                "text, pass task='v2t' with the text as `conditioning_text` (not `prompt`); to generate from the "
+                "text, drop `video` and use task='t2v' (video) or task='t2vt' (video + caption)."
+            )
+        if has_text:
+            return "t2vt" if generate_caption else "t2v"
+        if has_video:
+            if generate_caption:
+                raise ValueError(
+                    "`generate_caption=True` needs a `prompt` (joint text -> video + caption), not `video`."
+                )
+            return "v2t"
+        raise ValueError(
+            "Nothing to do: pass `prompt` (text -> video; add `generate_caption=True` for a caption too) or `video` "
+            "(video -> caption)."
+        )
+
+    def _check_prompt(self, name: str, prompt):
+        if prompt is None:
+            return
+        if isinstance(prompt, str):
+            prompts = [prompt]
+        elif isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
+            prompts = prompt
+        else:
+            raise ValueError(f"`{name}` has to be a string or a list of strings, got {type(prompt).__name__}.")
+        if len(prompts) == 0:
+            raise ValueError(f"`{name}` is an empty list: pass at least one string.")
+        for i, p in enumerate(prompts):
+            if not p.strip():
+                where = "" if isinstance(prompt, str) else f" (item {i})"
+                raise ValueError(
+                    f"`{name}` is empty{where}: write what the video should show (e.g. 'a red circle moving left'), "
+                    "or pass precomputed `prompt_embeds`."
+                )
+
+    def _check_num_frames(self, num_frames: int):
+        s = self.vae_scale_factor_temporal
+        if not isinstance(num_frames, (int, np.integer)) or num_frames < 1 or (num_frames - 1) % s != 0:
+            options = _nearest_valid(int(num_frames) if isinstance(num_frames, (int, np.integer)) else 1, s, 1)
+            raise ValueError(
+                f"num_frames={num_frames} is not of the form {s}k+1 (the VAE compresses time {s}x and keeps the first "
+                f"frame): use {' or '.join(map(str, options))}."
+            )
+
+    def _check_size(self, height: int, width: int):
+        m = self.spatial_multiple
+        for name, value in (("height", height), ("width", width)):
+            if not isinstance(value, (int, np.integer)) or value < m or value % m != 0:
+                options = _nearest_valid(int(value) if isinstance(value, (int, np.integer)) else m, m)
+                raise ValueError(
+                    f"{name}={value} is not a positive multiple of {m} (VAE spatial factor "
+                    f"{self.vae_scale_factor_spatial} x patch size {m // self.vae_scale_factor_spatial}): use "
+                    f"{' or '.join(map(str, options))}."
+                )
+
+    def _check_text_model(self, task: str, max_text_length: int):
+        vocab = self._text_vocab_size()
+        model_vocab = getattr(self.transformer.config, "vocab_size", None)
+        if model_vocab is not None and int(model_vocab) != vocab:
+            raise ValueError(
+                f"text_scheduler.config.vocab_size={vocab} but transformer.config.vocab_size={model_vocab}: build the "
+                "text scheduler with the transformer's vocab_size."
+            )
+        if getattr(self.text_scheduler.config, "source", "uniform") == "mask" and getattr(
+            self.transformer, "mask_token_id", None
+        ) is None:
+            raise ValueError(
+                "text_scheduler uses the [MASK] source but the transformer has no mask token (text_mask_token=False): "
+                "use a uniform-source scheduler or a transformer with text_mask_token=True."
+            )
+        max_len = getattr(self.transformer.config, "text_rope_max_seq_len", None)
+        if task != "t2v" and (max_text_length < 1 or (max_len is not None and max_text_length > max_len)):
+            raise ValueError(
+                f"max_text_length={max_text_length} must be between 1 and the transformer's text_rope_max_seq_len "
+                f"({max_len})."
+            )
+
+    # ------------------------------------------------------------------ video input
+
+    def preprocess_video(
+        self,
+        video: Any,
+        height: Optional[int] = None,
+        width: Optional[int] = None,
+        num_frames: Optional[int] = None,
+    ) -> torch.Tensor:
+        """Any supported video input -> `(B, 3, F, H, W)` in [-1, 1], with `F = num_frames` frames sampled evenly
+        (default: the largest `4k+1` count the videos have) and frames resized to `height` x `width` (default: the
+        video's size, rounded down to a valid multiple)."""
+        videos = _video_input_to_list(video)
+        s = self.vae_scale_factor_temporal
+        available = min(v.shape[0] for v in videos)
+        if num_frames is None:
+            if available < 1:
+                raise ValueError("The video has no frames: pass a video with at least 1 frame.")
+            num_frames = (available - 1) // s * s + 1
+        elif available < num_frames:
+            raise ValueError(
+                f"The video has too few frames: num_frames={num_frames} needs at least {num_frames} frames, but "
+                f"{'a video of the batch' if len(videos) > 1 else 'the video'} has {available}. Pass a longer video, "
+                f"or num_frames={(available - 1) // s * s + 1 if available >= 1 else 1} (of the form {s}k+1)."
+            )
+        frames = []
+        for v in videos:
+            if v.shape[0] != num_frames:
+                index = torch.from_numpy(np.linspace(0, v.shape[0] - 1, num_frames).round().astype(np.int64))
+                v = v[index]
+            frames.append(v)
+
+        m = self.spatial_multiple
+        if height is None or width is None:
+            native_h, native_w = frames[0].shape[-2:]
+            height = height if height is not None else max(native_h // m * m, m)
+            width = width if width is not None else max(native_w // m * m, m)
+            if (height, width) != (native_h, native_w):
+                logger.info(f"Resizing the video from {native_h}x{native_w} to {height}x{width} (multiples of {m}).")
+        return self.video_processor.preprocess_video(frames, height=height, width=width)
+
+    # ------------------------------------------------------------------ call
+
+    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(
+        self,
+        prompt: Optional[Union[str, List[str]]] = None,
+        negative_prompt: Optional[Union[str, List[str]]] = None,
+        video: Optional[Any] = None,
+        task: Optional[str] = None,
+        generate_caption: bool = False,
+        height: Optional[int] = None,
+        width: Optional[int] = None,
+        num_frames: Optional[int] = None,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 5.0,
+        num_videos_per_prompt: int = 1,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        latents: Optional[torch.Tensor] = None,
+        prompt_embeds: Optional[torch.Tensor] = None,
+        negative_prompt_embeds: Optional[torch.Tensor] = None,
+        text_stream: bool = True,
+        video_latents: Optional[torch.Tensor] = None,
+        video_latents_mode: str = "sample",
+        conditioning_text: Optional[Union[str, List[str]]] = None,
+        max_text_length: int = 128,
+        temperature: float = 1.0,
+        commit_strategy: Optional[str] = None,
+        text_update: str = "scheduler",
+        text_ids: Optional[torch.LongTensor] = None,
+        return_text_history: bool = False,
+        output_type: str = "np",
+        return_dict: bool = True,
+        attention_kwargs: Optional[Dict[str, Any]] = None,
+        callback_on_step_end: Optional[
+            Union[Callable[[int, int, Dict], None], PipelineCallback, MultiPipelineCallbacks]
+        ] = None,
+        callback_on_step_end_tensor_inputs: List[str] = ["latents"],
+        max_sequence_length: int = 512,
+    ):
+        r"""
+        Text -> video ("t2v"), video -> caption ("v2t"), or text -> video + caption ("t2vt").
+
+        Args:
+            prompt (`str` or `list[str]`, *optional*):
+                The prompt(s). Alone it means task "t2v"; with `generate_caption=True`, "t2vt".
+            negative_prompt (`str` or `list[str]`, *optional*):
+                The classifier-free-guidance negative prompt (default `""`). Guidance swaps only the umT5 embedding;
+                the text stream is the same in both passes.
+            video (*optional*):
+                The video(s) to caption (task "v2t"): a file path, a list of PIL frames (or a list of such lists), a
+                numpy array `(F, H, W, 3)` / `(B, F, H, W, 3)` (uint8, or floats in [0, 1]), or a tensor
+                `(F, 3, H, W)` / `(B, F, 3, H, W)` (same ranges). Videos with more frames than `num_frames` are
+                sampled evenly; frames are resized to `height` x `width`.
+            task (`str`, *optional*):
+                "t2v", "v2t" or "t2vt"; inferred from the inputs when not given.
+            generate_caption (`bool`, defaults to `False`):
+                With a prompt: also generate a detailed caption (task "t2vt").
+            height (`int`, *optional*), width (`int`, *optional*):
+                Video size in pixels; multiples of `pipe.spatial_multiple` (16 for Wan). Defaults: 480 x 832 when
+                generating; the input video's size (rounded down to a valid multiple) when captioning.
+            num_frames (`int`, *optional*):
+                Number of frames, of the form `4k+1`. Defaults: 81 when generating; the largest `4k+1` count the
+                input video has when captioning.
+            num_inference_steps (`int`, defaults to 50):
+                Denoising steps (video steps for t2v/t2vt, text steps for v2t; in t2vt both streams share them).
+            guidance_scale (`float`, defaults to 5.0):
+                Classifier-free guidance of the video (t2v, t2vt). Captions are never guided.
+            num_videos_per_prompt (`int`, defaults to 1):
+                Videos per prompt (t2v, t2vt), or captions per video (v2t).
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
+                RNG. Pass one generator per sample (a list as long as the effective batch) to make every sample
+                depend on its own generator only: then a batch gives exactly what the single calls give. With one
+                generator, samples of a batch share its stream.
+            latents (`torch.Tensor`, *optional*):
+                Starting video noise (t2v, t2vt), shape `(B, C, F_latent, H/8, W/8)`.
+            prompt_embeds, negative_prompt_embeds (`torch.Tensor`, *optional*):
+                Precomputed umT5 embeddings (as in `WanPipeline`).
+            text_stream (`bool`, defaults to `True`):
+                t2v only: whether the prompt's own tokens also enter the text stream (clean, text timestep 0), as in
+                the reference. `False` computes exactly what `WanPipeline` computes.
+            video_latents (`torch.Tensor`, *optional*):
+                v2t: pre-encoded, normalised video latents instead of `video`.
+            video_latents_mode (`str`, defaults to `"sample"`):
+                v2t: "sample" draws the VAE posterior (the reference), "argmax" takes its mean.
+            conditioning_text (`str` or `list[str]`, *optional*):
+                v2t: a text given to the model through umT5 cross-attention. Without it the condition is the null
+                (zeros) one, as in the reference.
+            max_text_length (`int`, defaults to 128):
+                Caption length in tokens (v2t, t2vt).
+            temperature (`float`, defaults to 1.0):
+                Softmax temperature of caption sampling; 0 means argmax.
+            commit_strategy (`str`, *optional*):
+                Overrides the text scheduler's `commit_strategy` ("stochastic" or "confidence") for this call.
+            text_update (`str`, defaults to `"scheduler"`):
+                t2vt: "scheduler" (the discrete-flow Euler step of `text_scheduler`, text time = video time) or
+                "reference" (the reference's heuristic: at step i resample every position with probability
+                i/(N-1), then a final argmax pass at text time 0).
+            text_ids (`torch.LongTensor`, *optional*):
+                v2t, t2vt: starting tokens of the text stream `(B, L)` (default: source draws).
+            return_text_history (`bool`, defaults to `False`):
+                Also return the decoded caption after every step (`output.text_history`).
+            output_type (`str`, defaults to `"np"`):
+                "np", "pt", "pil" or "latent" (the video latents, not decoded).
+            return_dict (`bool`, defaults to `True`):
+                Return a [`UniViGUPipelineOutput`] or a tuple `(frames, text)`.
+            attention_kwargs (`dict`, *optional*):
+                Passed to the transformer (e.g. `{"scale": lora_scale}`).
+            callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*):
+                Called after each step as `callback_on_step_end(pipe, step, timestep, callback_kwargs)`; it may return
+                updated tensors. `callback_kwargs` holds the tensors named in `callback_on_step_end_tensor_inputs`,
+                any of `pipe._callback_tensor_inputs` = latents, prompt_embeds, negative_prompt_embeds, text_ids.
+            callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["latents"]`):
+                See above.
+            max_sequence_length (`int`, defaults to 512):
+                umT5 sequence length (prompts are padded/truncated to it).
+
+        Examples:
+
+        Returns:
+            [`UniViGUPipelineOutput`] (`frames`, `text`, `text_ids`, `text_history`), or a tuple `(frames, text)`.
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+
+        # 1. Check every input before any model runs.
+        task = self._resolve_task(task, prompt, prompt_embeds, video, video_latents, generate_caption)
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type={output_type!r} is not supported: use one of {OUTPUT_TYPES}.")
+        if callback_on_step_end_tensor_inputs is not None and not all(
+            k in self._callback_tensor_inputs for k in callback_on_step_end_tensor_inputs
+        ):
+            raise ValueError(
+                f"`callback_on_step_end_tensor_inputs` has to be in {self._callback_tensor_inputs}, but found "
+                f"{[k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]}"
+            )
+        if not isinstance(num_inference_steps, (int, np.integer)) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps}.")
+        if num_videos_per_prompt < 1:
+            raise ValueError(f"num_videos_per_prompt must be >= 1, got {num_videos_per_prompt}.")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = argmax), got {temperature}.")
+        if text_update not in TEXT_UPDATES:
+            raise ValueError(f"text_update={text_update!r} is not supported: use one of {TEXT_UPDATES}.")
+        if video_latents_mode not in VIDEO_LATENTS_MODES:
+            raise ValueError(
+                f"video_latents_mode={video_latents_mode!r} is not supported: use one of {VIDEO_LATENTS_MODES}."
+            )
+        if commit_strategy is not None and commit_strategy not in ("stochastic", "confidence"):
+            raise ValueError(f"commit_strategy={commit_strategy!r} is not supported: use 'stochastic' or 'confidence'.")
+        if text_ids is not None:
+            if task == "t2v":
+                raise ValueError(
+                    "`text_ids` sets the starting caption tokens of v2t/t2vt; in t2v the text stream is the prompt's "
+                    "own tokens (pass `prompt`)."
+                )
+            if text_ids.ndim != 2:
+                raise ValueError(f"`text_ids` must have shape (batch, length), got {tuple(text_ids.shape)}.")
+            max_text_length = text_ids.shape[1]
+        if task != "t2v" or text_stream:
+            self._check_text_model(task, max_text_length)
+
+        self._guidance_scale = guidance_scale
+        self._attention_kwargs = attention_kwargs
+        self._current_timestep = None
+        self._interrupt = False
+
+        if task == "v2t":
+            if prompt_embeds is not None or negative_prompt_embeds is not None or negative_prompt is not None:
+                raise ValueError(
+                    "v2t has no guidance and takes its text condition as `conditioning_text`: drop `prompt_embeds`, "
+                    "`negative_prompt` and `negative_prompt_embeds`."
+                )
+            self._check_prompt("conditioning_text", conditioning_text)
+            if num_frames is not None:
+                self._check_num_frames(num_frames)
+            if height is not None or width is not None:
+                if height is None or width is None:
+                    raise ValueError("Pass both `height` and `width` (or neither, to keep the video's size).")
+                self._check_size(height, width)
+            if video_latents is None:
+                video = self.preprocess_video(video, height=height, width=width, num_frames=num_frames)
+            elif video_latents.ndim != 5:
+                raise ValueError(f"`video_latents` must be 5D (B, C, F, H, W), got {tuple(video_latents.shape)}.")
+            return self._caption(
+                video=video if video_latents is None else None,
+                video_latents=video_latents,
+                video_latents_mode=video_latents_mode,
+                conditioning_text=conditioning_text,
+                num_captions_per_video=num_videos_per_prompt,
+                num_inference_steps=num_inference_steps,
+                generator=generator,
+                max_text_length=max_text_length,
+                temperature=temperature,
+                commit_strategy=commit_strategy,
+                text_ids=text_ids,
+                return_text_history=return_text_history,
+                return_dict=return_dict,
+                attention_kwargs=attention_kwargs,
+                callback_on_step_end=callback_on_step_end,
+                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+                max_sequence_length=max_sequence_length,
+            )
+
+        # t2v / t2vt
+        self._check_prompt("prompt", prompt)
+        self._check_prompt("negative_prompt", negative_prompt)
+        if prompt is not None and prompt_embeds is not None:
+            raise ValueError("Pass either `prompt` or `prompt_embeds`, not both.")
+        if negative_prompt is not None and negative_prompt_embeds is not None:
+            raise ValueError("Pass either `negative_prompt` or `negative_prompt_embeds`, not both.")
+        if conditioning_text is not None:
+            raise ValueError(f"`conditioning_text` is for task='v2t'; in {task!r} the condition is the prompt.")
+        if task == "t2v" and text_stream and prompt is None:
+            raise ValueError(
+                "text_stream=True puts the prompt's own tokens in the text stream, so it needs `prompt` (not only "
+                "`prompt_embeds`): pass `prompt`, or text_stream=False."
+            )
+        height = 480 if height is None else height
+        width = 832 if width is None else width
+        num_frames = 81 if num_frames is None else num_frames
+        self._check_num_frames(num_frames)
+        self._check_size(height, width)
+        return self._generate(
+            task=task,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            height=height,
+            width=width,
+            num_frames=num_frames,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            num_videos_per_prompt=num_videos_per_prompt,
+            generator=generator,
+            latents=latents,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            text_stream=text_stream,
+            max_text_length=max_text_length,
+            temperature=temperature,
+            commit_strategy=commit_strategy,
+            text_update=text_update,
+            text_ids=text_ids,
+            return_text_history=return_text_history,
+            output_type=output_type,
+            return_dict=return_dict,
+            attention_kwargs=attention_kwargs,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            max_sequence_length=max_sequence_length,
+        )
+
+    # ------------------------------------------------------------------ t2v and t2vt
+
+    def _generate(
+        self,
+        task,
+        prompt,
+        negative_prompt,
+        height,
+        width,
+        num_frames,
+        num_inference_steps,
+        guidance_scale,
+        num_videos_per_prompt,
+        generator,
+        latents,
+        prompt_embeds,
+        negative_prompt_embeds,
+        text_stream,
+        max_text_length,
+        temperature,
+        commit_strategy,
+        text_update,
+        text_ids,
+        return_text_history,
+        output_type,
+        return_dict,
+        attention_kwargs,
+        callback_on_step_end,
+        callback_on_step_end_tensor_inputs,
+        max_sequence_length,
+    ):
+        device = self._execution_device
+        if prompt is not None and isinstance(prompt, str):
+            batch_size = 1
+        elif prompt is not None and isinstance(prompt, list):
+            batch_size = len(prompt)
+        else:
+            batch_size = prompt_embeds.shape[0]
+        joint = task == "t2vt"
+
+        # 2. Encode the prompt (and the negative one for guidance)
+        prompt_embeds, negative_prompt_embeds = self.encode_prompt(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            do_classifier_free_guidance=self.do_classifier_free_guidance,
+            num_videos_per_prompt=num_videos_per_prompt,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            max_sequence_length=max_sequence_length,
+            device=device,
+        )
+        transformer_dtype = self.transformer.dtype
+        prompt_embeds = prompt_embeds.to(transformer_dtype)
+        if negative_prompt_embeds is not None:
+            negative_prompt_embeds = negative_prompt_embeds.to(transformer_dtype)
+        total = batch_size * num_videos_per_prompt
+
+        # 3. The text stream of t2v: the prompt's own tokens, clean
+        stream_mask = None
+        prompt_stream = task == "t2v" and text_stream
+        if prompt_stream:
+            text_ids, stream_mask = self.prompt_text_stream(prompt, num_videos_per_prompt, max_sequence_length, device)
+            self._check_ids_fit(text_ids)
+            if bool(stream_mask.all()):
+                stream_mask = None
+
+        # 4. Timesteps and starting noise
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        latents = self.prepare_latents(
+            total,
+            self.transformer.config.in_channels,
+            height,
+            width,
+            num_frames,
+            torch.float32,
+            device,
+            generator,
+            latents,
+        )
+        text_schedulers = None
+        if joint:
+            text_schedulers = self._text_schedulers(commit_strategy, generator)
+            if text_update == "scheduler":
+                for scheduler in text_schedulers:
+                    scheduler.set_timesteps(timesteps=timesteps, device=device)
+            text_ids = self.prepare_text_ids(total, max_text_length, generator, device, text_ids)
+            self._check_ids_fit(text_ids, name="text_ids")
+        vocab = self._text_vocab_size()
+        history = [] if (return_text_history and joint) else None
+
+        # 5. Denoising loop
+        num_warmup_steps = len(timesteps) - num_inference_steps * self.scheduler.order
+        self._num_timesteps = len(timesteps)
+        self.scheduler.set_begin_index(0)
+
+        with self.progress_bar(total=num_inference_steps) as progress_bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                self._current_timestep = t
+                latent_model_input = latents.to(transformer_dtype)
+                timestep = t.expand(latents.shape[0])
+
+                stream_kwargs = {}
+                if prompt_stream:
+                    stream_kwargs = {
+                        "text_ids": text_ids,
+                        "text_timestep": torch.zeros_like(timestep),
+                        "text_attention_mask": stream_mask,
+                    }
+                elif joint:
+                    stream_kwargs = {"text_ids": text_ids, "text_timestep": timestep}
+
+                output = self.transformer(
+                    hidden_states=latent_model_input,
+                    timestep=timestep,
+                    encoder_hidden_states=prompt_embeds,
+                    attention_kwargs=attention_kwargs,
+                    return_dict=False,
+                    **stream_kwargs,
+                )
+                noise_pred = output[0]
+                text_logits = output[1] if joint else None
+
+                if self.do_classifier_free_guidance:
+                    noise_uncond = self.transformer(
+                        hidden_states=latent_model_input,
+                        timestep=timestep,
+                        encoder_hidden_states=negative_prompt_embeds,
+                        attention_kwargs=attention_kwargs,
+                        return_dict=False,
+                        **stream_kwargs,
+                    )[0]
+                    noise_pred = noise_uncond + guidance_scale * (noise_pred - noise_uncond)
+
+                latents = self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+
+                if joint:
+                    logits = text_logits[..., :vocab]
+                    if text_update == "scheduler":
+                        text_ids = self._scheduler_text_step(
+                            text_schedulers, logits, t, text_ids, generator, temperature
+                        )
+                    else:
+                        prob = i / (len(timesteps) - 1) if len(timesteps) > 1 else 1.0
+                        x1, u = self._sample_categorical(logits, generator, temperature)
+                        text_ids = torch.where(u < prob, x1, text_ids)
+                    if history is not None:
+                        history.append(self.decode_text(text_ids))
+
+                if callback_on_step_end is not None:
+                    callback_kwargs = {}
+                    for k in callback_on_step_end_tensor_inputs:
+                        callback_kwargs[k] = locals()[k]
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+
+                    latents = callback_outputs.pop("latents", latents)
+                    prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
+                    negative_prompt_embeds = callback_outputs.pop("negative_prompt_embeds", negative_prompt_embeds)
+                    text_ids = callback_outputs.pop("text_ids", text_ids)
+
+                if i == len(timesteps) - 1 or ((i + 1) > num_warmup_steps and (i + 1) % self.scheduler.order == 0):
+                    progress_bar.update()
+
+        self._current_timestep = None
+
+        # 6. The reference's final argmax pass on the caption (text time 0, video clean)
+        if joint and text_update == "reference":
+            zeros = torch.zeros(latents.shape[0], device=device, dtype=timesteps.dtype)
+            logits = self.transformer(
+                hidden_states=latents.to(transformer_dtype),
+                timestep=zeros,
+                encoder_hidden_states=prompt_embeds,
+                text_ids=text_ids,
+                text_timestep=zeros,
+                attention_kwargs=attention_kwargs,
+                return_dict=False,
+            )[1]
+            text_ids = logits[..., :vocab].argmax(dim=-1)
+            if history is not None:
+                history.append(self.decode_text(text_ids))
+
+        if output_type != "latent":
+            video = self.decode_latents(latents, output_type=output_type)
+        else:
+            video = latents
+        text = self.decode_text(text_ids) if joint else None
+
+        self.maybe_free_model_hooks()
+
+        if not return_dict:
+            return (video, text)
+        return UniViGUPipelineOutput(
+            frames=video, text=text, text_ids=text_ids if joint else None, text_history=history
+        )
+
+    def _check_ids_fit(self, ids: torch.LongTensor, name: str = "the prompt's tokens"):
+        limit = getattr(self.transformer, "num_text_embeddings", None) or self._text_vocab_size()
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= limit):
+            raise ValueError(
+                f"{name} contain ids outside the transformer's text vocabulary [0, {limit}): the tokenizer does not "
+                "match the transformer (build the transformer with vocab_size=len(tokenizer))."
+            )
+
+    # ------------------------------------------------------------------ v2t
+
+    def _caption(
+        self,
+        video,
+        video_latents,
+        video_latents_mode,
+        conditioning_text,
+        num_captions_per_video,
+        num_inference_steps,
+        generator,
+        max_text_length,
+        temperature,
+        commit_strategy,
+        text_ids,
+        return_text_history,
+        return_dict,
+        attention_kwargs,
+        callback_on_step_end,
+        callback_on_step_end_tensor_inputs,
+        max_sequence_length,
+    ):
+        device = self._execution_device
+        transformer_dtype = self.transformer.dtype
+        num_videos = video.shape[0] if video_latents is None else video_latents.shape[0]
+        total = num_videos * num_captions_per_video
+
+        # 2. Clean video latents (time 0)
+        if video_latents is None:
+            if num_captions_per_video > 1 and isinstance(generator, list):
+                # one posterior sample per caption, each from its own generator
+                video = video.repeat_interleave(num_captions_per_video, dim=0)
+                latents = self.encode_video(video, generator, video_latents_mode)
+            else:
+                latents = self.encode_video(video, generator, video_latents_mode)
+                latents = latents.repeat_interleave(num_captions_per_video, dim=0)
+        else:
+            latents = video_latents.repeat_interleave(num_captions_per_video, dim=0)
+        latents = latents.to(device=device, dtype=transformer_dtype)
+        if latents.shape[1] != self.transformer.config.in_channels:
+            raise ValueError(
+                f"`video_latents` have {latents.shape[1]} channels, the transformer expects "
+                f"{self.transformer.config.in_channels}."
+            )
+
+        # 3. umT5 condition: the null one unless a conditioning text is given (no guidance in v2t)
+        prompt_embeds = negative_prompt_embeds = None  # noqa: F841 (callback tensor inputs)
+        if conditioning_text is not None:
+            texts = [conditioning_text] if isinstance(conditioning_text, str) else conditioning_text
+            if len(texts) == 1 and num_videos > 1:
+                texts = texts * num_videos
+            if len(texts) != num_videos:
+                raise ValueError(
+                    f"Got {len(texts)} conditioning texts for {num_videos} videos: pass one per video (or one string)."
+                )
+            prompt_embeds = self._get_t5_prompt_embeds(
+                texts, num_captions_per_video, max_sequence_length, device=device
+            ).to(transformer_dtype)
+
+        # 4. Text stream from the source distribution
+        text_schedulers = self._text_schedulers(commit_strategy, generator)
+        for scheduler in text_schedulers:
+            scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = text_schedulers[0].timesteps
+        text_ids = self.prepare_text_ids(total, max_text_length, generator, device, text_ids)
+        self._check_ids_fit(text_ids, name="text_ids")
+        if text_ids.shape[0] != total:
+            raise ValueError(f"`text_ids` has batch size {text_ids.shape[0]}, expected {total}.")
+        vocab = self._text_vocab_size()
+        history = [] if return_text_history else None
+        video_timestep = torch.zeros(total, device=device, dtype=timesteps.dtype)
+        self._num_timesteps = len(timesteps)
+
+        # 5. Discrete-flow denoising of the text
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                self._current_timestep = t
+                logits = self.transformer(
+                    hidden_states=latents,
+                    timestep=video_timestep,
+                    encoder_hidden_states=prompt_embeds,
+                    text_ids=text_ids,
+                    text_timestep=t.expand(total),
+                    attention_kwargs=attention_kwargs,
+                    return_dict=False,
+                )[1]
+                text_ids = self._scheduler_text_step(
+                    text_schedulers, logits[..., :vocab], t, text_ids, generator, temperature
+                )
+                if history is not None:
+                    history.append(self.decode_text(text_ids))
+
+                if callback_on_step_end is not None:
+                    callback_kwargs = {}
+                    for k in callback_on_step_end_tensor_inputs:
+                        callback_kwargs[k] = locals()[k]
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+                    prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
+                    text_ids = callback_outputs.pop("text_ids", text_ids)
+                progress_bar.update()
+
+        self._current_timestep = None
+        text = self.decode_text(text_ids)
+        self.maybe_free_model_hooks()
+
+        if not return_dict:
+            return (None, text)
+        return UniViGUPipelineOutput(frames=None, text=text, text_ids=text_ids, text_history=history)
+
+    # ------------------------------------------------------------------ saving
+
+    def save_pretrained(
+        self,
+        save_directory: Union[str, os.PathLike],
+        safe_serialization: bool = True,
+        variant: Optional[str] = None,
+        max_shard_size: Optional[Union[int, str]] = None,
+        push_to_hub: bool = False,
+        hub_export: bool = False,
+        **kwargs,
+    ):
+        """`DiffusionPipeline.save_pretrained`. With `hub_export=True` (or `push_to_hub=True`) the folder is written
+        by [`export_for_hub`] instead: self-contained, loadable with `trust_remote_code=True` without univigu."""
+        if not (hub_export or push_to_hub):
+            return super().save_pretrained(
+                save_directory, safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size
+            )
+        card_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _CARD_KWARGS}
+        if not push_to_hub:
+            export_for_hub(
+                self,
+                save_directory,
+                safe_serialization=safe_serialization,
+                variant=variant,
+                max_shard_size=max_shard_size,
+                **card_kwargs,
+            )
+            return
+        from huggingface_hub import create_repo
+
+        token = kwargs.pop("token", None)
+        repo_id = kwargs.pop("repo_id", os.path.basename(os.path.normpath(os.fspath(save_directory))))
+        repo_id = create_repo(repo_id, exist_ok=True, private=kwargs.pop("private", None), token=token).repo_id
+        export_for_hub(
+            self,
+            save_directory,
+            safe_serialization=safe_serialization,
+            variant=variant,
+            max_shard_size=max_shard_size,
+            repo_id=repo_id,
+            **card_kwargs,
+        )
+        return self._upload_folder(
+            save_directory,
+            repo_id,
+            token=token,
+            commit_message=kwargs.pop("commit_message", None),
+            create_pr=kwargs.pop("create_pr", False),
+        )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: Optional[str] = None,
+        private: Optional[bool] = None,
+        token: Optional[str] = None,
+        create_pr: bool = False,
+        safe_serialization: bool = True,
+        variant: Optional[str] = None,
+        **card_kwargs,
+    ) -> str:
+        """Uploads the pipeline to the Hub as the folder [`export_for_hub`] writes (module files included, so the
+        repository loads with `DiffusionPipeline.from_pretrained(repo_id, trust_remote_code=True)`)."""
+        from huggingface_hub import create_repo
+
+        repo_id = create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as tmpdir:
+            export_for_hub(
+                self, tmpdir, safe_serialization=safe_serialization, variant=variant, repo_id=repo_id, **card_kwargs
+            )
+            return self._upload_folder(
+                tmpdir, repo_id, token=token, commit_message=commit_message, create_pr=create_pr
+            )
+
+
+# ---------------------------------------------------------------------- Hub export
+
+_CARD_KWARGS = ("license", "base_model", "model_description", "tags")
+
+
+def _is_library_module(library: str) -> bool:
+    import diffusers.pipelines as diffusers_pipelines
+    from diffusers.pipelines.pipeline_loading_utils import LOADABLE_CLASSES
+
+    return library in LOADABLE_CLASSES or hasattr(diffusers_pipelines, library)
+
+
+def _model_card(pipeline, repo_id, license, base_model, model_description, tags) -> str:
+    from huggingface_hub import ModelCardData
+
+    card_tags = ["univigu", "text-to-video", "video-to-text", "video-captioning", "wan", "custom-pipeline"]
+    card_tags += [tag for tag in (tags or []) if tag not in card_tags]
+    data = ModelCardData(
+        library_name="diffusers",
+        pipeline_tag="text-to-video",
+        tags=card_tags,
+        license=license,
+        base_model=base_model,
+    )
+    name = repo_id or "path/to/this/folder"
+    convention = pipeline.config.latent_normalization
+    description = model_description or (
+        "A Uni-ViGU model: one Wan2.1-based diffusion transformer that generates video from text and captions video "
+        "(discrete flow matching on text tokens), with a modality-routed feed-forward network per block."
+    )
+    return f"""---
+{data.to_yaml()}
+---
+
+# Uni-ViGU ({type(pipeline.transformer).__name__})
+
+{description}
+
+The pipeline code ships with the weights (`pipeline_univigu.py`, `transformer/transformer_univigu.py`,
+`text_scheduler/scheduling_discrete_flow.py`), so diffusers loads it without any other package:
+
+```python
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import export_to_video
+
+pipe = DiffusionPipeline.from_pretrained("{name}", trust_remote_code=True)
+
+# text -> video
+frames = pipe(prompt="a red circle moving left", num_frames=81, height=480, width=832).frames[0]
+export_to_video(frames, "video.mp4", fps=16)
+
+# video -> caption
+print(pipe(video="video.mp4").text[0])
+
+# text -> video + caption
+out = pipe(prompt="a red circle moving left", task="t2vt")
+```
+
+- Tasks: `t2v` (prompt), `v2t` (video), `t2vt` (prompt + `generate_caption=True` or `task="t2vt"`).
+- Latent convention: `{convention}` (`diffusers` = normalised with the VAE's latents_mean/latents_std as in
+  WanPipeline; `raw` = the reference implementation's unnormalised latents).
+- Components: {", ".join(f"`{k}` ({type(v).__name__})" for k, v in pipeline.components.items())}.
+"""
+
+
+def export_for_hub(
+    pipeline: DiffusionPipeline,
+    save_directory: Union[str, os.PathLike],
+    safe_serialization: bool = True,
+    variant: Optional[str] = None,
+    max_shard_size: Optional[Union[int, str]] = None,
+    repo_id: Optional[str] = None,
+    license: Optional[str] = None,
+    base_model: Optional[str] = None,
+    model_description: Optional[str] = None,
+    tags: Optional[List[str]] = None,
+) -> str:
+    """
+    Writes `pipeline` to `save_directory` as a self-contained folder for the Hub:
+
+    - the `save_pretrained` output (safetensors weights and configs);
+    - the pipeline's module file at the root (`pipeline_univigu.py`) and, for each component whose class is not from
+      diffusers/transformers (the transformer, the text scheduler), its module file inside the component's folder
+      (`transformer/transformer_univigu.py`, `text_scheduler/scheduling_discrete_flow.py`);
+    - `model_index.json` rewritten so that those entries name the module files (`"_class_name": ["pipeline_univigu",
+      "UniViGUPipeline"]`, `"transformer": ["transformer_univigu", "UniViGUTransformer3DModel"]`, ...), which is how
+      diffusers resolves custom code with `trust_remote_code=True`;
+    - a model card `README.md` with YAML metadata (library_name: diffusers, pipeline_tag: text-to-video, tags).
+
+    `DiffusionPipeline.from_pretrained(save_directory, trust_remote_code=True)` then loads it with no univigu
+    installed. Returns `save_directory`.
+    """
+    save_directory = os.fspath(save_directory)
+    os.makedirs(save_directory, exist_ok=True)
+    DiffusionPipeline.save_pretrained(
+        pipeline,
+        save_directory,
+        safe_serialization=safe_serialization,
+        variant=variant,
+        max_shard_size=max_shard_size,
+    )
+    index_path = os.path.join(save_directory, "model_index.json")
+    with open(index_path, encoding="utf-8") as f:
+        index = json.load(f)
+
+    def copy_module(cls, folder) -> str:
+        source = inspect.getsourcefile(cls)
+        if source is None or not os.path.isfile(source):
+            raise ValueError(f"Cannot find the source file of {cls.__name__} to export it.")
+        target = os.path.join(folder, os.path.basename(source))
+        if os.path.abspath(source) != os.path.abspath(target):
+            shutil.copyfile(source, target)
+        return os.path.splitext(os.path.basename(source))[0]
+
+    pipeline_cls = type(pipeline)
+    index["_class_name"] = [copy_module(pipeline_cls, save_directory), pipeline_cls.__name__]
+    for name, component in pipeline.components.items():
+        entry = index.get(name)
+        if component is None or not isinstance(entry, list) or entry[0] is None or _is_library_module(entry[0]):
+            continue
+        folder = os.path.join(save_directory, name)
+        os.makedirs(folder, exist_ok=True)
+        index[name] = [copy_module(type(component), folder), type(component).__name__]
+    with open(index_path, "w", encoding="utf-8") as f:
+        json.dump(index, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+    with open(os.path.join(save_directory, "README.md"), "w", encoding="utf-8") as f:
+        f.write(_model_card(pipeline, repo_id, license, base_model, model_description, tags))
+    return save_directory
+
+
+__all__ = ["UniViGUPipeline", "UniViGUPipelineOutput", "export_for_hub"]
