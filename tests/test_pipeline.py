@@ -117,6 +117,21 @@ def test_t2v_without_text_stream_equals_wan_pipeline(pipe_and_components, guidan
     assert torch.equal(got, expected)
 
 
+def test_custom_sigmas_drive_the_video_timesteps(pipe):
+    """`sigmas=` (the reference's grid linspace(1, 0, N+1)[:-1]) reaches the video scheduler, shifted by it."""
+    seen = []
+
+    def record(pipeline, step, timestep, callback_kwargs):
+        seen.append(float(timestep))
+        return callback_kwargs
+
+    sigmas = np.linspace(1.0, 0.0, 3 + 1)[:-1]
+    pipe(PROMPT, generator=gen(0), callback_on_step_end=record, **dict(SMALL, num_inference_steps=7), sigmas=sigmas)
+    shift = pipe.scheduler.config.shift
+    expected = [1000 * shift * s / (1 + (shift - 1) * s) for s in sigmas]
+    assert np.allclose(seen, expected, atol=1e-2)
+
+
 def test_t2v_text_stream_holds_the_clean_prompt_tokens(pipe):
     with CallCounter(pipe.transformer) as counter:
         out = pipe(PROMPT, generator=gen(0), **SMALL)

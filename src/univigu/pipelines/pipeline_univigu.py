@@ -745,6 +745,7 @@ class UniViGUPipeline(DiffusionPipeline):
         width: Optional[int] = None,
         num_frames: Optional[int] = None,
         num_inference_steps: int = 50,
+        sigmas: Optional[List[float]] = None,
         guidance_scale: float = 5.0,
         num_videos_per_prompt: int = 1,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
@@ -796,6 +797,10 @@ class UniViGUPipeline(DiffusionPipeline):
                 input video has when captioning.
             num_inference_steps (`int`, defaults to 50):
                 Denoising steps (video steps for t2v/t2vt, text steps for v2t; in t2vt both streams share them).
+            sigmas (`list[float]`, *optional*):
+                Custom video noise levels (before the scheduler's shift), passed to `scheduler.set_timesteps` as in
+                diffusers' Flux/SD3 pipelines; overrides `num_inference_steps` for the video. The reference's grid
+                is `numpy.linspace(1.0, 0.0, N + 1)[:-1]`.
             guidance_scale (`float`, defaults to 5.0):
                 Classifier-free guidance of the video (t2v, t2vt). Captions are never guided.
             num_videos_per_prompt (`int`, defaults to 1):
@@ -961,6 +966,7 @@ class UniViGUPipeline(DiffusionPipeline):
             width=width,
             num_frames=num_frames,
             num_inference_steps=num_inference_steps,
+            sigmas=sigmas,
             guidance_scale=guidance_scale,
             num_videos_per_prompt=num_videos_per_prompt,
             generator=generator,
@@ -993,6 +999,7 @@ class UniViGUPipeline(DiffusionPipeline):
         width,
         num_frames,
         num_inference_steps,
+        sigmas,
         guidance_scale,
         num_videos_per_prompt,
         generator,
@@ -1049,7 +1056,10 @@ class UniViGUPipeline(DiffusionPipeline):
                 stream_mask = None
 
         # 4. Timesteps and starting noise
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        if sigmas is not None:
+            self.scheduler.set_timesteps(sigmas=sigmas, device=device)
+        else:
+            self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
         latents = self.prepare_latents(
             total,
