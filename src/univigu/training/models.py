@@ -1,0 +1,184 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
+"""Loading the components a training run starts from, choosing what trains, and saving the result.
+
+A run starts from either
+    * a Wan2.1 text-to-video folder in diffusers format (`model_index.json` of `WanPipeline`): its transformer is
+      turned into a `UniViGUTransformer3DModel` with `from_wan` (text experts initialised from the video ones, fresh
+      `vocab_embed`, zero text head) and a `DiscreteFlowScheduler` is created for the text stream; or
+    * a `UniViGUPipeline` folder (e.g. the output of Knowledge Recall, where Capability Refinement starts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+import torch
+
+
+logger = logging.getLogger(__name__)
+
+TRAINABLE_CHOICES = ("text_experts", "all", "lora")
+#: LoRA targets: every attention projection (self- and cross-attention) and the text expert FFN.
+DEFAULT_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ffn_t.net.0.proj", "ffn_t.net.2")
+
+
+@dataclasses.dataclass
+class Components:
+    tokenizer: Any
+    text_encoder: Any
+    vae: Any
+    transformer: Any
+    scheduler: Any
+    text_scheduler: Any
+    latent_normalization: str = "diffusers"
+    source_kind: str = "univigu"  # "wan" or "univigu"
+
+
+def _model_index(path: str) -> dict:
+    index = Path(path) / "model_index.json"
+    if not index.exists():
+        raise FileNotFoundError(
+            f"{path} has no model_index.json: pass a Wan2.1 text-to-video folder in diffusers format (e.g. a local "
+            f"copy of Wan-AI/Wan2.1-T2V-1.3B-Diffusers) or a UniViGUPipeline folder."
+        )
+    return json.loads(index.read_text())
+
+
+def load_components(
+    pretrained_model_name_or_path: str,
+    revision: Optional[str] = None,
+    variant: Optional[str] = None,
+    text_source: str = "uniform",
+    latent_normalization: str = "diffusers",
+    init_seed: Optional[int] = 0,
+    encoder_dtype: Optional[torch.dtype] = None,
+) -> Components:
+    """Loads tokenizer, umT5, VAE, video scheduler, and builds/loads the UniViGU transformer and text scheduler.
+
+    `encoder_dtype` loads the frozen umT5 directly in that dtype (umT5-XXL is 22 GB in fp32: loading it in bf16
+    halves every process's host-memory peak)."""
+    import diffusers
+    from diffusers import AutoencoderKLWan
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    from ..models import UniViGUTransformer3DModel
+    from ..schedulers import DiscreteFlowScheduler
+
+    path = pretrained_model_name_or_path
+    if not os.path.isdir(path):
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(path, revision=revision)
+    index = _model_index(path)
+    kind = index.get("_class_name")
+    common = {"revision": revision}
+    tokenizer = AutoTokenizer.from_pretrained(path, subfolder="tokenizer", **common)
+    te_kwargs = dict(common)
+    if encoder_dtype is not None:
+        import transformers
+        from packaging import version
+
+        key = "dtype" if version.parse(transformers.__version__) >= version.parse("4.56") else "torch_dtype"
+        te_kwargs[key] = encoder_dtype
+    text_encoder = UMT5EncoderModel.from_pretrained(path, subfolder="text_encoder", variant=variant, **te_kwargs)
+    vae = AutoencoderKLWan.from_pretrained(path, subfolder="vae", variant=variant, **common)
+    scheduler_class = getattr(diffusers, index.get("scheduler", [None, "FlowMatchEulerDiscreteScheduler"])[1])
+    scheduler = scheduler_class.from_pretrained(path, subfolder="scheduler", **common)
+
+    if kind == "UniViGUPipeline":
+        transformer = UniViGUTransformer3DModel.from_pretrained(path, subfolder="transformer", variant=variant, **common)
+        text_scheduler = DiscreteFlowScheduler.from_pretrained(path, subfolder="text_scheduler", **common)
+        return Components(
+            tokenizer, text_encoder, vae, transformer, scheduler, text_scheduler,
+            latent_normalization=index.get("latent_normalization", "diffusers"), source_kind="univigu",
+        )
+    if kind in ("WanPipeline", None) and "transformer" in index:
+        from diffusers import WanTransformer3DModel
+
+        wan = WanTransformer3DModel.from_pretrained(path, subfolder="transformer", variant=variant, **common)
+        # the same text vocabulary as `univigu convert wan` (umT5: 256,384 ids incl. the extra ids)
+        vocab_size = max(int(getattr(tokenizer, "vocab_size", 0) or 0), len(tokenizer))
+        transformer = UniViGUTransformer3DModel.from_wan(
+            wan, vocab_size=vocab_size, text_mask_token=text_source == "mask", seed=init_seed
+        )
+        del wan
+        text_scheduler = DiscreteFlowScheduler(vocab_size=vocab_size, source=text_source)
+        return Components(
+            tokenizer, text_encoder, vae, transformer, scheduler, text_scheduler,
+            latent_normalization=latent_normalization, source_kind="wan",
+        )
+    raise ValueError(
+        f"{path} holds a {kind!r}; training starts from a Wan2.1 text-to-video folder (WanPipeline) or a "
+        f"UniViGUPipeline folder."
+    )
+
+
+def configure_trainable(
+    transformer,
+    trainable: str,
+    lora_rank: int = 16,
+    lora_alpha: Optional[float] = None,
+    lora_dropout: float = 0.0,
+    lora_target_modules: Optional[Iterable[str]] = None,
+) -> List[torch.nn.Parameter]:
+    """Sets `requires_grad` for `trainable` in {"text_experts", "all", "lora"} and returns the trainable parameters.
+
+    "lora" adds a peft adapter named "default" (Gaussian init: the adapter starts as an exact no-op) on
+    `lora_target_modules` (default: the attention projections and the text FFN `ffn_t`).
+    """
+    if trainable not in TRAINABLE_CHOICES:
+        raise ValueError(f"--trainable must be one of {TRAINABLE_CHOICES}, got {trainable!r}.")
+    transformer.requires_grad_(False)
+    if trainable == "all":
+        transformer.requires_grad_(True)
+    elif trainable == "text_experts":
+        for _, param in transformer.text_expert_parameters():
+            param.requires_grad_(True)
+    else:
+        from peft import LoraConfig
+
+        targets = list(lora_target_modules or DEFAULT_LORA_TARGETS)
+        config = LoraConfig(
+            r=lora_rank,
+            lora_alpha=lora_alpha if lora_alpha is not None else lora_rank,
+            lora_dropout=lora_dropout,
+            init_lora_weights="gaussian",
+            target_modules=targets,
+        )
+        transformer.add_adapter(config)
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"--trainable {trainable} left no trainable parameter (check --lora_target_modules).")
+    return params
+
+
+def count_parameters(module) -> Dict[str, int]:
+    total = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable}
+
+
+def build_pipeline(components: Components, transformer=None):
+    from ..pipelines import UniViGUPipeline
+
+    return UniViGUPipeline(
+        tokenizer=components.tokenizer,
+        text_encoder=components.text_encoder,
+        vae=components.vae,
+        transformer=transformer if transformer is not None else components.transformer,
+        scheduler=components.scheduler,
+        text_scheduler=components.text_scheduler,
+        latent_normalization=components.latent_normalization,
+    )
+
+
+def save_lora(output_dir: str, transformer) -> str:
+    """Writes `pytorch_lora_weights.safetensors` (loadable with `pipe.load_lora_weights(output_dir)`)."""
+    from .lora import save_lora_weights
+
+    return save_lora_weights(output_dir, transformer)
