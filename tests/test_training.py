@@ -263,7 +263,6 @@ def test_lora_run_changes_only_adapters_and_loads_back(recall_run, workdir):
 
     # The saved LoRA loads back into a pipeline and reproduces the trained adapter exactly.
     from univigu.pipelines import UniViGUPipeline
-    from univigu.training.lora import load_lora_weights
 
     lora_file = out / "pytorch_lora_weights.safetensors"
     assert lora_file.exists() and not (out / "transformer").exists()
@@ -273,7 +272,7 @@ def test_lora_run_changes_only_adapters_and_loads_back(recall_run, workdir):
     call = dict(hidden_states=latents, timestep=torch.tensor([0.0]), text_ids=ids, text_timestep=torch.tensor([500.0]))
     with torch.no_grad():
         before = pipe.transformer(**call).text_logits
-        load_lora_weights(pipe, str(out))
+        pipe.load_lora_weights(str(out))
         after = pipe.transformer(**call).text_logits
     assert not torch.allclose(before, after)
     loaded = {k: v for k, v in pipe.transformer.state_dict().items() if "lora_" in k}

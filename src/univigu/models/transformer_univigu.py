@@ -394,6 +394,13 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
 
     # ------------------------------------------------------------------ helpers
 
+    @classmethod
+    def extract_init_dict(cls, config_dict, **kwargs):
+        # `auto_map` (written because the class is registered for AutoModel) is loading metadata, not an argument:
+        # drop it so loading a saved folder does not warn about an unexpected config attribute.
+        config_dict = {key: value for key, value in config_dict.items() if key != "auto_map"}
+        return super().extract_init_dict(config_dict, **kwargs)
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`ModelMixin.save_pretrained`, plus a copy of this module file next to the weights, so that the folder
         loads with `diffusers.AutoModel.from_pretrained(folder, trust_remote_code=True)` without univigu."""

@@ -22,6 +22,7 @@ import torch
 from transformers import AutoTokenizer, UMT5EncoderModel
 
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.loaders.lora_pipeline import WanLoraLoaderMixin
 from diffusers.models import AutoencoderKLWan
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
@@ -191,7 +192,22 @@ def _video_input_to_list(video: Any) -> List[torch.Tensor]:
     )
 
 
-class UniViGUPipeline(DiffusionPipeline):
+class UniViGULoraLoaderMixin(WanLoraLoaderMixin):
+    """`load_lora_weights` / `save_lora_weights` / `fuse_lora` / `unfuse_lora` for `UniViGUPipeline`: diffusers'
+    Wan LoRA loader (the transformer is Wan's plus the text experts) minus its Wan2.1-I2V expansion step, which
+    reads an `image_dim` config field that UniViGU does not have."""
+
+    _lora_loadable_modules = ["transformer"]
+    transformer_name = "transformer"
+
+    @classmethod
+    def _maybe_expand_t2v_lora_for_i2v(cls, transformer: torch.nn.Module, state_dict):
+        if getattr(transformer.config, "image_dim", None) is None:
+            return state_dict
+        return super()._maybe_expand_t2v_lora_for_i2v(transformer, state_dict)
+
+
+class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
     r"""
     Uni-ViGU: text-to-video, video-to-text and joint text-to-video+caption with one Wan2.1-based diffusion
     transformer whose sequence is `[video patch tokens ; text tokens]`.

@@ -2,10 +2,9 @@
 """LoRA weights of a UniViGU transformer: saving them in diffusers' layout and loading them into a pipeline.
 
 The file written is diffusers' `pytorch_lora_weights.safetensors` (keys `transformer.<peft key>`, the adapter's peft
-config in the safetensors metadata), so `pipe.load_lora_weights(folder)` loads it when `UniViGUPipeline` carries a
-LoRA loader mixin. :class:`UniViGULoraLoaderMixin` is that mixin: diffusers' `WanLoraLoaderMixin` (the transformer is
-Wan's, with the text experts added) minus its Wan2.1-I2V expansion step, which reads a config field UniViGU does not
-have. :func:`load_lora_weights` does the same for a pipeline object that lacks the mixin.
+config in the safetensors metadata), so `pipe.load_lora_weights(folder)` loads it (`UniViGUPipeline` carries
+`UniViGULoraLoaderMixin`). :func:`load_lora_weights` does the same for a pipeline object that lacks the mixin (e.g. one
+loaded from an older exported folder).
 """
 
 from __future__ import annotations
@@ -14,24 +13,11 @@ import os
 from typing import Dict, Optional, Union
 
 import torch
-from diffusers.loaders.lora_pipeline import WanLoraLoaderMixin
+
+from ..pipelines.pipeline_univigu import UniViGULoraLoaderMixin
 
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
-
-
-class UniViGULoraLoaderMixin(WanLoraLoaderMixin):
-    """`load_lora_weights` / `save_lora_weights` / `fuse_lora` / `unfuse_lora` for `UniViGUPipeline`."""
-
-    _lora_loadable_modules = ["transformer"]
-    transformer_name = "transformer"
-
-    @classmethod
-    def _maybe_expand_t2v_lora_for_i2v(cls, transformer: torch.nn.Module, state_dict):
-        # Wan2.1 I2V only; a UniViGU transformer has no image conditioning.
-        if getattr(transformer.config, "image_dim", None) is None:
-            return state_dict
-        return super()._maybe_expand_t2v_lora_for_i2v(transformer, state_dict)
 
 
 def save_lora_weights(output_dir: Union[str, os.PathLike], transformer, metadata: Optional[dict] = None,
