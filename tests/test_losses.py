@@ -1,20 +1,14 @@
 """Unit tests of the unified loss and of the task views (src/univigu/training/losses.py)."""
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 
-try:
-    import univigu  # noqa: F401
-except ImportError:  # not installed: run from the source tree
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from univigu.schedulers import DiscreteFlowScheduler  # noqa: E402
-from univigu.training.losses import (  # noqa: E402
+from univigu.schedulers import DiscreteFlowScheduler
+from univigu.training.losses import (
     GENERATION,
     JOINT,
     UNDERSTANDING,

@@ -21,13 +21,9 @@ import pytest
 import torch
 
 
-try:
-    import univigu  # noqa: F401
-except ImportError:  # not installed: run from the source tree
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from univigu.training import checkpointing  # noqa: E402
-from univigu.training.trainer import parse_args, main as train_main  # noqa: E402
+from univigu.training import checkpointing
+from univigu.training.trainer import parse_args, main as train_main
 
 
 REPO = Path(__file__).resolve().parents[1]

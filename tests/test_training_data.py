@@ -2,7 +2,6 @@
 the data order, and the atomic checkpoint helpers. CPU, tiny encoders, ShapesWorld-sized clips."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +9,10 @@ import pytest
 import torch
 
 
-try:
-    import univigu  # noqa: F401
-except ImportError:  # not installed: run from the source tree
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from univigu.toyworld import make_dataset, write_video  # noqa: E402
-from univigu.training import checkpointing  # noqa: E402
-from univigu.training.data import (  # noqa: E402
+from univigu.toyworld import make_dataset, write_video
+from univigu.training import checkpointing
+from univigu.training.data import (
     BadSample,
     EpochSampler,
     NoUsableSamplesError,

@@ -19,7 +19,6 @@ This file is self-contained on purpose: it is copied verbatim into exported Hub 
 ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` works without univigu installed.
 """
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple

@@ -286,7 +286,6 @@ def compute_unified_loss(
     contributing sample in the batch adds an exact zero that still touches the graph (so DDP sees every parameter
     used).
     """
-    zero = None
     total = 0.0
     video_loss = text_loss = torch.tensor(float("nan"))
     num_video = int(inputs.video_loss_mask.sum())
