@@ -10,6 +10,8 @@ from diffusers import WanTransformer3DModel
 from univigu import UniViGUTransformer3DModel
 from univigu.models.parameter_report import WAN21_T2V_1_3B_CONFIG, build_on_meta, parameter_report
 
+from reference_layout import reference_layout_shapes
+
 TINY = dict(
     num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16, text_dim=32, freq_dim=16,
     ffn_dim=32, num_layers=2, rope_max_seq_len=32,
@@ -331,57 +333,15 @@ def test_text_expert_parameters_are_exactly_the_new_ones():
 # --------------------------------------------------------------------------- full-size layout
 
 
-def _reference_layout(num_layers=30, dim=1536, ffn=8960, vocab=256384, text_dim=4096, freq_dim=256):
-    """Key names and shapes of the reference checkpoint at the Wan2.1-1.3B config, written from DESIGN sec. 2
-    (independently of our module code)."""
-    keys = {
-        "vocab_embed.weight": (vocab, dim),
-        "patch_embedding.weight": (dim, 16, 1, 2, 2),
-        "patch_embedding.bias": (dim,),
-        "cond_text_embedder.linear_1.weight": (dim, text_dim),
-        "cond_text_embedder.linear_1.bias": (dim,),
-        "cond_text_embedder.linear_2.weight": (dim, dim),
-        "cond_text_embedder.linear_2.bias": (dim,),
-        "scale_shift_table_v": (1, 2, dim),
-        "scale_shift_table_t": (1, 2, dim),
-        "video_head.proj_out.weight": (16 * 4, dim),
-        "video_head.proj_out.bias": (16 * 4,),
-        "text_head.norm_final.weight": (dim,),
-        "text_head.linear.weight": (vocab, dim),
-        "text_head.linear.bias": (vocab,),
-    }
-    for s in ("v", "t"):
-        keys[f"time_embedding_{s}.time_embedder.linear_1.weight"] = (dim, freq_dim)
-        keys[f"time_embedding_{s}.time_embedder.linear_1.bias"] = (dim,)
-        keys[f"time_embedding_{s}.time_embedder.linear_2.weight"] = (dim, dim)
-        keys[f"time_embedding_{s}.time_embedder.linear_2.bias"] = (dim,)
-        keys[f"time_embedding_{s}.time_proj.weight"] = (6 * dim, dim)
-        keys[f"time_embedding_{s}.time_proj.bias"] = (6 * dim,)
-    for i in range(num_layers):
-        b = f"blocks.{i}."
-        keys[b + "scale_shift_table"] = (1, 6, dim)
-        for attn in ("attn1", "attn2"):
-            for proj in ("to_q", "to_k", "to_v", "to_out.0"):
-                keys[f"{b}{attn}.{proj}.weight"] = (dim, dim)
-                keys[f"{b}{attn}.{proj}.bias"] = (dim,)
-            keys[f"{b}{attn}.norm_q.weight"] = (dim,)
-            keys[f"{b}{attn}.norm_k.weight"] = (dim,)
-        keys[b + "norm2.weight"] = (dim,)
-        keys[b + "norm2.bias"] = (dim,)
-        for ffn_name in ("ffn", "ffn_t"):
-            keys[f"{b}{ffn_name}.net.0.proj.weight"] = (ffn, dim)
-            keys[f"{b}{ffn_name}.net.0.proj.bias"] = (ffn,)
-            keys[f"{b}{ffn_name}.net.2.weight"] = (dim, ffn)
-            keys[f"{b}{ffn_name}.net.2.bias"] = (dim,)
-    return keys
-
-
 def test_full_size_model_has_the_reference_key_layout():
     model = build_on_meta(WAN21_T2V_1_3B_CONFIG)
     ours = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     # Mapping: identical names; the reference additionally stores `rotary_emb_text.inv_freq` (recomputed here)
     # and may carry `_fsdp_wrapped_module.` infixes (stripped by univigu.conversion).
-    assert ours == _reference_layout()
+    expected = reference_layout_shapes(dim=1536, head_dim=128, num_layers=30, ffn_dim=8960, text_dim=4096,
+                                       freq_dim=256, vocab=256384)
+    del expected["rotary_emb_text.inv_freq"]
+    assert ours == expected
 
 
 def test_parameter_report_at_full_size():
