@@ -41,7 +41,7 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     include_package_data=True,
-    package_data={"univigu": ["evaluation/metrics/*/*.py", "toyworld/assets/*/*"]},
+    package_data={"univigu": ["evaluation/metrics/*/*.py", "toyworld/assets/*/*", "toyworld/assets/*/*/*"]},
     python_requires=">=3.10",
     install_requires=install_requires,
     extras_require=extras,

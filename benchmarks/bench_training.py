@@ -9,7 +9,7 @@ over the training loop only (the one-off cache build is reported separately, as 
 
 Two VAEs stand in for Wan2.1's (random weights: speed does not depend on them):
     tiny         base_dim 3, Wan's 8x spatial / 4x temporal compression -> latents 16x3x8x8, 48 video tokens
-    shapesworld  base_dim 16, dim_mult [1, 2, 2], 4x spatial / 2x temporal (TOYWORLD.md's VAE for the toy world)
+    shapesworld  base_dim 16, dim_mult [1, 2, 2], 4x spatial / 2x temporal (docs/toyworld.md's VAE for the toy world)
                  -> latents 16x5x16x16, 320 video tokens
 
     python benchmarks/bench_training.py                     # both VAEs, 30 steps of batch 4

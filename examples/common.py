@@ -43,7 +43,7 @@ def load_pipeline(args):
     if args.model is None:
         pipe = tiny_pipeline(args.seed).to(dtype=dtype)
     else:
-        pipe = UniViGUPipeline.from_pretrained(args.model, torch_dtype=dtype, trust_remote_code=args.trust_remote_code)
+        pipe = UniViGUPipeline.from_pretrained(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code)
         if args.dtype != "float32":
             pipe.vae.to(torch.float32)  # Wan's VAE is usually run in fp32
     return pipe.to(args.device)

@@ -8,7 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# A copy of shared/fixtures/reference-tiny (the reference code's own outputs), vendored so CI never skips parity.
+# A copy of the reference-tiny fixture (the reference code's own outputs), vendored so CI never skips parity.
 REFERENCE_FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "reference-tiny"
 
 # Tiny models run many times faster on one thread than on two on this class of machine (measured

@@ -1,4 +1,4 @@
-"""Test helper: the reference checkpoint's key layout, written from DESIGN.md sec. 2 independently of our model code
+"""Test helper: the reference checkpoint's key layout, written from the reference facts in docs/architecture.md independently of our model code
 (shared by tests/test_transformer.py and tests/test_conversion.py)."""
 
 import math
@@ -17,7 +17,7 @@ def reference_layout_shapes(
     mask_token=False,
     cross_attn_norm=True,
 ):
-    """Key -> shape of a reference (WanUnifiedTransformer) state dict, written from the facts of DESIGN.md sec. 2,
+    """Key -> shape of a reference (WanUnifiedTransformer) state dict, written from the reference facts (docs/architecture.md),
     independently of our model: model-level modules, per-block modules, the stored text-RoPE buffer."""
     rows = vocab + (1 if mask_token else 0)
     shapes = {

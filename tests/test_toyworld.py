@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""ShapesWorld v1: the renderer, texts, parser, analyzer and scores agree with shared/TOYWORLD.md and each other."""
+"""ShapesWorld v1: the renderer, texts, parser, analyzer and scores agree with docs/toyworld.md and each other."""
 
 import hashlib
 import json

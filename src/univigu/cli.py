@@ -1,4 +1,5 @@
-"""The `univigu` command: `univigu params`, `univigu convert ...`, `univigu evaluate ...`."""
+"""The `univigu` command: `univigu generate`, `univigu caption`, `univigu params`, `univigu convert ...`,
+`univigu evaluate ...`."""
 
 import argparse
 import importlib
@@ -10,6 +11,8 @@ _SUBCOMMANDS = [
     ("univigu.models.parameter_report", "add_params_parser"),
     ("univigu.conversion.cli", "add_convert_parser"),
     ("univigu.evaluation.cli", "add_evaluate_parser"),
+    ("univigu.pipelines.cli", "add_generate_parser"),
+    ("univigu.pipelines.cli", "add_caption_parser"),
     # other subcommands register here
 ]
 

@@ -36,7 +36,8 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
         "a fresh vocab_embed and a zero text head. Its text-to-video output equals the Wan pipeline's.",
     )
     wan.add_argument("--wan", required=True, metavar="PATH", help="Wan2.1 T2V diffusers folder (model_index.json, "
-                     "transformer/, vae/, text_encoder/, tokenizer/, scheduler/).")
+                     "transformer/, vae/, text_encoder/, tokenizer/, scheduler/) or its Hub id, e.g. "
+                     "Wan-AI/Wan2.1-T2V-1.3B-Diffusers (only those files are downloaded).")
     wan.add_argument("--out", required=True, metavar="DIR", help="Output pipeline folder.")
     wan.add_argument("--text-mask-token", action="store_true",
                      help="Add a [MASK] token (id = vocab size) and use the mask source for text (default: uniform "
@@ -58,7 +59,8 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
     ref.add_argument("--checkpoint", required=True, metavar="FILE",
                      help="Reference checkpoint (.pth/.pt, or a .safetensors state dict).")
     ref.add_argument("--wan", required=True, metavar="PATH",
-                     help="The Wan2.1-T2V-1.3B diffusers folder the checkpoint was built on.")
+                     help="The Wan2.1-T2V-1.3B diffusers folder the checkpoint was built on, or its Hub id "
+                          "(Wan-AI/Wan2.1-T2V-1.3B-Diffusers).")
     ref.add_argument("--out", required=True, metavar="DIR", help="Output pipeline folder.")
     ref.add_argument("--text-mask-token", action=argparse.BooleanOptionalAction, default=None,
                      help="Whether the last text embedding row is a [MASK] token (default: inferred by comparing the "

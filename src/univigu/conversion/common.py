@@ -43,11 +43,37 @@ class WanFolder:
         return entry[0], entry[1]
 
 
-def read_wan_folder(wan_path: PathLike) -> WanFolder:
-    """Check that `wan_path` is a Wan2.1 text-to-video diffusers folder and read its index and transformer config."""
+#: What conversion reads from a Wan2.1 repository on the Hub (diffusers layout); the rest of the repo is not fetched.
+WAN_HUB_PATTERNS = ["model_index.json", "transformer/*", "vae/*", "text_encoder/*", "tokenizer/*", "scheduler/*"]
+
+
+def resolve_wan_path(wan_path: PathLike) -> Path:
+    """A local folder as is; otherwise a Hub repo id (`Wan-AI/Wan2.1-T2V-1.3B-Diffusers`), downloaded to the Hub
+    cache with only the files a diffusers Wan pipeline needs (no original-format weights, no images)."""
     path = Path(wan_path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"Wan folder not found: {path}")
+    if path.is_dir():
+        return path
+    text = os.fspath(wan_path)
+    looks_like_repo = text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.suffix
+    if not looks_like_repo:
+        raise FileNotFoundError(f"Wan folder not found: {path} (pass a local folder or a Hub id like "
+                                "Wan-AI/Wan2.1-T2V-1.3B-Diffusers)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(text, allow_patterns=WAN_HUB_PATTERNS))
+    except Exception as error:  # offline, unknown repo, gated: say what to do
+        raise FileNotFoundError(
+            f"{text} is not a local folder and could not be downloaded from the Hub ({type(error).__name__}: "
+            f"{error}). Check the id and your connection, or download it first: "
+            f"`huggingface-cli download {text} --local-dir Wan2.1-T2V-1.3B-Diffusers`."
+        ) from error
+
+
+def read_wan_folder(wan_path: PathLike) -> WanFolder:
+    """Check that `wan_path` is a Wan2.1 text-to-video diffusers folder (or a Hub id of one, downloaded on demand)
+    and read its index and transformer config."""
+    path = resolve_wan_path(wan_path)
     index_file = path / "model_index.json"
     if not index_file.is_file():
         raise ValueError(

@@ -236,6 +236,7 @@ class UniViGUTransformerBlock(nn.Module):
         qk_norm: str = "rms_norm_across_heads",
         cross_attn_norm: bool = False,
         eps: float = 1e-6,
+        text_ffn: str = "expert",
     ):
         super().__init__()
         self.norm1 = FP32LayerNorm(dim, eps, elementwise_affine=False)
@@ -257,7 +258,8 @@ class UniViGUTransformerBlock(nn.Module):
         )
         self.norm2 = FP32LayerNorm(dim, eps, elementwise_affine=True) if cross_attn_norm else nn.Identity()
         self.ffn = FeedForward(dim, inner_dim=ffn_dim, activation_fn="gelu-approximate")
-        self.ffn_t = FeedForward(dim, inner_dim=ffn_dim, activation_fn="gelu-approximate")
+        # The modality expert of the text stream; `text_ffn="shared"` (an ablation) routes text through `ffn` too.
+        self.ffn_t = FeedForward(dim, inner_dim=ffn_dim, activation_fn="gelu-approximate") if text_ffn == "expert" else None
         self.norm3 = FP32LayerNorm(dim, eps, elementwise_affine=False)
         self.scale_shift_table = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
 
@@ -275,7 +277,8 @@ class UniViGUTransformerBlock(nn.Module):
         if video_states is not None:
             streams.append([video_states, _modulation(self.scale_shift_table, video_timestep_proj), self.ffn])
         if text_states is not None:
-            streams.append([text_states, _modulation(self.scale_shift_table, text_timestep_proj), self.ffn_t])
+            text_ffn = self.ffn_t if self.ffn_t is not None else self.ffn
+            streams.append([text_states, _modulation(self.scale_shift_table, text_timestep_proj), text_ffn])
         lengths = [s[0].shape[1] for s in streams]
 
         def joint(tensors):
@@ -321,6 +324,8 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             token (id `vocab_size`). The reference uses the uniform source and no mask token.
         text_rope_theta (`float`, defaults to `10000.0`): Base of the text stream's 1D RoPE.
         text_rope_max_seq_len (`int`, defaults to `1024`): Longest text sequence accepted.
+        text_ffn (`str`, defaults to `"expert"`): `"expert"`, the paper's modality-driven MoE (text tokens go through
+            their own `ffn_t`), or `"shared"` (text tokens go through the video `ffn`; the ablation without experts).
     """
 
     _supports_gradient_checkpointing = True
@@ -356,8 +361,11 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         text_mask_token: bool = False,
         text_rope_theta: float = 10000.0,
         text_rope_max_seq_len: int = 1024,
+        text_ffn: str = "expert",
     ) -> None:
         super().__init__()
+        if text_ffn not in ("expert", "shared"):
+            raise ValueError(f"text_ffn must be 'expert' (the paper's MoE) or 'shared', got {text_ffn!r}.")
         if qk_norm != "rms_norm_across_heads":
             raise ValueError(f"Only qk_norm='rms_norm_across_heads' (Wan2.1's) is supported, got {qk_norm!r}.")
         inner_dim = num_attention_heads * attention_head_dim
@@ -378,7 +386,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         # 3. Blocks
         self.blocks = nn.ModuleList(
             [
-                UniViGUTransformerBlock(inner_dim, ffn_dim, num_attention_heads, qk_norm, cross_attn_norm, eps)
+                UniViGUTransformerBlock(inner_dim, ffn_dim, num_attention_heads, qk_norm, cross_attn_norm, eps, text_ffn)
                 for _ in range(num_layers)
             ]
         )
@@ -597,6 +605,19 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         if not return_dict:
             return (sample, text_logits)
         return UniViGUTransformerOutput(sample=sample, text_logits=text_logits)
+
+    def with_shared_text_ffn(self) -> "UniViGUTransformer3DModel":
+        """A copy without text experts in the blocks (`text_ffn="shared"`): text tokens go through the video `ffn`.
+        The ablation of the paper's modality-driven MoE; every other weight is kept."""
+        if self.config.text_ffn == "shared":
+            return self
+        allowed = set(self._get_init_keys(self.__class__)) - {"self"}
+        config = {k: v for k, v in self.config.items() if k in allowed}
+        config["text_ffn"] = "shared"
+        model = self.__class__(**config)
+        state = {k: v for k, v in self.state_dict().items() if ".ffn_t." not in k}
+        model.load_state_dict(state)
+        return model.to(device=self.device) if self.dtype == torch.float32 else model.to(self.device, self.dtype)
 
     # ------------------------------------------------------------------ construction from Wan
 

@@ -43,6 +43,21 @@ TEXT_UPDATES = ("scheduler", "reference")
 VIDEO_LATENTS_MODES = ("sample", "argmax")
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 
+#: What `__call__` uses for an argument left at `None` when the checkpoint stores no default of its own: WanPipeline's
+#: values for video, the reference's for captions.
+BUILTIN_CALL_DEFAULTS = {
+    "height": 480,
+    "width": 832,
+    "num_frames": 81,
+    "num_inference_steps": 50,
+    "guidance_scale": 5.0,
+    "video_latents_mode": "sample",
+    "max_text_length": 128,
+    "max_sequence_length": 512,
+}
+#: Arguments a checkpoint may store defaults for (`call_defaults` in model_index.json), globally or per task.
+CALL_DEFAULT_KEYS = tuple(BUILTIN_CALL_DEFAULTS)
+
 EXAMPLE_DOC_STRING = """
     Examples:
         ```python
@@ -50,7 +65,7 @@ EXAMPLE_DOC_STRING = """
         >>> from diffusers.utils import export_to_video
         >>> from univigu import UniViGUPipeline
 
-        >>> pipe = UniViGUPipeline.from_pretrained("path/to/univigu-folder", torch_dtype=torch.bfloat16).to("cuda")
+        >>> pipe = UniViGUPipeline.from_pretrained("path/to/univigu-folder", dtype=torch.bfloat16).to("cuda")
 
         >>> # text -> video (the prompt also enters the text stream, as in the reference)
         >>> frames = pipe(prompt="a red circle moving left", num_frames=81).frames[0]
@@ -89,6 +104,87 @@ class UniViGUPipelineOutput(BaseOutput):
     text: Optional[List[str]] = None
     text_ids: Optional[torch.LongTensor] = None
     text_history: Optional[List[List[str]]] = None
+
+
+def check_call_defaults(call_defaults: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """Validates a checkpoint's stored call defaults (unknown names are refused, not ignored)."""
+    if call_defaults is None:
+        return None
+    if not isinstance(call_defaults, dict):
+        raise ValueError(f"`call_defaults` must be a dict, got {type(call_defaults).__name__}.")
+    for key, value in call_defaults.items():
+        if key in TASKS:
+            if not isinstance(value, dict):
+                raise ValueError(f"`call_defaults[{key!r}]` must be a dict of defaults for that task.")
+            bad = sorted(set(value) - set(CALL_DEFAULT_KEYS))
+        else:
+            bad = [] if key in CALL_DEFAULT_KEYS else [key]
+        if bad:
+            raise ValueError(f"`call_defaults` has unknown keys {bad}: use {list(CALL_DEFAULT_KEYS)} or a task name.")
+    return dict(call_defaults)
+
+
+CHECKSUMS_FILENAME = "checksums.json"
+#: Layout version of folders this file writes; a folder from a newer layout is refused with the fix.
+CHECKPOINT_FORMAT = 1
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(folder: Union[str, os.PathLike], **info: Any) -> str:
+    """Record the size and sha256 of every file under `folder` (plus `info`, e.g. a version) in `checksums.json`,
+    which `UniViGUPipeline.from_pretrained` then checks before loading."""
+    files = {}
+    for root, _, names in os.walk(folder):
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, folder).replace(os.sep, "/")
+            if rel == CHECKSUMS_FILENAME:
+                continue
+            files[rel] = {"bytes": os.path.getsize(path), "sha256": _sha256(path)}
+    path = os.path.join(folder, CHECKSUMS_FILENAME)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"checkpoint_format": CHECKPOINT_FORMAT, **info, "files": dict(sorted(files.items()))}, f, indent=2)
+        f.write("\n")
+    return path
+
+
+def verify_checksums(folder: Union[str, os.PathLike]) -> Optional[dict]:
+    """If `folder` has a `checksums.json`, check that every file it lists is present, of the right size and hash;
+    raise an error naming the damaged files and the fix otherwise. Returns the manifest (None when there is none)."""
+    path = os.path.join(folder, CHECKSUMS_FILENAME)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    if int(manifest.get("checkpoint_format", 1)) > CHECKPOINT_FORMAT:
+        raise OSError(
+            f"The pipeline folder {folder} has checkpoint format {manifest['checkpoint_format']}, newer than this "
+            f"univigu reads ({CHECKPOINT_FORMAT}): upgrade univigu (`pip install -U univigu`)."
+        )
+    problems = []
+    for rel, expected in manifest.get("files", {}).items():
+        file = os.path.join(folder, rel)
+        if not os.path.isfile(file):
+            problems.append(f"{rel}: missing")
+        elif os.path.getsize(file) != expected["bytes"]:
+            problems.append(f"{rel}: {os.path.getsize(file)} bytes, expected {expected['bytes']} (truncated?)")
+        elif _sha256(file) != expected["sha256"]:
+            problems.append(f"{rel}: content differs from the checkpoint's recorded sha256")
+    if problems:
+        raise OSError(
+            f"The pipeline folder {folder} is damaged: " + "; ".join(problems) + ". Restore the folder (for the "
+            "bundled ShapesWorld checkpoint, reinstall univigu or rebuild it with `python -m univigu.toyworld.build`)."
+        )
+    return manifest
 
 
 def _nearest_valid(value: int, multiple: int, offset: int = 0) -> List[int]:
@@ -247,12 +343,14 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
         scheduler: FlowMatchEulerDiscreteScheduler,
         text_scheduler: SchedulerMixin,
         latent_normalization: str = "diffusers",
+        call_defaults: Optional[Dict[str, Any]] = None,
     ):
         super().__init__()
         if latent_normalization not in LATENT_NORMALIZATIONS:
             raise ValueError(
                 f"`latent_normalization` must be one of {LATENT_NORMALIZATIONS}, got {latent_normalization!r}."
             )
+        call_defaults = check_call_defaults(call_defaults)
         self.register_modules(
             tokenizer=tokenizer,
             text_encoder=text_encoder,
@@ -261,10 +359,18 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
             scheduler=scheduler,
             text_scheduler=text_scheduler,
         )
-        self.register_to_config(latent_normalization=latent_normalization)
+        self.register_to_config(latent_normalization=latent_normalization, call_defaults=call_defaults)
         self.vae_scale_factor_temporal = self.vae.config.scale_factor_temporal if getattr(self, "vae", None) else 4
         self.vae_scale_factor_spatial = self.vae.config.scale_factor_spatial if getattr(self, "vae", None) else 8
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """`DiffusionPipeline.from_pretrained`; a local folder that carries a `checksums.json` (the bundled
+        ShapesWorld checkpoint does) is checked first, so that a missing or truncated file is named clearly."""
+        if isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and os.path.isdir(pretrained_model_name_or_path):
+            verify_checksums(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     # ------------------------------------------------------------------ properties (WanPipeline's)
 
@@ -291,6 +397,27 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
     @property
     def attention_kwargs(self):
         return self._attention_kwargs
+
+    def call_default(self, name: str, task: str):
+        """The value `__call__` uses for `name` when the caller leaves it at `None`: the checkpoint's own default for
+        `task` (`call_defaults[task][name]`), else its global one (`call_defaults[name]`), else
+        `BUILTIN_CALL_DEFAULTS` (WanPipeline's / the reference's)."""
+        stored = getattr(self.config, "call_defaults", None) or {}
+        per_task = stored.get(task) or {}
+        if name in per_task:
+            return per_task[name]
+        return stored.get(name, BUILTIN_CALL_DEFAULTS[name])
+
+    def set_call_defaults(self, **defaults):
+        """Record defaults with the pipeline (saved by `save_pretrained`): `pipe.set_call_defaults(height=64,
+        v2t={"num_inference_steps": 16})`. Keys are `CALL_DEFAULT_KEYS`, or a task name holding a dict of them."""
+        merged = copy.deepcopy(dict(getattr(self.config, "call_defaults", None) or {}))
+        for key, value in defaults.items():
+            if key in TASKS:
+                merged.setdefault(key, {}).update(value)
+            else:
+                merged[key] = value
+        self.register_to_config(call_defaults=check_call_defaults(merged))
 
     @property
     def spatial_multiple(self) -> int:
@@ -760,9 +887,9 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
         height: Optional[int] = None,
         width: Optional[int] = None,
         num_frames: Optional[int] = None,
-        num_inference_steps: int = 50,
+        num_inference_steps: Optional[int] = None,
         sigmas: Optional[List[float]] = None,
-        guidance_scale: float = 5.0,
+        guidance_scale: Optional[float] = None,
         num_videos_per_prompt: int = 1,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
         latents: Optional[torch.Tensor] = None,
@@ -770,9 +897,9 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
         negative_prompt_embeds: Optional[torch.Tensor] = None,
         text_stream: bool = True,
         video_latents: Optional[torch.Tensor] = None,
-        video_latents_mode: str = "sample",
+        video_latents_mode: Optional[str] = None,
         conditioning_text: Optional[Union[str, List[str]]] = None,
-        max_text_length: int = 128,
+        max_text_length: Optional[int] = None,
         temperature: float = 1.0,
         commit_strategy: Optional[str] = None,
         text_update: str = "scheduler",
@@ -785,7 +912,7 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
             Union[Callable[[int, int, Dict], None], PipelineCallback, MultiPipelineCallbacks]
         ] = None,
         callback_on_step_end_tensor_inputs: List[str] = ["latents"],
-        max_sequence_length: int = 512,
+        max_sequence_length: Optional[int] = None,
     ):
         r"""
         Text -> video ("t2v"), video -> caption ("v2t"), or text -> video + caption ("t2vt").
@@ -806,12 +933,15 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
             generate_caption (`bool`, defaults to `False`):
                 With a prompt: also generate a detailed caption (task "t2vt").
             height (`int`, *optional*), width (`int`, *optional*):
-                Video size in pixels; multiples of `pipe.spatial_multiple` (16 for Wan). Defaults: 480 x 832 when
-                generating; the input video's size (rounded down to a valid multiple) when captioning.
+                Video size in pixels; multiples of `pipe.spatial_multiple` (16 for Wan). Defaults: the checkpoint's
+                `call_defaults`, else 480 x 832 when generating; the input video's size (rounded down to a valid multiple) when captioning.
             num_frames (`int`, *optional*):
-                Number of frames, of the form `4k+1`. Defaults: 81 when generating; the largest `4k+1` count the
+                Number of frames, of the form `4k+1`. Defaults: the checkpoint's `call_defaults`, else 81 when
+                generating; the largest `4k+1` count the
                 input video has when captioning.
-            num_inference_steps (`int`, defaults to 50):
+            num_inference_steps (`int`, *optional*):
+                Defaults (like every argument below documented with a default and left at `None`) to the
+                checkpoint's stored `call_defaults` when it has them, else to the value given here (50).
                 Denoising steps (video steps for t2v/t2vt, text steps for v2t; in t2vt both streams share them).
             sigmas (`list[float]`, *optional*):
                 Custom video noise levels (before the scheduler's shift), passed to `scheduler.set_timesteps` as in
@@ -878,6 +1008,18 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
 
         # 1. Check every input before any model runs.
         task = self._resolve_task(task, prompt, prompt_embeds, video, video_latents, generate_caption)
+        # Arguments left at None take the checkpoint's stored defaults (`call_defaults`), then the built-in ones.
+        # Height, width and frame count of a captioned video default to the video's own.
+        if num_inference_steps is None:
+            num_inference_steps = self.call_default("num_inference_steps", task)
+        if guidance_scale is None:
+            guidance_scale = self.call_default("guidance_scale", task)
+        if video_latents_mode is None:
+            video_latents_mode = self.call_default("video_latents_mode", task)
+        if max_text_length is None:
+            max_text_length = self.call_default("max_text_length", task)
+        if max_sequence_length is None:
+            max_sequence_length = self.call_default("max_sequence_length", task)
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type={output_type!r} is not supported: use one of {OUTPUT_TYPES}.")
         if callback_on_step_end_tensor_inputs is not None and not all(
@@ -969,9 +1111,9 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
                 "text_stream=True puts the prompt's own tokens in the text stream, so it needs `prompt` (not only "
                 "`prompt_embeds`): pass `prompt`, or text_stream=False."
             )
-        height = 480 if height is None else height
-        width = 832 if width is None else width
-        num_frames = 81 if num_frames is None else num_frames
+        height = self.call_default("height", task) if height is None else height
+        width = self.call_default("width", task) if width is None else width
+        num_frames = self.call_default("num_frames", task) if num_frames is None else num_frames
         self._check_num_frames(num_frames)
         self._check_size(height, width)
         return self._generate(

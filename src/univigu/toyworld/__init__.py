@@ -12,7 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """ShapesWorld (`shapesworld-v1`): the tiny synthetic world in which the whole Uni-ViGU recipe runs on a CPU and is
-scored exactly. See `shared/TOYWORLD.md` for the fixed spec.
+scored exactly. See docs/toyworld.md for the fixed spec.
+
+`DEFAULT_CHECKPOINT` is the bundled, trained ShapesWorld Uni-ViGU pipeline folder (ships inside the package, no
+download): `UniViGUPipeline.from_pretrained(DEFAULT_CHECKPOINT)`.
 
 The tiny model components (`univigu.toyworld.components`) import torch, diffusers and transformers; they are loaded
 lazily (and left out of `__all__`) so that rendering and scoring stay importable without torch.
@@ -56,6 +59,13 @@ from .world import (
     shape_mask,
 )
 
+from pathlib import Path as _Path
+
+
+#: The bundled ShapesWorld Uni-ViGU checkpoint (a `UniViGUPipeline` folder; see its README.md model card).
+DEFAULT_CHECKPOINT = str(_Path(__file__).resolve().parent / "assets" / "shapesworld-v1")
+#: The bundled ShapesWorld VAE alone (stage 0 of the build).
+DEFAULT_VAE = str(_Path(__file__).resolve().parent / "assets" / "shapesworld_vae")
 
 _LAZY_COMPONENTS = (
     "build_tokenizer",
@@ -76,6 +86,8 @@ def __getattr__(name):
 
 __all__ = [
     "COLOURS",
+    "DEFAULT_CHECKPOINT",
+    "DEFAULT_VAE",
     "DEFAULT_FPS",
     "DEFAULT_NUM_FRAMES",
     "FRAME_HEIGHT",

@@ -13,7 +13,7 @@
 # limitations under the License.
 """ShapesWorld v1: the constants of the world, scenes, seeded sampling and the renderer.
 
-Everything here follows `shared/TOYWORLD.md` (`shapesworld-v1`) literally, because renderers, parsers and analyzers
+Everything here follows docs/toyworld.md (`shapesworld-v1`) literally, because renderers, parsers and analyzers
 written against that spec must agree pixel for pixel. Do not change the numbers in this file: add a v2 instead.
 """
 

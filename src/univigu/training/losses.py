@@ -2,7 +2,7 @@
 """The unified Uni-ViGU training loss and the task views it is computed on.
 
 One forward pass of `UniViGUTransformer3DModel` serves a whole batch whose samples are each drawn in one of three
-*task views* (DESIGN.md section 4):
+*task views* (docs/training.md):
 
 | view          | video stream                              | text stream                  | umT5 condition |
 |---------------|-------------------------------------------|------------------------------|----------------|

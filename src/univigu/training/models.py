@@ -37,6 +37,7 @@ class Components:
     text_scheduler: Any
     latent_normalization: str = "diffusers"
     source_kind: str = "univigu"  # "wan" or "univigu"
+    call_defaults: Optional[dict] = None  # the starting pipeline's stored call defaults (UniViGU folders)
 
 
 def _model_index(path: str) -> dict:
@@ -96,6 +97,7 @@ def load_components(
         return Components(
             tokenizer, text_encoder, vae, transformer, scheduler, text_scheduler,
             latent_normalization=index.get("latent_normalization", "diffusers"), source_kind="univigu",
+            call_defaults=index.get("call_defaults"),
         )
     if kind in ("WanPipeline", None) and "transformer" in index:
         from diffusers import WanTransformer3DModel
@@ -163,7 +165,23 @@ def count_parameters(module) -> Dict[str, int]:
     return {"total": total, "trainable": trainable}
 
 
-def build_pipeline(components: Components, transformer=None):
+def training_call_defaults(args, base: Optional[dict] = None) -> dict:
+    """The call defaults a trained pipeline records: the size, frame count and text lengths it was trained at, the
+    caption steps its validation used, and the training-time rule for reading videos — latents are the VAE
+    posterior's mode (`encode_videos`), so inference must use `video_latents_mode="argmax"` too. Merged over the
+    starting pipeline's own defaults (e.g. tuned t2v steps)."""
+    import copy
+
+    defaults = copy.deepcopy(base or {})
+    defaults.update(height=args.height, width=args.width, num_frames=args.num_frames,
+                    max_sequence_length=args.max_sequence_length, video_latents_mode="argmax")
+    for task in ("v2t", "t2vt"):
+        defaults.setdefault(task, {})["max_text_length"] = args.max_text_length
+    defaults["v2t"]["num_inference_steps"] = args.validation_num_inference_steps
+    return defaults
+
+
+def build_pipeline(components: Components, transformer=None, call_defaults: Optional[dict] = None):
     from ..pipelines import UniViGUPipeline
 
     return UniViGUPipeline(
@@ -174,6 +192,7 @@ def build_pipeline(components: Components, transformer=None):
         scheduler=components.scheduler,
         text_scheduler=components.text_scheduler,
         latent_normalization=components.latent_normalization,
+        call_defaults=call_defaults if call_defaults is not None else components.call_defaults,
     )
 
 

@@ -108,6 +108,9 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
 
     g = p.add_argument_group("what trains")
     g.add_argument("--trainable", choices=("text_experts", "all", "lora"), default="text_experts")
+    g.add_argument("--text_ffn", choices=("expert", "shared"), default=None,
+                   help="Ablation: 'shared' drops the text FFN experts (text tokens use the video FFN). Default: keep "
+                        "the starting model's.")
     g.add_argument("--lora_rank", type=int, default=16)
     g.add_argument("--lora_alpha", type=float, default=None, help="Default: the rank.")
     g.add_argument("--lora_dropout", type=float, default=0.0)
@@ -301,6 +304,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         count_parameters,
         load_components,
         save_lora,
+        training_call_defaults,
     )
 
     start_time = time.time()
@@ -358,6 +362,10 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         components.transformer.fuse_lora(lora_scale=1.0)
         components.transformer.unload_lora()
         log.info(f"Fused the LoRA {args.fuse_lora_weights} into the starting transformer.", main_process_only=True)
+    if args.text_ffn == "shared":
+        components.transformer = components.transformer.with_shared_text_ffn()
+    elif args.text_ffn == "expert" and components.transformer.config.text_ffn != "expert":
+        raise ValueError("--text_ffn expert: the starting model has shared FFNs; start from a Wan or expert model.")
     tokenizer, text_encoder, vae, transformer = (
         components.tokenizer, components.text_encoder, components.vae, components.transformer,
     )
@@ -667,7 +675,8 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
                 fresh.load_state_dict(state_dict)
                 unwrapped = fresh
             export = unwrapped.to(torch.float32)
-            build_pipeline(components, export).save_pretrained(str(output_dir))
+            build_pipeline(components, export, training_call_defaults(args, components.call_defaults)).save_pretrained(
+                str(output_dir))
         plot_path = None
         if not args.no_loss_plot:
             plot_path = plot_losses(history.read(), output_dir / "loss.png", title=f"univigu {args.stage}")

@@ -1,4 +1,4 @@
-"""The main job on a fresh machine (`bash scripts/demo.sh`): the whole Uni-ViGU system, end to end, on tiny
+"""A smoke run of the whole Uni-ViGU system, end to end, on tiny
 components built here (CPU, no download, about a minute).
 
 1. ShapesWorld: render training and test clips (videos + prompts + detailed captions, `metadata.jsonl`).

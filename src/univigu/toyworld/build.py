@@ -1,0 +1,238 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
+"""Rebuild the bundled ShapesWorld Uni-ViGU checkpoint from nothing, seeded, on a CPU:
+
+    python -m univigu.toyworld.build --out DIR            # every stage, ~75 min on 2 CPU cores
+    python -m univigu.toyworld.build --out DIR --stages recall refine evaluate   # re-run some stages
+
+Stages (each writes `DIR/<stage>/` and is skipped when its output is complete, unless named in `--stages`):
+
+1. `vae`      the ShapesWorld VAE (`univigu.toyworld.pretrain_vae`, ~18 min); `--vae PATH` reuses one instead.
+2. `data`     rendered datasets: train (prompt + detailed caption per clip) and validation, lossless mp4 + metadata.
+3. `stage0`   the stand-in for Wan2.1-T2V (`univigu.toyworld.pretrain_generator`): tokenizer, small umT5, the VAE,
+              a flow-matching `WanTransformer3DModel`, as a folder stock `diffusers.WanPipeline` loads.
+4. `convert`  `univigu convert wan --wan DIR/stage0 --out DIR/convert`.
+5. `recall`   Knowledge Recall: `accelerate launch training/train_recall.py ...` on the train set (text = prompt).
+6. `refine`   Capability Refinement: `accelerate launch training/train_refine.py ...` (text = detailed caption).
+7. `evaluate` `benchmarks/toy_eval.py`'s scoring of stage 0, recall and refine on fresh seeded test sets; the tuned
+              call defaults and a model card are written into `DIR/final/` (the shipped folder).
+
+See docs/toyworld_model.md for the recipe and the measurements behind it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+STAGES = ("vae", "data", "stage0", "convert", "recall", "refine", "evaluate")
+BUNDLED_VAE = Path(__file__).resolve().parent / "assets" / "shapesworld_vae"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DONE = "BUILD_STAGE_DONE.json"
+
+#: Call defaults stored with the shipped checkpoint (`UniViGUPipeline.call_defaults`): the world's size, the text
+#: lengths it was trained at, the posterior rule training used (`argmax` = the VAE posterior's mode) and tuned steps.
+SHAPESWORLD_CALL_DEFAULTS = {
+    "height": 64,
+    "width": 64,
+    "num_frames": 9,
+    "max_sequence_length": 32,
+    "video_latents_mode": "argmax",
+}
+
+
+def _done(folder: Path) -> bool:
+    return (folder / DONE).exists()
+
+
+def _mark_done(folder: Path, info: dict) -> None:
+    (folder / DONE).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    """Run a stage's command with its output shown and kept in `log`; fail loudly with the log's tail."""
+    print("$", " ".join(cmd), flush=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+        for line in proc.stdout:
+            f.write(line)
+            if "Warning" not in line:
+                sys.stdout.write(line)
+        proc.wait()
+    if proc.returncode:
+        raise SystemExit(f"Stage command failed ({proc.returncode}): {' '.join(cmd)}\nSee {log}.")
+
+
+def _training_script(stage: str) -> list[str]:
+    """`accelerate launch training/train_<stage>.py` from a source checkout; the same code through the installed
+    package otherwise (the scripts are two-line wrappers of `univigu.training.trainer`)."""
+    script = REPO_ROOT / "training" / f"train_{stage}.py"
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu"]
+    if script.exists():
+        return launch + [str(script)]
+    return launch + ["-m", f"univigu.training.train_{stage}"]
+
+
+def stage_vae(args, out: Path) -> Path:
+    folder = out / "vae"
+    if args.vae:
+        return Path(args.vae)
+    if _done(folder) and "vae" not in args.stages:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    _run([sys.executable, "-m", "univigu.toyworld.pretrain_vae", "--out", str(folder), "--seed", str(args.seed),
+          "--minutes", "14", "--finetune-minutes", "4"], folder / "log.txt")
+    _mark_done(folder, {"seed": args.seed})
+    return folder
+
+
+def stage_data(args, out: Path) -> Path:
+    from .dataset import make_dataset
+
+    folder = out / "data"
+    if _done(folder) and "data" not in args.stages:
+        return folder
+    t0 = time.time()
+    make_dataset(folder / "train", args.num_train_clips, split="train", seed=args.seed)
+    make_dataset(folder / "val", args.num_val_clips, split="val", seed=args.seed)
+    _mark_done(folder, {"seconds": time.time() - t0, "train": args.num_train_clips, "val": args.num_val_clips})
+    return folder
+
+
+def stage0(args, out: Path, vae: Path) -> Path:
+    folder = out / "stage0"
+    if _done(folder) and "stage0" not in args.stages:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    _run([sys.executable, "-m", "univigu.toyworld.pretrain_generator", "--vae", str(vae), "--out", str(folder),
+          "--seed", str(args.seed), "--minutes", str(args.stage0_minutes), "--num-clips", str(args.stage0_clips),
+          "--eval-every-minutes", str(args.stage0_probe_minutes), "--eval-prompts", "24"], folder.parent / "stage0.log")
+    _mark_done(folder, {"minutes": args.stage0_minutes})
+    return folder
+
+
+def stage_convert(args, out: Path, stage0_dir: Path) -> Path:
+    folder = out / "convert"
+    if _done(folder) and "convert" not in args.stages:
+        return folder
+    _run([sys.executable, "-m", "univigu.cli", "convert", "wan", "--wan", str(stage0_dir), "--out", str(folder),
+          "--seed", str(args.seed), "--overwrite"], out / "convert.log")
+    _mark_done(folder, {})
+    return folder
+
+
+def _train_args(args, stage: str, start: Path, data: Path, out_dir: Path) -> list[str]:
+    steps = args.recall_steps if stage == "recall" else args.refine_steps
+    text_length = 16 if stage == "recall" else 40
+    return [
+        "--pretrained_model_name_or_path", str(start),
+        "--train_data_dir", str(data / "train"),
+        "--validation_data_dir", str(data / "val"),
+        "--output_dir", str(out_dir),
+        "--latents_cache_dir", str(args.out / "latents_cache"),
+        "--cache_batch_size", "32",
+        "--num_frames", "9", "--height", "64", "--width", "64",
+        "--max_text_length", str(text_length), "--max_sequence_length", "32",
+        "--train_batch_size", str(args.batch_size),
+        "--max_train_steps", str(steps),
+        "--learning_rate", str(args.learning_rate),
+        "--lr_scheduler", "cosine", "--lr_warmup_steps", str(max(1, steps // 20)),
+        "--trainable", args.trainable,
+        "--view_ratios", *[str(r) for r in args.view_ratios],
+        "--adam_weight_decay", "0.0",
+        "--seed", str(args.seed),
+        "--checkpointing_steps", str(max(steps, 1)),
+        "--validation_steps", str(max(steps // 4, 1)),
+        "--num_validation_videos", "16",
+        "--validation_num_inference_steps", "16",
+        "--report_to", "none",
+        "--mixed_precision", "no",
+    ]
+
+
+def stage_train(args, out: Path, stage: str, start: Path, data: Path) -> Path:
+    folder = out / stage
+    if _done(folder) and stage not in args.stages:
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)  # a stage folder is ours: re-running the stage starts it afresh
+    _run(_training_script(stage) + _train_args(args, stage, start, data, folder), out / f"{stage}.log")
+    _mark_done(folder, {"steps": args.recall_steps if stage == "recall" else args.refine_steps})
+    return folder
+
+
+def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path) -> Path:
+    from .package import finalize
+
+    folder = out / "final"
+    finalize(out, stage0_dir, recall, refine, folder, num_samples=args.eval_samples, seed=args.seed)
+    return folder
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m univigu.toyworld.build", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True, help="build folder (each stage's output is kept)")
+    p.add_argument("--stages", nargs="*", default=[], choices=STAGES,
+                   help="stages to re-run even when their output exists (the rest run only if missing)")
+    p.add_argument("--vae", default=None,
+                   help=f"reuse this VAE folder instead of training one (e.g. the bundled {BUNDLED_VAE.name})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-train-clips", type=int, default=4000)
+    p.add_argument("--num-val-clips", type=int, default=64)
+    p.add_argument("--stage0-minutes", type=float, default=30.0)
+    p.add_argument("--stage0-clips", type=int, default=4000)
+    p.add_argument("--stage0-probe-minutes", type=float, default=5.0, help="probe t2v every so often (0 = never)")
+    p.add_argument("--stop-after", choices=STAGES, default=None, help="stop after this stage")
+    p.add_argument("--recall-steps", type=int, default=2000)
+    p.add_argument("--refine-steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--trainable", default="all", choices=("all", "text_experts", "lora"))
+    p.add_argument("--view-ratios", type=float, nargs=3, default=(2.0, 2.0, 1.0))
+    p.add_argument("--eval-samples", type=int, default=48)
+    args = p.parse_args(argv)
+    args.out = args.out.resolve()
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    t_all = time.time()
+
+    def timed(name, fn, *a):
+        t0 = time.time()
+        print(f"\n=== {name} ===", flush=True)
+        result = fn(*a)
+        timings[name] = round(time.time() - t0, 1)
+        print(f"=== {name}: {timings[name]:.0f}s ===", flush=True)
+        return result
+
+    vae = timed("vae", stage_vae, args, args.out)
+    data = timed("data", stage_data, args, args.out)
+    s0 = timed("stage0", stage0, args, args.out, vae)
+    if args.stop_after == "stage0":
+        return
+    conv = timed("convert", stage_convert, args, args.out, s0)
+    recall = timed("recall", stage_train, args, args.out, "recall", conv, data)
+    if args.stop_after == "recall":
+        return
+    refine = timed("refine", stage_train, args, args.out, "refine", recall, data)
+    final = timed("evaluate", stage_evaluate, args, args.out, s0, recall, refine)
+    timings["total"] = round(time.time() - t_all, 1)
+    (args.out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    print(f"\nDone in {timings['total'] / 60:.1f} min: {final}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
+"""The last build stage: score stage 0 / Recall / Refine on fresh test sets, store the tuned call defaults with the
+Refine pipeline and write it, with a model card and its evaluation, as the shippable folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .evaluate import evaluate_pipeline, scores_only
+
+
+#: How the shipped checkpoint samples when called with no arguments (stored as its `call_defaults`).
+CALL_DEFAULTS = {
+    "height": 64,
+    "width": 64,
+    "num_frames": 9,
+    "max_sequence_length": 32,
+    "video_latents_mode": "argmax",  # the training-time rule: the VAE posterior's mode (see docs/toyworld_model.md)
+    "t2v": {"num_inference_steps": 24, "guidance_scale": 5.0},
+    "t2vt": {"num_inference_steps": 24, "guidance_scale": 5.0, "max_text_length": 40},
+    "v2t": {"num_inference_steps": 16, "max_text_length": 40},
+}
+#: What the stage-0 `WanPipeline` is sampled with (it has no stored defaults).
+WAN_CALL = {"height": 64, "width": 64, "num_frames": 9, "max_sequence_length": 32, "num_inference_steps": 24,
+            "guidance_scale": 5.0}
+
+SUMMARY_KEYS = ("colour_accuracy", "shape_accuracy", "motion_accuracy", "object_exact_match",
+                "hallucinations_per_sample", "held_out/object_exact_match", "held_out/colour_accuracy",
+                "held_out/shape_accuracy", "held_out/motion_accuracy")
+
+
+def load_univigu(folder, call_defaults: dict | None = None):
+    from ..pipelines import UniViGUPipeline
+
+    pipe = UniViGUPipeline.from_pretrained(str(folder))
+    if call_defaults:
+        pipe.set_call_defaults(**call_defaults)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def stage_call_defaults(max_text_length: int) -> dict:
+    """CALL_DEFAULTS with the caption length a stage was trained at (16 for Recall's prompts, 40 for captions)."""
+    defaults = json.loads(json.dumps(CALL_DEFAULTS))
+    for task in ("t2vt", "v2t"):
+        defaults[task]["max_text_length"] = max_text_length
+    return defaults
+
+
+def evaluate_stages(stage0_dir, recall_dir, refine_dir, num_samples: int = 48, seed: int = 2026) -> dict[str, Any]:
+    from diffusers import WanPipeline
+
+    results: dict[str, Any] = {}
+    timings = {}
+    t0 = time.time()
+    wan = WanPipeline.from_pretrained(str(stage0_dir))
+    wan.set_progress_bar_config(disable=True)
+    results["stage0"] = scores_only(evaluate_pipeline(wan, num_samples, tasks=("t2v",), seed=seed, **WAN_CALL))
+    timings["stage0"] = time.time() - t0
+    for name, folder, length in (("recall", recall_dir, 16), ("refine", refine_dir, 40)):
+        if folder is None:
+            continue
+        t0 = time.time()
+        pipe = load_univigu(folder, stage_call_defaults(length))
+        results[name] = scores_only(evaluate_pipeline(pipe, num_samples, detailed=name == "refine", seed=seed))
+        timings[name] = time.time() - t0
+    results["eval_seconds"] = timings
+    return results
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """A markdown table of the headline scores per stage, task and object count."""
+    rows = ["| stage | task | objects | colour | shape | motion | exact | held-out exact | halluc./sample |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for stage in ("stage0", "recall", "refine"):
+        for key, scores in (results.get(stage) or {}).items():
+            task, objects = key.split("/")
+            if task == "t2vt":
+                gen = {k.split("/", 1)[1]: v for k, v in scores.items() if k.startswith("generation/")}
+                und = {k.split("/", 1)[1]: v for k, v in scores.items() if k.startswith("understanding/")}
+                for label, s in (("t2vt video", gen), ("t2vt caption", und)):
+                    rows.append(_row(stage, label, objects, s))
+            else:
+                rows.append(_row(stage, task, objects, scores))
+    return "\n".join(rows)
+
+
+def _row(stage, task, objects, s) -> str:
+    def f(key):
+        return f"{s[key]:.2f}" if key in s else "-"
+
+    halluc = f("hallucinations_per_sample") if task != "t2v" else f("extra_objects_per_sample")
+    return (f"| {stage} | {task} | {objects[0]} | {f('colour_accuracy')} | {f('shape_accuracy')} | "
+            f"{f('motion_accuracy')} | {f('object_exact_match')} | {f('held_out/object_exact_match')} | {halluc} |")
+
+
+MODEL_CARD = """---
+library_name: diffusers
+license: apache-2.0
+pipeline_tag: text-to-video
+tags:
+- univigu
+- uni-vigu
+- shapesworld
+- video-to-text
+- text-to-video
+---
+
+# univigu ShapesWorld v1 (shapesworld-v1)
+
+A tiny but genuinely trained Uni-ViGU model of **ShapesWorld**, the synthetic world of coloured shapes that univigu
+ships as its embedded default: one Wan-style diffusion transformer that generates 9-frame 64x64 clips from a
+prompt, captions clips (video -> text) and does both at once. It runs on a laptop CPU in seconds.
+
+```python
+from univigu import UniViGUPipeline
+from univigu.toyworld import DEFAULT_CHECKPOINT
+
+pipe = UniViGUPipeline.from_pretrained(DEFAULT_CHECKPOINT)
+video = pipe(prompt="a red circle moving left").frames[0]           # (9, 64, 64, 3) in [0, 1]
+caption = pipe(video=video, task="v2t").text[0]
+```
+
+Called with no size or step arguments it uses the defaults stored with it (`call_defaults` in model_index.json):
+{defaults}
+
+## How it was built
+
+`python -m univigu.toyworld.build --out DIR` ({build_line}), all with univigu's public code paths:
+
+1. the ShapesWorld VAE (`AutoencoderKLWan`, 4x spatial / 2x temporal, 0.18 M parameters);
+2. stage 0, the stand-in for Wan2.1-T2V: a word-level tokenizer, a frozen random 2-layer `UMT5EncoderModel`
+   (d_model 64) and a flow-matching `WanTransformer3DModel` trained on {stage0_clips} cached clips ({stage0_line});
+3. `univigu convert wan`, then Knowledge Recall (`train_recall.py`, text = prompt) and Capability Refinement
+   (`train_refine.py`, text = detailed caption) with accelerate: {train_line}.
+
+## Evaluation
+
+Fresh seeded test sets ({num_samples} one-object and {num_samples} two-object clips from the `test` split; half of
+them hold a colour-shape pair never seen in training, scored apart as "held-out"). Understanding is scored per
+ground-truth object (colour, shape, motion, all three = exact); generation by the ShapesWorld analyzer. Every
+number comes from the default call.
+
+{table}
+
+Training logs, the ablations and what did not work: docs/toyworld_model.md in the univigu repository.
+"""
+
+
+def write_model_card(folder: Path, results: dict, build: dict, num_samples: int) -> None:
+    card = MODEL_CARD.format(
+        defaults="`" + json.dumps(CALL_DEFAULTS) + "`",
+        build_line=build.get("build_line", ""),
+        stage0_clips=build.get("stage0_clips", "?"),
+        stage0_line=build.get("stage0_line", ""),
+        train_line=build.get("train_line", ""),
+        num_samples=num_samples,
+        table=results_table(results),
+    )
+    (folder / "README.md").write_text(card)
+
+
+def finalize(out: Path, stage0_dir: Path, recall_dir: Path, refine_dir: Path, final_dir: Path,
+             num_samples: int = 48, seed: int = 0, build: dict | None = None) -> dict[str, Any]:
+    results = evaluate_stages(stage0_dir, recall_dir, refine_dir, num_samples=num_samples)
+    (out / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(results_table(results))
+    if final_dir.exists():
+        shutil.rmtree(final_dir)
+    pipe = load_univigu(refine_dir, CALL_DEFAULTS)
+    pipe.save_pretrained(str(final_dir))
+    (final_dir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_model_card(final_dir, results, build or {}, num_samples)
+    return results
