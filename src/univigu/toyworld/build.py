@@ -36,17 +36,6 @@ BUNDLED_VAE = Path(__file__).resolve().parent / "assets" / "shapesworld_vae"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DONE = "BUILD_STAGE_DONE.json"
 
-#: Call defaults stored with the shipped checkpoint (`UniViGUPipeline.call_defaults`): the world's size, the text
-#: lengths it was trained at, the posterior rule training used (`argmax` = the VAE posterior's mode) and tuned steps.
-SHAPESWORLD_CALL_DEFAULTS = {
-    "height": 64,
-    "width": 64,
-    "num_frames": 9,
-    "max_sequence_length": 32,
-    "video_latents_mode": "argmax",
-}
-
-
 def _done(folder: Path) -> bool:
     return (folder / DONE).exists()
 
@@ -55,10 +44,12 @@ def _mark_done(folder: Path, info: dict) -> None:
     (folder / DONE).write_text(json.dumps(info, indent=2) + "\n")
 
 
-def _run(cmd: list[str], log: Path) -> None:
+def _run(cmd: list[str], log: Path, threads: int | None = None) -> None:
     """Run a stage's command with its output shown and kept in `log`; fail loudly with the log's tail."""
     print("$", " ".join(cmd), flush=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
         for line in proc.stdout:
@@ -70,12 +61,33 @@ def _run(cmd: list[str], log: Path) -> None:
         raise SystemExit(f"Stage command failed ({proc.returncode}): {' '.join(cmd)}\nSee {log}.")
 
 
-def _training_script(stage: str) -> list[str]:
+#: accelerate config of N CPU processes on this machine (DDP over gloo); see configs/accelerate_cpu_2proc.yaml.
+ACCELERATE_CPU_CONFIG = """compute_environment: LOCAL_MACHINE
+distributed_type: MULTI_GPU
+num_machines: 1
+num_processes: {num_processes}
+machine_rank: 0
+main_process_port: 0
+gpu_ids: all
+use_cpu: true
+mixed_precision: "no"
+rdzv_backend: static
+same_network: true
+"""
+
+
+def _training_script(stage: str, num_processes: int, out: Path) -> list[str]:
     """`accelerate launch training/train_<stage>.py` from a source checkout; the same code through the installed
-    package otherwise (the scripts are two-line wrappers of `univigu.training.trainer`)."""
+    package otherwise (the scripts are two-line wrappers of `univigu.training.trainer`). On a CPU, one process per
+    core with one thread each (data parallel over gloo) is ~2x the throughput of one process with two threads."""
     script = REPO_ROOT / "training" / f"train_{stage}.py"
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu"]
+    if num_processes > 1:
+        config = out / "accelerate_cpu.yaml"
+        config.write_text(ACCELERATE_CPU_CONFIG.format(num_processes=num_processes))
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
+    else:
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+                  "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu"]
     if script.exists():
         return launch + [str(script)]
     return launch + ["-m", f"univigu.training.train_{stage}"]
@@ -144,6 +156,8 @@ def _train_args(args, stage: str, start: Path, data: Path, out_dir: Path) -> lis
         "--train_batch_size", str(args.batch_size),
         "--max_train_steps", str(steps),
         "--learning_rate", str(args.learning_rate),
+        *(["--text_experts_learning_rate", str(args.text_experts_learning_rate)]
+          if args.text_experts_learning_rate else []),
         "--lr_scheduler", "cosine", "--lr_warmup_steps", str(max(1, steps // 20)),
         "--trainable", args.trainable,
         "--view_ratios", *[str(r) for r in args.view_ratios],
@@ -164,7 +178,8 @@ def stage_train(args, out: Path, stage: str, start: Path, data: Path) -> Path:
         return folder
     if folder.exists():
         shutil.rmtree(folder)  # a stage folder is ours: re-running the stage starts it afresh
-    _run(_training_script(stage) + _train_args(args, stage, start, data, folder), out / f"{stage}.log")
+    _run(_training_script(stage, args.num_processes, out) + _train_args(args, stage, start, data, folder),
+         out / f"{stage}.log", threads=1)
     _mark_done(folder, {"steps": args.recall_steps if stage == "recall" else args.refine_steps})
     return folder
 
@@ -173,8 +188,40 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
     from .package import finalize
 
     folder = out / "final"
-    finalize(out, stage0_dir, recall, refine, folder, num_samples=args.eval_samples, seed=args.seed)
+    stage0_summary = json.loads((stage0_dir / "stage0_summary.json").read_text())
+    info = {
+        "build_line": f"seed {args.seed}",
+        "stage0_clips": args.stage0_clips,
+        "stage0_line": f"{stage0_summary['steps']} steps in {stage0_summary['train_seconds'] / 60:.0f} min, "
+                       f"{stage0_summary['params'] / 1e6:.2f} M parameters",
+        "train_line": f"--trainable {args.trainable}, --view_ratios {' '.join(map(str, args.view_ratios))}, "
+                      f"lr {args.learning_rate} (text experts {args.text_experts_learning_rate or args.learning_rate}), "
+                      f"{args.num_processes} processes x batch {args.batch_size}, {args.recall_steps} Recall + "
+                      f"{args.refine_steps} Refine steps",
+    }
+    finalize(out, stage0_dir, recall, refine, folder, num_samples=args.eval_samples, seed=args.seed, build=info)
+    if args.install:
+        install_checkpoint(folder)
     return folder
+
+
+def install_checkpoint(folder: Path) -> Path:
+    """Copy a finished build into the package as the bundled checkpoint, with its checksums."""
+    from ..pipelines.pipeline_univigu import write_checksums
+    from . import DEFAULT_CHECKPOINT
+    from .world import SHAPESWORLD_VERSION
+
+    target = Path(DEFAULT_CHECKPOINT)
+    staging = target.with_name(target.name + ".tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    shutil.copytree(folder, staging)
+    write_checksums(staging, world=SHAPESWORLD_VERSION)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    print(f"installed the checkpoint into {target}")
+    return target
 
 
 def parse_args(argv=None):
@@ -194,11 +241,15 @@ def parse_args(argv=None):
     p.add_argument("--stop-after", choices=STAGES, default=None, help="stop after this stage")
     p.add_argument("--recall-steps", type=int, default=2000)
     p.add_argument("--refine-steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=8, help="per process")
+    p.add_argument("--num-processes", type=int, default=2, help="data-parallel training processes (one per core)")
     p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--text-experts-learning-rate", type=float, default=None)
     p.add_argument("--trainable", default="all", choices=("all", "text_experts", "lora"))
     p.add_argument("--view-ratios", type=float, nargs=3, default=(2.0, 2.0, 1.0))
     p.add_argument("--eval-samples", type=int, default=48)
+    p.add_argument("--install", action="store_true",
+                   help="copy the result into the package as univigu.toyworld.DEFAULT_CHECKPOINT (source checkouts)")
     args = p.parse_args(argv)
     args.out = args.out.resolve()
     return args

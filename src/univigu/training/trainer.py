@@ -127,6 +127,10 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
     g.add_argument("--gradient_accumulation_steps", type=int, default=1)
     g.add_argument("--gradient_checkpointing", action="store_true")
     g.add_argument("--learning_rate", type=float, default=1e-4)
+    g.add_argument("--text_experts_learning_rate", type=float, default=None,
+                   help="Learning rate of the text experts (vocab_embed, text_head, ffn_t, text time embedding and "
+                        "table) when they train with the shared weights (--trainable all): the fresh text parameters "
+                        "can learn fast while the shared, pretrained ones move slowly. Default: --learning_rate.")
     g.add_argument("--scale_lr", action="store_true",
                    help="Scale the learning rate by processes x accumulation x batch size.")
     g.add_argument("--lr_scheduler", type=str, default="constant",
@@ -465,7 +469,17 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     if args.scale_lr:
         args.learning_rate *= args.gradient_accumulation_steps * args.train_batch_size * accelerator.num_processes
     params = [p for p in transformer.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+    param_groups = params
+    if args.text_experts_learning_rate is not None and args.trainable == "all":
+        if args.scale_lr:
+            args.text_experts_learning_rate *= (args.gradient_accumulation_steps * args.train_batch_size
+                                                * accelerator.num_processes)
+        expert_ids = {id(p) for _, p in transformer.text_expert_parameters()}
+        param_groups = [
+            {"params": [p for p in params if id(p) not in expert_ids], "lr": args.learning_rate},
+            {"params": [p for p in params if id(p) in expert_ids], "lr": args.text_experts_learning_rate},
+        ]
+    optimizer = torch.optim.AdamW(param_groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay, eps=args.adam_epsilon)
     # One process's share of an epoch, as accelerate will shard the loader (recomputed after `prepare`).
     steps_per_epoch = max(1, math.ceil(math.ceil(len(train_dataloader) / accelerator.num_processes)

@@ -1,0 +1,57 @@
+"""The ShapesWorld build's pieces at toy budgets: stage 0 writes a folder stock diffusers loads, the build's training
+flags are the scripts' own, the evaluation scores a pipeline."""
+
+import json
+
+import torch
+
+from univigu.toyworld import DEFAULT_VAE
+from univigu.toyworld.build import _train_args, parse_args
+from univigu.toyworld.pretrain_generator import parse_args as stage0_args
+from univigu.toyworld.pretrain_generator import train as train_stage0
+
+
+def test_stage0_writes_a_folder_wan_pipeline_runs(tmp_path):
+    from diffusers import WanPipeline
+
+    out = tmp_path / "stage0"
+    summary = train_stage0(stage0_args(["--vae", DEFAULT_VAE, "--out", str(out), "--num-clips", "8", "--max-steps", "3",
+                                        "--minutes", "5", "--eval-prompts", "0", "--width", "32", "--heads", "2",
+                                        "--layers", "1", "--batch-size", "2"]))
+    assert summary["steps"] == 3
+    assert json.loads((out / "model_index.json").read_text())["_class_name"] == "WanPipeline"
+    pipe = WanPipeline.from_pretrained(str(out))
+    pipe.set_progress_bar_config(disable=True)
+    video = pipe(prompt="a red circle moving left", height=64, width=64, num_frames=9, num_inference_steps=2,
+                 max_sequence_length=32, generator=torch.Generator().manual_seed(0), output_type="np").frames
+    assert video.shape == (1, 9, 64, 64, 3)
+
+
+def test_build_training_flags_are_the_scripts_flags(tmp_path):
+    from univigu.training.trainer import parse_args as trainer_args
+
+    args = parse_args(["--out", str(tmp_path), "--text-experts-learning-rate", "2e-3"])
+    for stage in ("recall", "refine"):
+        flags = _train_args(args, stage, tmp_path / "start", tmp_path / "data", tmp_path / stage)
+        parsed = trainer_args(stage, flags)
+        assert parsed.trainable == "all" and parsed.text_experts_learning_rate == 2e-3
+        assert parsed.max_text_length == (16 if stage == "recall" else 40)
+
+
+def test_evaluation_scores_a_pipeline():
+    from univigu import DiscreteFlowScheduler, UniViGUPipeline, UniViGUTransformer3DModel
+    from univigu.toyworld.components import build_tiny_components
+    from univigu.toyworld.evaluate import evaluate_pipeline
+
+    c = build_tiny_components()
+    transformer = UniViGUTransformer3DModel.from_wan(c["transformer"], vocab_size=len(c["tokenizer"]))
+    pipe = UniViGUPipeline(tokenizer=c["tokenizer"], text_encoder=c["text_encoder"], vae=c["vae"],
+                           transformer=transformer, scheduler=c["scheduler"],
+                           text_scheduler=DiscreteFlowScheduler(vocab_size=len(c["tokenizer"])),
+                           call_defaults={"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 2,
+                                          "max_text_length": 8, "max_sequence_length": 16})
+    pipe.set_progress_bar_config(disable=True)
+    results = evaluate_pipeline(pipe, num_samples=2)
+    assert set(results) == {f"{t}/{n}obj" for t in ("v2t", "t2v", "t2vt") for n in (1, 2)}
+    assert results["v2t/2obj"]["scores"]["num_objects"] == 4
+    assert 0.0 <= results["t2v/1obj"]["scores"]["colour_accuracy"] <= 1.0
