@@ -106,10 +106,13 @@ def main(argv=None):
                        threads=1)
         seconds = time.time() - t0
         length = 16 if stage == "recall" else 40
-        pipe = load_univigu(folder, stage_call_defaults(length))
         if (folder / "pytorch_lora_weights.safetensors").exists():
-            pipe = load_univigu(folder / "base", stage_call_defaults(length))
+            # A LoRA run saves the adapter; its base is the starting folder (or `base/` when it started from Wan).
+            base = folder / "base" if (folder / "base").exists() else start_dir
+            pipe = load_univigu(base, stage_call_defaults(length))
             pipe.load_lora_weights(str(folder))
+        else:
+            pipe = load_univigu(folder, stage_call_defaults(length))
         results[name] = {
             "stage": stage,
             "train_seconds": round(seconds),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import types
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def resolve_wan_path(wan_path: PathLike) -> Path:
     if path.is_dir():
         return path
     text = os.fspath(wan_path)
-    looks_like_repo = text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.suffix
+    looks_like_repo = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", text) is not None
     if not looks_like_repo:
         raise FileNotFoundError(f"Wan folder not found: {path} (pass a local folder or a Hub id like "
                                 "Wan-AI/Wan2.1-T2V-1.3B-Diffusers)")

@@ -1,0 +1,26 @@
+"""A non-editable install carries the bundled checkpoint: every file of it is in the wheel."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_contains_the_bundled_checkpoint(tmp_path):
+    from univigu.toyworld import DEFAULT_CHECKPOINT, DEFAULT_VAE
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    wheel = next(tmp_path.glob("univigu-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for folder in (DEFAULT_CHECKPOINT, DEFAULT_VAE):
+        base = Path(folder)
+        files = [p for p in base.rglob("*") if p.is_file()]
+        assert files
+        for p in files:
+            assert f"univigu/toyworld/assets/{base.name}/{p.relative_to(base).as_posix()}" in names
