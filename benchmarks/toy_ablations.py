@@ -50,7 +50,7 @@ def override(flags, extra):
 
 def main(argv=None):
     from univigu.toyworld import build
-    from univigu.toyworld.evaluate import evaluate_generation, evaluate_understanding, test_scenes
+    from univigu.toyworld.evaluate import evaluate_generation, evaluate_understanding, held_out_test_scenes
     from univigu.toyworld.package import WAN_CALL, load_univigu, stage_call_defaults
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,8 +66,8 @@ def main(argv=None):
     bargs = build.parse_args(["--out", str(args.build)])
     bargs.text_experts_learning_rate = bargs.text_experts_learning_rate or 2e-3
     bargs.view_ratios = (3.0, 1.0, 1.0)
-    one = test_scenes(args.num_samples, 1, seed=77)
-    two = test_scenes(args.num_samples, 2, seed=77)
+    one = held_out_test_scenes(args.num_samples, 1, seed=77)
+    two = held_out_test_scenes(args.num_samples, 2, seed=77)
 
     if "stage0" not in results:
         from diffusers import WanPipeline

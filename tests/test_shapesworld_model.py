@@ -11,7 +11,7 @@ import torch
 
 from univigu import UniViGUPipeline
 from univigu.toyworld import DEFAULT_CHECKPOINT, render_scene, score_generation, score_understanding
-from univigu.toyworld.evaluate import caption_videos, generate_videos, test_scenes
+from univigu.toyworld.evaluate import caption_videos, generate_videos, held_out_test_scenes
 from univigu.toyworld.text import scene_to_prompt
 
 
@@ -45,7 +45,7 @@ def test_default_call_uses_the_checkpoint_defaults(pipe):
 def test_default_v2t_matches_training_time_validation(pipe):
     """The trainer validates with `video_latents_mode="argmax"` and the trained text length; the default call must
     read a video exactly that way (the checkpoint records the rule)."""
-    video = render_scene(test_scenes(1, 1, seed=5)[0])
+    video = render_scene(held_out_test_scenes(1, 1, seed=5)[0])
     default = pipe(video=video, task="v2t", generator=torch.Generator().manual_seed(0)).text
     as_trained = pipe(video=video, task="v2t", generator=torch.Generator().manual_seed(0), video_latents_mode="argmax",
                       max_text_length=pipe.config.call_defaults["v2t"]["max_text_length"]).text
@@ -53,26 +53,27 @@ def test_default_v2t_matches_training_time_validation(pipe):
 
 
 def test_captions_of_unseen_one_object_videos(pipe):
-    scenes = test_scenes(20, 1, seed=31)
+    scenes = held_out_test_scenes(20, 1, seed=31)
     texts = caption_videos(pipe, [render_scene(s) for s in scenes])
     scores = score_understanding(texts, scenes)
     assert scores["object_exact_match"] >= UNDERSTANDING_EXACT_MIN, (scores, texts)
-    assert scores["colour_accuracy"] >= 0.9, scores
+    assert scores["colour_accuracy"] >= UNDERSTANDING_COLOUR_MIN, scores
+    assert scores["motion_accuracy"] >= UNDERSTANDING_MOTION_MIN, scores
 
 
 def test_captions_of_unseen_two_object_videos(pipe):
-    scenes = test_scenes(12, 2, seed=32)
+    scenes = held_out_test_scenes(12, 2, seed=32)
     texts = caption_videos(pipe, [render_scene(s) for s in scenes])
     scores = score_understanding(texts, scenes)
     assert scores["attribute_accuracy"] >= UNDERSTANDING_TWO_OBJECT_ATTRIBUTE_MIN, (scores, texts)
 
 
-def test_generated_videos_show_the_prompted_colour_and_motion(pipe):
-    scenes = test_scenes(12, 1, seed=33)
+def test_generated_videos_show_the_prompted_colour(pipe):
+    """Motion is not asserted: the bundled generator does not move objects yet (docs/toyworld_model.md)."""
+    scenes = held_out_test_scenes(16, 1, seed=33)
     videos = generate_videos(pipe, [scene_to_prompt(s) for s in scenes])
     scores = score_generation(videos, scenes)
     assert scores["colour_accuracy"] >= GENERATION_COLOUR_MIN, scores
-    assert scores["motion_accuracy"] >= GENERATION_MOTION_MIN, scores
 
 
 def test_joint_returns_a_video_and_a_caption(pipe):
@@ -131,8 +132,11 @@ def test_cli_refuses_an_empty_prompt(tmp_path):
         main(["generate", "--prompt", "  ", "--out", str(tmp_path / "x.mp4")])
 
 
-# Measured on the shipped checkpoint by the build (docs/toyworld_model.md); set a little below.
-UNDERSTANDING_EXACT_MIN = 0.0
-UNDERSTANDING_TWO_OBJECT_ATTRIBUTE_MIN = 0.0
-GENERATION_COLOUR_MIN = 0.0
-GENERATION_MOTION_MIN = 0.0
+# Measured on the shipped checkpoint by the build (docs/toyworld_model.md: one-object v2t colour 0.98, motion 0.98,
+# exact 0.25; two-object attributes 0.46; t2v colour 0.29 / 0.17 on 48 / 24 prompts); set a little below, so that a
+# regression anywhere in the stack shows up (an untrained or broken model scores ~0.17 colour and 0 exact on v2t).
+UNDERSTANDING_EXACT_MIN = 0.1
+UNDERSTANDING_COLOUR_MIN = 0.85
+UNDERSTANDING_MOTION_MIN = 0.8
+UNDERSTANDING_TWO_OBJECT_ATTRIBUTE_MIN = 0.3
+GENERATION_COLOUR_MIN = 0.06

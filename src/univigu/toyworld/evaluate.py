@@ -18,7 +18,7 @@ from .text import scene_to_prompt
 from .world import Scene, render_scene, sample_scene, scene_rng
 
 
-def test_scenes(num_samples: int, num_objects: int, seed: int = 2026, split: str = "test") -> list[Scene]:
+def held_out_test_scenes(num_samples: int, num_objects: int, seed: int = 2026, split: str = "test") -> list[Scene]:
     """Seeded scenes with a fixed object count; in "test", even indices hold a held-out colour-shape pair."""
     return [
         sample_scene(scene_rng(seed * 10 + num_objects, split, i), split=split, num_objects=num_objects,
@@ -93,7 +93,7 @@ def evaluate_pipeline(pipe, num_samples: int = 48, tasks: Sequence[str] = ("v2t"
     `{"<task>/<n>obj": {"scores": ..., ...}}`. A `WanPipeline` takes `tasks=("t2v",)`."""
     results: dict[str, Any] = {}
     for num_objects in (1, 2):
-        scenes = test_scenes(num_samples, num_objects, seed=seed)
+        scenes = held_out_test_scenes(num_samples, num_objects, seed=seed)
         if "v2t" in tasks:
             results[f"v2t/{num_objects}obj"] = evaluate_understanding(pipe, scenes, detailed=detailed, **call_kwargs)
         if "t2v" in tasks:

@@ -1,0 +1,716 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
+"""UniViGUTransformer3DModel: one Wan2.1 diffusion transformer for video (continuous flow) and text
+(discrete flow), with a modality-driven mixture of experts.
+
+The sequence a block sees is ``[video patch tokens ; text tokens]``. Everything in a block is shared
+between the two streams (norms, self-attention over the joint sequence, cross-attention to the umT5
+prompt embedding, the block's ``scale_shift_table``) except the feed-forward network: ``ffn`` (Wan's) for
+video tokens and ``ffn_t`` for text tokens. Each stream has its own timestep, time embedding and output
+head. Video tokens use Wan's interleaved 3D RoPE; text tokens use a 1D rotate-half RoPE over positions
+``0..L_t-1``.
+
+Module names follow the reference checkpoint's state-dict names, so converting a reference checkpoint is a
+rename of its ``_fsdp_wrapped_module.`` infix and nothing else (see ``univigu.conversion``). The pieces are
+diffusers' own Wan modules (``WanAttention``, ``WanRotaryPosEmbed``, ``FeedForward``, ``FP32LayerNorm``,
+``Timesteps``/``TimestepEmbedding``, ``PixArtAlphaTextProjection``); with no text stream the computation is
+exactly ``WanTransformer3DModel``'s.
+
+This file is self-contained on purpose: it is copied verbatim into exported Hub folders so that
+``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` works without univigu installed.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
+from diffusers.models.attention import AttentionMixin, FeedForward
+from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.embeddings import PixArtAlphaTextProjection, TimestepEmbedding, Timesteps
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.normalization import FP32LayerNorm
+from diffusers.models.transformers.transformer_wan import WanAttention, WanAttnProcessor, WanRotaryPosEmbed
+from diffusers.utils import USE_PEFT_BACKEND, BaseOutput, logging, scale_lora_layers, unscale_lora_layers
+
+
+logger = logging.get_logger(__name__)
+
+
+@dataclass
+class UniViGUTransformerOutput(BaseOutput):
+    """
+    Args:
+        sample (`torch.Tensor` of shape `(batch_size, out_channels, num_frames, height, width)` or `None`):
+            The predicted video velocity (noise - x0), or `None` when no video stream was given.
+        text_logits (`torch.Tensor` of shape `(batch_size, text_length, num_text_embeddings)` or `None`):
+            Logits of the clean text tokens, or `None` when no text stream was given.
+    """
+
+    sample: Optional[torch.Tensor] = None
+    text_logits: Optional[torch.Tensor] = None
+
+
+def _apply_interleaved_rope(x: torch.Tensor, freqs_cos: torch.Tensor, freqs_sin: torch.Tensor) -> torch.Tensor:
+    # Wan's video RoPE (pairs of adjacent channels), written with the very same ops as diffusers'
+    # WanAttnProcessor so that the video-only path is bit-identical to WanTransformer3DModel.
+    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
+    cos = freqs_cos[..., 0::2]
+    sin = freqs_sin[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., 0::2] = x1 * cos - x2 * sin
+    out[..., 1::2] = x1 * sin + x2 * cos
+    return out.type_as(x)
+
+
+def _apply_rotate_half_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    # The text RoPE of the reference: cos/sin of cat(freqs, freqs), rotate-half (non-interleaved) pairing.
+    x1, x2 = x.chunk(2, dim=-1)
+    rotated = torch.cat((-x2, x1), dim=-1)
+    return (x.float() * cos + rotated.float() * sin).type_as(x)
+
+
+class UniViGUTextRotaryPosEmbed(nn.Module):
+    """1D rotary embedding of the text stream: base `theta` over the full head dim, positions 0..L-1."""
+
+    def __init__(self, attention_head_dim: int, theta: float = 10000.0):
+        super().__init__()
+        self.attention_head_dim = attention_head_dim
+        self.theta = theta
+
+    def forward(self, text_length: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+        dim = self.attention_head_dim
+        # Computed on the fly (not a buffer): it is cheap, and meta-device/low-memory loading then never
+        # leaves it uninitialised. The reference stores `inv_freq`; conversion drops it.
+        inv_freq = 1.0 / (self.theta ** (torch.arange(0, dim, 2, dtype=torch.int64, device=device).float() / dim))
+        positions = torch.arange(text_length, device=device, dtype=torch.float32)
+        freqs = torch.outer(positions, inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        # (1, L, 1, head_dim) to broadcast over (batch, seq, heads, head_dim)
+        return emb.cos()[None, :, None, :], emb.sin()[None, :, None, :]
+
+
+class UniViGUAttnProcessor:
+    """Joint self-attention over `[video ; text]`: Wan's 3D RoPE on the video part of q/k, the 1D rotate-half
+    RoPE on the text part, and a key-padding mask for text. Without text it is Wan's processor, op for op."""
+
+    _attention_backend = None
+    _parallel_config = None
+
+    def __call__(
+        self,
+        attn: WanAttention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        rotary_emb: Optional[Dict[str, Any]] = None,
+    ) -> torch.Tensor:
+        if attn.fused_projections:
+            query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
+        else:
+            query = attn.to_q(hidden_states)
+            key = attn.to_k(hidden_states)
+            value = attn.to_v(hidden_states)
+
+        query = attn.norm_q(query)
+        key = attn.norm_k(key)
+
+        query = query.unflatten(2, (attn.heads, -1))
+        key = key.unflatten(2, (attn.heads, -1))
+        value = value.unflatten(2, (attn.heads, -1))
+
+        if rotary_emb is not None:
+            num_video = rotary_emb["num_video_tokens"]
+            video_rope = rotary_emb.get("video")
+            text_rope = rotary_emb.get("text")
+
+            def rope(x):
+                if text_rope is None:
+                    return _apply_interleaved_rope(x, *video_rope)
+                if video_rope is None:
+                    return _apply_rotate_half_rope(x, *text_rope)
+                return torch.cat(
+                    [
+                        _apply_interleaved_rope(x[:, :num_video], *video_rope),
+                        _apply_rotate_half_rope(x[:, num_video:], *text_rope),
+                    ],
+                    dim=1,
+                )
+
+            query = rope(query)
+            key = rope(key)
+
+        hidden_states = dispatch_attention_fn(
+            query,
+            key,
+            value,
+            attn_mask=attention_mask,
+            dropout_p=0.0,
+            is_causal=False,
+            backend=self._attention_backend,
+        )
+        hidden_states = hidden_states.flatten(2, 3)
+        hidden_states = hidden_states.type_as(query)
+
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        return hidden_states
+
+
+class UniViGUTimeEmbedding(nn.Module):
+    """Per-stream time embedding: Wan's `timesteps_proj` + `time_embedder` + SiLU + `time_proj` (6 x dim)."""
+
+    def __init__(self, dim: int, time_freq_dim: int, time_proj_dim: int):
+        super().__init__()
+        self.timesteps_proj = Timesteps(num_channels=time_freq_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embedder = TimestepEmbedding(in_channels=time_freq_dim, time_embed_dim=dim)
+        self.act_fn = nn.SiLU()
+        self.time_proj = nn.Linear(dim, time_proj_dim)
+
+    def forward(self, timestep: torch.Tensor, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+        timestep = self.timesteps_proj(timestep)
+        time_embedder_dtype = next(iter(self.time_embedder.parameters())).dtype
+        if timestep.dtype != time_embedder_dtype and time_embedder_dtype != torch.int8:
+            timestep = timestep.to(time_embedder_dtype)
+        temb = self.time_embedder(timestep).to(dtype)
+        timestep_proj = self.time_proj(self.act_fn(temb))
+        return temb, timestep_proj
+
+
+class UniViGUVideoHead(nn.Module):
+    """Wan's output layer: `norm_out` (no params) + modulation from `scale_shift_table_v` + `proj_out`."""
+
+    def __init__(self, dim: int, out_features: int, eps: float):
+        super().__init__()
+        self.norm_out = FP32LayerNorm(dim, eps, elementwise_affine=False)
+        self.proj_out = nn.Linear(dim, out_features)
+
+    def forward(self, hidden_states, temb, scale_shift_table):
+        shift, scale = (scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
+        shift = shift.to(hidden_states.device)
+        scale = scale.to(hidden_states.device)
+        hidden_states = (self.norm_out(hidden_states.float()) * (1 + scale) + shift).type_as(hidden_states)
+        return self.proj_out(hidden_states)
+
+
+class UniViGUTextHead(nn.Module):
+    """Text output layer: weight-only LayerNorm in fp32, modulation from `scale_shift_table_t`, then a
+    zero-initialised linear map to the vocabulary (so a fresh model predicts uniform logits).
+
+    The norm's epsilon is PyTorch's LayerNorm default (1e-5), not Wan's 1e-6: that is what the reference uses
+    (checked against its outputs, see tests/test_transformer.py)."""
+
+    def __init__(self, dim: int, num_embeddings: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.norm_final = nn.LayerNorm(dim, eps=eps, elementwise_affine=True, bias=False)
+        self.linear = nn.Linear(dim, num_embeddings)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, hidden_states, temb, scale_shift_table):
+        shift, scale = (scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
+        normed = F.layer_norm(
+            hidden_states.float(), (hidden_states.shape[-1],), self.norm_final.weight.float(), None, self.eps
+        )
+        hidden_states = (normed * (1 + scale.float()) + shift.float()).type_as(hidden_states)
+        return self.linear(hidden_states)
+
+
+def _modulation(scale_shift_table: torch.Tensor, timestep_proj: torch.Tensor):
+    # (1, 6, D) + (B, 6, D) -> six (B, 1, D) tensors: shift, scale, gate, c_shift, c_scale, c_gate
+    return (scale_shift_table + timestep_proj.float()).chunk(6, dim=1)
+
+
+class UniViGUTransformerBlock(nn.Module):
+    """A Wan block whose feed-forward is routed by modality: `ffn` for video tokens, `ffn_t` for text."""
+
+    def __init__(
+        self,
+        dim: int,
+        ffn_dim: int,
+        num_heads: int,
+        qk_norm: str = "rms_norm_across_heads",
+        cross_attn_norm: bool = False,
+        eps: float = 1e-6,
+        text_ffn: str = "expert",
+    ):
+        super().__init__()
+        self.norm1 = FP32LayerNorm(dim, eps, elementwise_affine=False)
+        self.attn1 = WanAttention(
+            dim=dim,
+            heads=num_heads,
+            dim_head=dim // num_heads,
+            eps=eps,
+            cross_attention_dim_head=None,
+            processor=UniViGUAttnProcessor(),
+        )
+        self.attn2 = WanAttention(
+            dim=dim,
+            heads=num_heads,
+            dim_head=dim // num_heads,
+            eps=eps,
+            cross_attention_dim_head=dim // num_heads,
+            processor=WanAttnProcessor(),
+        )
+        self.norm2 = FP32LayerNorm(dim, eps, elementwise_affine=True) if cross_attn_norm else nn.Identity()
+        self.ffn = FeedForward(dim, inner_dim=ffn_dim, activation_fn="gelu-approximate")
+        # The modality expert of the text stream; `text_ffn="shared"` (an ablation) routes text through `ffn` too.
+        self.ffn_t = FeedForward(dim, inner_dim=ffn_dim, activation_fn="gelu-approximate") if text_ffn == "expert" else None
+        self.norm3 = FP32LayerNorm(dim, eps, elementwise_affine=False)
+        self.scale_shift_table = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
+
+    def forward(
+        self,
+        video_states: Optional[torch.Tensor],
+        text_states: Optional[torch.Tensor],
+        encoder_hidden_states: torch.Tensor,
+        video_timestep_proj: Optional[torch.Tensor],
+        text_timestep_proj: Optional[torch.Tensor],
+        rotary_emb: Dict[str, Any],
+        attention_mask: Optional[torch.Tensor] = None,
+    ):
+        streams = []  # (states, modulation, ffn) for the streams present, video first
+        if video_states is not None:
+            streams.append([video_states, _modulation(self.scale_shift_table, video_timestep_proj), self.ffn])
+        if text_states is not None:
+            text_ffn = self.ffn_t if self.ffn_t is not None else self.ffn
+            streams.append([text_states, _modulation(self.scale_shift_table, text_timestep_proj), text_ffn])
+        lengths = [s[0].shape[1] for s in streams]
+
+        def joint(tensors):
+            return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=1)
+
+        def split(tensor):
+            return [tensor] if len(lengths) == 1 else list(tensor.split(lengths, dim=1))
+
+        # 1. Self-attention over the joint sequence, each stream modulated and gated by its own timestep.
+        normed = [
+            (self.norm1(x.float()) * (1 + mod[1]) + mod[0]).type_as(x) for x, mod, _ in streams
+        ]
+        attn_output = split(self.attn1(joint(normed), None, attention_mask, rotary_emb))
+        for stream, out in zip(streams, attn_output):
+            x, mod, _ = stream
+            stream[0] = (x.float() + out * mod[2]).type_as(x)
+
+        # 2. Cross-attention of every token to the projected umT5 embedding (ungated).
+        states = joint([s[0] for s in streams])
+        normed = self.norm2(states.float()).type_as(states)
+        states = states + self.attn2(normed, encoder_hidden_states, None, None)
+        for stream, x in zip(streams, split(states)):
+            stream[0] = x
+
+        # 3. Feed-forward, routed by modality.
+        outputs = []
+        for x, mod, ffn in streams:
+            normed = (self.norm3(x.float()) * (1 + mod[4]) + mod[3]).type_as(x)
+            outputs.append((x.float() + ffn(normed).float() * mod[5]).type_as(x))
+
+        video_out = outputs[0] if video_states is not None else None
+        text_out = outputs[-1] if text_states is not None else None
+        return video_out, text_out
+
+
+class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
+    r"""
+    The Uni-ViGU transformer: Wan2.1's video diffusion transformer plus a text stream.
+
+    Args (Wan's, see `diffusers.WanTransformer3DModel`, plus):
+        vocab_size (`int`): Number of real text tokens (the tokenizer's vocabulary size).
+        text_mask_token (`bool`, defaults to `False`): Add one embedding row / logit for a `[MASK]` source
+            token (id `vocab_size`). The reference uses the uniform source and no mask token.
+        text_rope_theta (`float`, defaults to `10000.0`): Base of the text stream's 1D RoPE.
+        text_rope_max_seq_len (`int`, defaults to `1024`): Longest text sequence accepted.
+        text_ffn (`str`, defaults to `"expert"`): `"expert"`, the paper's modality-driven MoE (text tokens go through
+            their own `ffn_t`), or `"shared"` (text tokens go through the video `ffn`; the ablation without experts).
+    """
+
+    _supports_gradient_checkpointing = True
+    _skip_layerwise_casting_patterns = ["patch_embedding", "cond_text_embedder", "vocab_embed", "norm"]
+    _no_split_modules = ["UniViGUTransformerBlock"]
+    _keep_in_fp32_modules = [
+        "time_embedder",
+        "scale_shift_table",
+        "norm1",
+        "norm2",
+        "norm3",
+        "norm_final",
+    ]
+    _repeated_blocks = ["UniViGUTransformerBlock"]
+
+    @register_to_config
+    def __init__(
+        self,
+        patch_size: Tuple[int, ...] = (1, 2, 2),
+        num_attention_heads: int = 12,
+        attention_head_dim: int = 128,
+        in_channels: int = 16,
+        out_channels: int = 16,
+        text_dim: int = 4096,
+        freq_dim: int = 256,
+        ffn_dim: int = 8960,
+        num_layers: int = 30,
+        cross_attn_norm: bool = True,
+        qk_norm: Optional[str] = "rms_norm_across_heads",
+        eps: float = 1e-6,
+        rope_max_seq_len: int = 1024,
+        vocab_size: int = 256384,
+        text_mask_token: bool = False,
+        text_rope_theta: float = 10000.0,
+        text_rope_max_seq_len: int = 1024,
+        text_ffn: str = "expert",
+    ) -> None:
+        super().__init__()
+        if text_ffn not in ("expert", "shared"):
+            raise ValueError(f"text_ffn must be 'expert' (the paper's MoE) or 'shared', got {text_ffn!r}.")
+        if qk_norm != "rms_norm_across_heads":
+            raise ValueError(f"Only qk_norm='rms_norm_across_heads' (Wan2.1's) is supported, got {qk_norm!r}.")
+        inner_dim = num_attention_heads * attention_head_dim
+        out_channels = out_channels or in_channels
+        num_text_embeddings = vocab_size + (1 if text_mask_token else 0)
+
+        # 1. Embeddings of the two streams and of the umT5 condition
+        self.rope = WanRotaryPosEmbed(attention_head_dim, patch_size, rope_max_seq_len)
+        self.rotary_emb_text = UniViGUTextRotaryPosEmbed(attention_head_dim, text_rope_theta)
+        self.patch_embedding = nn.Conv3d(in_channels, inner_dim, kernel_size=patch_size, stride=patch_size)
+        self.vocab_embed = nn.Embedding(num_text_embeddings, inner_dim)
+        self.cond_text_embedder = PixArtAlphaTextProjection(text_dim, inner_dim, act_fn="gelu_tanh")
+
+        # 2. One time embedding per stream
+        self.time_embedding_v = UniViGUTimeEmbedding(inner_dim, freq_dim, inner_dim * 6)
+        self.time_embedding_t = UniViGUTimeEmbedding(inner_dim, freq_dim, inner_dim * 6)
+
+        # 3. Blocks
+        self.blocks = nn.ModuleList(
+            [
+                UniViGUTransformerBlock(inner_dim, ffn_dim, num_attention_heads, qk_norm, cross_attn_norm, eps, text_ffn)
+                for _ in range(num_layers)
+            ]
+        )
+
+        # 4. Output heads and their modulation tables
+        self.scale_shift_table_v = nn.Parameter(torch.randn(1, 2, inner_dim) / inner_dim**0.5)
+        self.scale_shift_table_t = nn.Parameter(torch.randn(1, 2, inner_dim) / inner_dim**0.5)
+        self.video_head = UniViGUVideoHead(inner_dim, out_channels * math.prod(patch_size), eps)
+        self.text_head = UniViGUTextHead(inner_dim, num_text_embeddings)
+
+        self.gradient_checkpointing = False
+
+    # ------------------------------------------------------------------ helpers
+
+    @classmethod
+    def extract_init_dict(cls, config_dict, **kwargs):
+        # `auto_map` (written because the class is registered for AutoModel) is loading metadata, not an argument:
+        # drop it so loading a saved folder does not warn about an unexpected config attribute.
+        config_dict = {key: value for key, value in config_dict.items() if key != "auto_map"}
+        return super().extract_init_dict(config_dict, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`ModelMixin.save_pretrained`, plus a copy of this module file next to the weights, so that the folder
+        loads with `diffusers.AutoModel.from_pretrained(folder, trust_remote_code=True)` without univigu."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            import os
+            import shutil
+
+            shutil.copyfile(__file__, os.path.join(save_directory, os.path.basename(__file__)))
+
+    @property
+    def num_text_embeddings(self) -> int:
+        return self.config.vocab_size + (1 if self.config.text_mask_token else 0)
+
+    @property
+    def mask_token_id(self) -> Optional[int]:
+        return self.config.vocab_size if self.config.text_mask_token else None
+
+    def text_expert_parameters(self):
+        """The parameters the text stream adds to Wan (what `--trainable text_experts` trains)."""
+        for name, param in self.named_parameters():
+            if _is_text_expert(name):
+                yield name, param
+
+    def _validate_inputs(self, hidden_states, timestep, text_ids, text_timestep, text_attention_mask):
+        if hidden_states is None and text_ids is None:
+            raise ValueError(
+                "Both streams are absent: pass `hidden_states` (video latents), `text_ids` (text tokens), or both."
+            )
+        batch_size = None
+        if hidden_states is not None:
+            if hidden_states.ndim != 5:
+                raise ValueError(
+                    "`hidden_states` must be video latents of shape (batch, channels, frames, height, width), "
+                    f"got shape {tuple(hidden_states.shape)}."
+                )
+            batch_size, channels, frames, height, width = hidden_states.shape
+            if channels != self.config.in_channels:
+                raise ValueError(
+                    f"`hidden_states` has {channels} channels but the model expects in_channels="
+                    f"{self.config.in_channels}: encode videos with the matching VAE (z_dim={self.config.in_channels})."
+                )
+            p_t, p_h, p_w = self.config.patch_size
+            for name, size, patch in (("frames", frames, p_t), ("height", height, p_h), ("width", width, p_w)):
+                if size % patch != 0:
+                    raise ValueError(
+                        f"Latent {name} ({size}) is not divisible by the patch size {patch}: use a latent {name} "
+                        f"that is a multiple of {patch} (e.g. {size - size % patch or patch})."
+                    )
+            if timestep is None:
+                raise ValueError("`timestep` (one per sample, 0..1000 scale) is required with a video stream.")
+            if timestep.ndim != 1 or timestep.shape[0] != batch_size:
+                raise ValueError(
+                    f"`timestep` must have shape ({batch_size},) (one per sample), got {tuple(timestep.shape)}: "
+                    "expand a scalar with `timestep.expand(batch_size)`."
+                )
+        if text_ids is not None:
+            if text_ids.ndim != 2:
+                raise ValueError(f"`text_ids` must have shape (batch, length), got {tuple(text_ids.shape)}.")
+            if batch_size is not None and text_ids.shape[0] != batch_size:
+                raise ValueError(
+                    f"`text_ids` has batch size {text_ids.shape[0]} but `hidden_states` has {batch_size}."
+                )
+            batch_size = text_ids.shape[0]
+            if text_ids.shape[1] > self.config.text_rope_max_seq_len:
+                raise ValueError(
+                    f"Text length {text_ids.shape[1]} exceeds text_rope_max_seq_len="
+                    f"{self.config.text_rope_max_seq_len}: truncate the text or raise the config value."
+                )
+            if text_ids.numel() and (text_ids.min() < 0 or text_ids.max() >= self.num_text_embeddings):
+                raise ValueError(
+                    f"`text_ids` must lie in [0, {self.num_text_embeddings}) but range over "
+                    f"[{int(text_ids.min())}, {int(text_ids.max())}]: tokenize with the tokenizer this model was "
+                    f"built for (vocab_size={self.config.vocab_size}"
+                    + (", plus the mask id" if self.config.text_mask_token else "")
+                    + ")."
+                )
+            if text_timestep is None:
+                raise ValueError(
+                    "`text_timestep` (one per sample, 0..1000 scale; 0 = clean text) is required with `text_ids`."
+                )
+            if text_timestep.ndim != 1 or text_timestep.shape[0] != batch_size:
+                raise ValueError(
+                    f"`text_timestep` must have shape ({batch_size},), got {tuple(text_timestep.shape)}."
+                )
+            if text_attention_mask is not None and text_attention_mask.shape != text_ids.shape:
+                raise ValueError(
+                    f"`text_attention_mask` must have the shape of `text_ids` {tuple(text_ids.shape)}, "
+                    f"got {tuple(text_attention_mask.shape)}."
+                )
+        return batch_size
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(
+        self,
+        hidden_states: Optional[torch.Tensor] = None,
+        timestep: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        text_ids: Optional[torch.LongTensor] = None,
+        text_timestep: Optional[torch.Tensor] = None,
+        text_attention_mask: Optional[torch.Tensor] = None,
+        attention_kwargs: Optional[Dict[str, Any]] = None,
+        return_dict: bool = True,
+    ):
+        """
+        Args:
+            hidden_states (`torch.Tensor` of shape `(B, C, F, H, W)`, *optional*): video latents.
+            timestep (`torch.Tensor` of shape `(B,)`): video timestep, 0..1000 (1000 = pure noise).
+            encoder_hidden_states (`torch.Tensor` of shape `(B, N, text_dim)`, *optional*): the umT5 prompt
+                embedding for cross-attention. `None` means the null condition (all zeros), as the reference
+                uses for video-to-text; one zero row attends exactly like the reference's 512.
+            text_ids (`torch.LongTensor` of shape `(B, L)`, *optional*): text tokens of the text stream.
+            text_timestep (`torch.Tensor` of shape `(B,)`): text timestep, 0..1000 (0 = clean text).
+            text_attention_mask (`torch.Tensor` of shape `(B, L)`, *optional*): 1/True for real tokens; padded
+                positions are excluded as attention keys, so they change no other output.
+            attention_kwargs (`dict`, *optional*): `{"scale": lora_scale}` for PEFT adapters.
+
+        Returns:
+            [`UniViGUTransformerOutput`] with `.sample` (video velocity) and `.text_logits`, each `None` when
+            its stream is absent, or a tuple `(sample, text_logits)` if `return_dict=False`.
+        """
+        lora_scale = (attention_kwargs or {}).get("scale", 1.0)
+        if USE_PEFT_BACKEND:
+            scale_lora_layers(self, lora_scale)
+        try:
+            return self._forward(
+                hidden_states, timestep, encoder_hidden_states, text_ids, text_timestep, text_attention_mask,
+                return_dict,
+            )
+        finally:
+            if USE_PEFT_BACKEND:
+                unscale_lora_layers(self, lora_scale)
+
+    def _forward(
+        self, hidden_states, timestep, encoder_hidden_states, text_ids, text_timestep, text_attention_mask,
+        return_dict,
+    ):
+        batch_size = self._validate_inputs(hidden_states, timestep, text_ids, text_timestep, text_attention_mask)
+        p_t, p_h, p_w = self.config.patch_size
+        param_dtype = self.patch_embedding.weight.dtype
+
+        if encoder_hidden_states is None:
+            encoder_hidden_states = torch.zeros(
+                batch_size, 1, self.config.text_dim, device=self.device, dtype=param_dtype
+            )
+        encoder_hidden_states = self.cond_text_embedder(encoder_hidden_states)
+
+        rotary_emb: Dict[str, Any] = {"num_video_tokens": 0}
+        video_states = video_temb = video_proj = None
+        if hidden_states is not None:
+            _, _, num_frames, height, width = hidden_states.shape
+            post_patch = (num_frames // p_t, height // p_h, width // p_w)
+            rotary_emb["video"] = self.rope(hidden_states)
+            video_states = self.patch_embedding(hidden_states).flatten(2).transpose(1, 2).contiguous()
+            rotary_emb["num_video_tokens"] = video_states.shape[1]
+            video_temb, video_proj = self.time_embedding_v(timestep, dtype=encoder_hidden_states.dtype)
+            video_proj = video_proj.unflatten(1, (6, -1))
+
+        text_states = text_temb = text_proj = None
+        attention_mask = None
+        if text_ids is not None:
+            text_states = self.vocab_embed(text_ids)
+            rotary_emb["text"] = self.rotary_emb_text(text_ids.shape[1], text_ids.device)
+            text_temb, text_proj = self.time_embedding_t(text_timestep, dtype=encoder_hidden_states.dtype)
+            text_proj = text_proj.unflatten(1, (6, -1))
+            if text_attention_mask is not None and not bool(text_attention_mask.bool().all()):
+                # Key-padding mask over the joint sequence: every video key is real.
+                keys = text_attention_mask.bool()
+                if video_states is not None:
+                    keys = torch.cat([keys.new_ones(batch_size, video_states.shape[1]), keys], dim=1)
+                attention_mask = keys[:, None, None, :]
+
+        for block in self.blocks:
+            if torch.is_grad_enabled() and self.gradient_checkpointing:
+                video_states, text_states = self._gradient_checkpointing_func(
+                    block, video_states, text_states, encoder_hidden_states, video_proj, text_proj, rotary_emb,
+                    attention_mask,
+                )
+            else:
+                video_states, text_states = block(
+                    video_states, text_states, encoder_hidden_states, video_proj, text_proj, rotary_emb,
+                    attention_mask,
+                )
+
+        sample = text_logits = None
+        if video_states is not None:
+            out = self.video_head(video_states, video_temb, self.scale_shift_table_v)
+            out = out.reshape(batch_size, *post_patch, p_t, p_h, p_w, -1)
+            out = out.permute(0, 7, 1, 4, 2, 5, 3, 6)
+            sample = out.flatten(6, 7).flatten(4, 5).flatten(2, 3)
+        if text_states is not None:
+            text_logits = self.text_head(text_states, text_temb, self.scale_shift_table_t)
+
+        if not return_dict:
+            return (sample, text_logits)
+        return UniViGUTransformerOutput(sample=sample, text_logits=text_logits)
+
+    def with_shared_text_ffn(self) -> "UniViGUTransformer3DModel":
+        """A copy without text experts in the blocks (`text_ffn="shared"`): text tokens go through the video `ffn`.
+        The ablation of the paper's modality-driven MoE; every other weight is kept."""
+        if self.config.text_ffn == "shared":
+            return self
+        allowed = set(self._get_init_keys(self.__class__)) - {"self"}
+        config = {k: v for k, v in self.config.items() if k in allowed}
+        config["text_ffn"] = "shared"
+        model = self.__class__(**config)
+        state = {k: v for k, v in self.state_dict().items() if ".ffn_t." not in k}
+        model.load_state_dict(state)
+        return model.to(device=self.device) if self.dtype == torch.float32 else model.to(self.device, self.dtype)
+
+    # ------------------------------------------------------------------ construction from Wan
+
+    @classmethod
+    def from_wan(
+        cls,
+        wan_transformer,
+        vocab_size: int,
+        text_mask_token: bool = False,
+        text_rope_theta: float = 10000.0,
+        text_rope_max_seq_len: int = 1024,
+        vocab_init_std: float = 0.02,
+        seed: Optional[int] = None,
+    ) -> "UniViGUTransformer3DModel":
+        """Build a UniViGU transformer from a pretrained `WanTransformer3DModel` (Wan2.1 text-to-video).
+
+        Every Wan weight is copied; the text experts start as copies of their video counterparts (`ffn_t` <- `ffn`,
+        `time_embedding_t` <- the video time embedding, `scale_shift_table_t` <- `scale_shift_table`), `vocab_embed`
+        is freshly initialised (normal, std `vocab_init_std`) and the text head is zero. With no text stream the
+        result computes exactly what `wan_transformer` computes.
+        """
+        config = dict(wan_transformer.config)
+        if config.get("image_dim") is not None or config.get("added_kv_proj_dim") is not None:
+            raise ValueError(
+                "from_wan expects a Wan2.1 text-to-video transformer; this one has image conditioning "
+                "(image_dim/added_kv_proj_dim set), which UniViGU does not use."
+            )
+        if config.get("pos_embed_seq_len") is not None:
+            raise ValueError("from_wan does not support Wan transformers with `pos_embed_seq_len`.")
+        allowed = set(cls._get_init_keys(cls)) - {"self"}
+        kwargs = {k: v for k, v in config.items() if k in allowed}
+        kwargs.update(
+            vocab_size=vocab_size,
+            text_mask_token=text_mask_token,
+            text_rope_theta=text_rope_theta,
+            text_rope_max_seq_len=text_rope_max_seq_len,
+        )
+        wan_state = wan_transformer.state_dict()
+        dtype = wan_transformer.dtype
+        with torch.device("meta"):
+            model = cls(**kwargs)
+        state = wan_state_dict_to_univigu(wan_state)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        num_embeddings = vocab_size + (1 if text_mask_token else 0)
+        inner_dim = kwargs["num_attention_heads"] * kwargs["attention_head_dim"]
+        state["vocab_embed.weight"] = (
+            torch.randn(num_embeddings, inner_dim, generator=generator) * vocab_init_std
+        ).to(dtype)
+        state["text_head.norm_final.weight"] = torch.ones(inner_dim, dtype=dtype)
+        state["text_head.linear.weight"] = torch.zeros(num_embeddings, inner_dim, dtype=dtype)
+        state["text_head.linear.bias"] = torch.zeros(num_embeddings, dtype=dtype)
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+        if missing or unexpected:
+            raise RuntimeError(f"from_wan: missing keys {missing}, unexpected keys {unexpected}")
+        # Clones, not views, so training ffn_t or the text tables never moves the video ones (nor Wan's).
+        for param in model.parameters():
+            param.data = param.data.clone()
+        # Non-persistent buffers (the video RoPE tables) were never materialised on the meta device.
+        model.rope = WanRotaryPosEmbed(kwargs["attention_head_dim"], kwargs["patch_size"], kwargs["rope_max_seq_len"])
+        return model.to(device=wan_transformer.device)
+
+
+def _is_text_expert(name: str) -> bool:
+    return (
+        ".ffn_t." in name
+        or name.startswith(("vocab_embed.", "text_head.", "time_embedding_t.", "scale_shift_table_t"))
+    )
+
+
+def wan_state_dict_to_univigu(wan_state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Map a WanTransformer3DModel (diffusers) state dict to UniViGU names, duplicating the video parts that
+    initialise the text experts. The new text-only tensors (vocab_embed, text_head) are not included."""
+    out = {}
+    for key, value in wan_state.items():
+        if key.startswith("condition_embedder.text_embedder."):
+            out["cond_text_embedder." + key[len("condition_embedder.text_embedder.") :]] = value
+        elif key.startswith(("condition_embedder.time_embedder.", "condition_embedder.time_proj.")):
+            rest = key[len("condition_embedder.") :]
+            out["time_embedding_v." + rest] = value
+            out["time_embedding_t." + rest] = value
+        elif key == "scale_shift_table":
+            out["scale_shift_table_v"] = value
+            out["scale_shift_table_t"] = value
+        elif key.startswith("proj_out."):
+            out["video_head." + key] = value
+        elif key.startswith("blocks.") and ".ffn." in key:
+            out[key] = value
+            out[key.replace(".ffn.", ".ffn_t.")] = value
+        elif key.startswith(("blocks.", "patch_embedding.")):
+            out[key] = value
+        else:
+            raise ValueError(f"Unexpected key in the Wan transformer state dict: {key!r}")
+    return out
+
+
+UniViGUTransformer3DModel.register_for_auto_class("AutoModel")
