@@ -5,7 +5,6 @@ so that a regression anywhere in the stack (model, schedulers, pipeline, VAE han
 import json
 import shutil
 
-import numpy as np
 import pytest
 import torch
 

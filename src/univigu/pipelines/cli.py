@@ -8,7 +8,6 @@ takes any UniViGU pipeline folder or Hub id. Size and step arguments left out us
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path

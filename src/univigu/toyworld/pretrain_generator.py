@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -39,11 +38,10 @@ from .text import scene_to_prompt
 from .world import sample_scene, scene_rng
 
 
-#: WanPipeline's default umT5 condition length (`max_sequence_length`). Prompts are zero-padded to it, and the padded
-#: positions still get keys in cross-attention, so a model must be sampled at the length it was trained at. ShapesWorld
-#: prompts are at most 13 tokens; training at 32 instead of 512 makes a stage-0 step 2.4x faster (4.8 vs 2.0 steps/s,
-#: batch 32), so the ShapesWorld models use 32 and record it with the checkpoint.
-MAX_SEQUENCE_LENGTH = 512
+#: The umT5 condition length ShapesWorld models are trained and sampled at. WanPipeline zero-pads prompts to its
+#: `max_sequence_length` (512 by default) and the padded positions still get keys in cross-attention, so a model must
+#: be sampled at the length it was trained at. ShapesWorld prompts are at most 13 tokens; 32 instead of 512 makes a
+#: stage-0 step 2.4x faster (4.8 vs 2.0 steps/s, batch 32); the UniViGU checkpoint records it in its call defaults.
 SHAPESWORLD_SEQUENCE_LENGTH = 32
 
 
