@@ -27,9 +27,9 @@ extras = {
         "tokenizers>=0.20",
         "sentencepiece",
     ],
-    "demo": ["gradio>=5", "imageio", "imageio-ffmpeg"],
+    "demo": ["gradio==6.31.0", "imageio", "imageio-ffmpeg"],  # = spaces_demo/README.md sdk_version
 }
-extras["dev"] = sorted(set(extras["training"] + ["pytest>=8", "pytest-timeout"]))
+extras["dev"] = sorted(set(extras["training"] + extras["demo"] + ["pytest>=8", "pytest-timeout", "playwright"]))
 
 setup(
     name="univigu",

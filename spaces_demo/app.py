@@ -1,0 +1,359 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
+"""Uni-ViGU in the browser: one video diffusion transformer that writes videos from text and captions videos.
+
+    python spaces_demo/app.py                       # the bundled ShapesWorld checkpoint, http://127.0.0.1:7860
+    python spaces_demo/app.py --model PATH_OR_HUB_ID --dtype bfloat16 --cpu-offload
+
+On a Hugging Face Space (`SPACE_ID` is set) the app binds 0.0.0.0. Settings also come from the environment:
+`UNIVIGU_MODEL` (pipeline folder or Hub id), `UNIVIGU_DTYPE` (float32 / bfloat16 / float16), `UNIVIGU_DEVICE`,
+`UNIVIGU_CPU_OFFLOAD=1` (`enable_model_cpu_offload`), `UNIVIGU_VAE_TILING=1`, `UNIVIGU_MAX_UPLOAD_MB`,
+`UNIVIGU_MAX_VIDEO_SECONDS`. Flags win over the environment.
+
+One pipeline is loaded once; every request goes through one queue with a concurrency limit of one, so inference
+never holds two models' worth of memory (or two requests' activations) at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import gradio as gr
+import numpy as np
+import torch
+
+
+TITLE = "Uni-ViGU: one video diffusion model, both directions"
+EXAMPLE_PROMPTS = [
+    "a red circle moving left",
+    "a blue triangle moving up",
+    "a yellow square staying still",
+    "a green square moving right and a magenta circle moving down",
+]
+VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif", ".m4v"}
+LIMITS = {"seed": (0, 2**31 - 1), "steps": (1, 100), "guidance": (0.0, 20.0), "text_length": (4, 128),
+          "size": (16, 1024), "frames": (1, 161)}
+
+
+# ------------------------------------------------------------------------------------------------ settings, model
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser(description="Uni-ViGU Gradio app (text -> video, video -> text, joint).")
+    p.add_argument("--model", default=env("UNIVIGU_MODEL"),
+                   help="UniViGU pipeline folder or Hub id (default: the bundled ShapesWorld checkpoint)")
+    p.add_argument("--dtype", default=env("UNIVIGU_DTYPE"), choices=("float32", "bfloat16", "float16"),
+                   help="transformer/text-encoder dtype (default: bfloat16 on CUDA, float32 otherwise)")
+    p.add_argument("--device", default=env("UNIVIGU_DEVICE"), help="cpu, cuda, ... (default: cuda when available)")
+    p.add_argument("--cpu-offload", action="store_true", default=env("UNIVIGU_CPU_OFFLOAD", "0") == "1",
+                   help="pipe.enable_model_cpu_offload(): weights live on the CPU, each model moves to the GPU in turn")
+    p.add_argument("--vae-tiling", action="store_true", default=env("UNIVIGU_VAE_TILING", "0") == "1")
+    p.add_argument("--max-upload-mb", type=float, default=float(env("UNIVIGU_MAX_UPLOAD_MB", "50")))
+    p.add_argument("--max-video-seconds", type=float, default=float(env("UNIVIGU_MAX_VIDEO_SECONDS", "60")))
+    p.add_argument("--host", default=None, help="default: 0.0.0.0 on a Space (SPACE_ID set), else 127.0.0.1")
+    p.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
+    return p.parse_args(argv)
+
+
+def load_pipeline(model: Optional[str] = None, dtype: Optional[str] = None, device: Optional[str] = None,
+                  cpu_offload: bool = False, vae_tiling: bool = False):
+    from univigu import UniViGUPipeline
+    from univigu.toyworld import DEFAULT_CHECKPOINT
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    pipe = UniViGUPipeline.from_pretrained(model or DEFAULT_CHECKPOINT, dtype=getattr(torch, dtype))
+    if dtype != "float32":
+        pipe.vae.to(torch.float32)  # Wan's VAE runs in fp32, as in diffusers' Wan examples
+    if vae_tiling:
+        pipe.vae.enable_tiling()
+    if cpu_offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    return pipe
+
+
+# ------------------------------------------------------------------------------------------------ input checks
+
+
+def _number(name: str, value: Any, kind=int) -> Any:
+    """Sliders bound their values in the browser; API callers can send anything, so check again here."""
+    low, high = LIMITS[name]
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a number between {low} and {high}, got {value!r}.")
+    if not np.isfinite(number) or not low <= number <= high or (kind is int and float(value) != number):
+        raise gr.Error(f"{name} must be {'an integer' if kind is int else 'a number'} between {low} and {high}, "
+                       f"got {value!r}.")
+    return number
+
+
+def _prompt(prompt: Any) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise gr.Error("The prompt is empty: describe a video, e.g. 'a red circle moving left'.")
+    return prompt.strip()
+
+
+def check_video_file(path: Any, max_upload_mb: float, max_seconds: float) -> str:
+    """Refuse what the pipeline cannot or should not read, before any decoding of frames."""
+    if isinstance(path, dict):  # gradio_client / API callers may send a FileData dict
+        path = path.get("video") or path.get("path")
+        if isinstance(path, dict):
+            path = path.get("path")
+    if not path:
+        raise gr.Error("No video: upload one (mp4, webm, gif, ...) or click one of the example clips.")
+    path = str(path)
+    if not os.path.isfile(path):
+        raise gr.Error("The uploaded video could not be found on the server: upload it again.")
+    size_mb = os.path.getsize(path) / 2**20
+    if size_mb > max_upload_mb:
+        raise gr.Error(f"The video is {size_mb:.0f} MB; the limit here is {max_upload_mb:.0f} MB. Trim or re-encode "
+                       "it (e.g. `ffmpeg -i in.mp4 -t 10 -vf scale=-2:256 out.mp4`).")
+    if Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+        raise gr.Error(f"'{Path(path).name}' is not a video file; upload an mp4, webm, mov, mkv, avi or gif.")
+    import imageio.v3 as iio
+
+    try:
+        meta = iio.immeta(path)
+        if Path(path).suffix.lower() == ".gif":  # pillow reports a gif's duration per frame, in milliseconds
+            duration = iio.improps(path).shape[0] * float(meta.get("duration") or 100) / 1000.0
+        else:
+            duration = meta.get("duration")
+    except Exception as error:  # imageio/ffmpeg raise many different types for a broken file
+        raise gr.Error(f"Could not read '{Path(path).name}' as a video ({type(error).__name__}). Re-encode it as "
+                       "H.264 mp4: `ffmpeg -i in -c:v libx264 -pix_fmt yuv420p out.mp4`.")
+    if duration is not None and np.isfinite(duration) and duration > max_seconds:
+        raise gr.Error(f"The video is {duration:.0f} s long; the limit here is {max_seconds:.0f} s. Trim it "
+                       "(e.g. `ffmpeg -i in.mp4 -t 10 out.mp4`): the model samples a few frames from the whole clip.")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ caption forming
+
+
+def settled_steps(history: List[List[int]]) -> List[int]:
+    """For each text position, the first step from which its token never changed again (1-based)."""
+    final = history[-1]
+    settled = []
+    for position, token in enumerate(final):
+        step = len(history)
+        while step > 1 and history[step - 2][position] == token:
+            step -= 1
+        settled.append(step)
+    return settled
+
+
+def _step_colour(step: int, num_steps: int) -> str:
+    # early (blue) -> late (red): the order in which the discrete flow committed the words
+    hue = 230 - 230 * (step - 1) / max(1, num_steps - 1)
+    return f"hsl({hue:.0f}, 75%, 45%)"
+
+
+def forming_html(pipe, history: List[List[int]]) -> str:
+    """The caption as it forms: the final words coloured by the step they settled at, then the text at every step."""
+    if not history:
+        return ""
+    tokenizer = pipe.tokenizer
+    special = set(tokenizer.all_special_ids)
+    num_steps = len(history)
+
+    def words(ids: List[int]) -> List[str]:
+        return ["" if i in special or not 0 <= i < len(tokenizer) else tokenizer.decode([i]).strip() for i in ids]
+
+    final = words(history[-1])
+    settled = settled_steps(history)
+    spans = [f'<span class="tok" title="settled at step {s}" style="color:{_step_colour(s, num_steps)};'
+             f'font-weight:600">{html.escape(w)}</span>' for w, s in zip(final, settled) if w]
+    legend = (f'<div style="font-size:0.85em;opacity:0.8">colour = the denoising step a word settled at: '
+              f'<span style="color:{_step_colour(1, num_steps)}">step 1</span> &rarr; '
+              f'<span style="color:{_step_colour(num_steps, num_steps)}">step {num_steps}</span></div>')
+    rows = []
+    for step, ids in enumerate(history, start=1):
+        cells = " ".join(html.escape(w) if w else '<span style="opacity:0.35">&middot;</span>' for w in words(ids))
+        rows.append(f"<tr><td style='padding-right:1em;opacity:0.7'>{step}</td><td>{cells}</td></tr>")
+    table = (f"<details open><summary>the text at each of the {num_steps} steps</summary>"
+             f"<table class='forming'>{''.join(rows)}</table></details>")
+    return f'<div class="caption-forming"><p style="font-size:1.2em">{" ".join(spans)}</p>{legend}{table}</div>'
+
+
+class _TextRecorder:
+    """`callback_on_step_end` that keeps the text stream's tokens after every step (first sample of the batch)."""
+
+    def __init__(self):
+        self.history: List[List[int]] = []
+
+    def __call__(self, pipe, step, timestep, callback_kwargs):
+        self.history.append(callback_kwargs["text_ids"][0].tolist())
+        return {}
+
+
+# ------------------------------------------------------------------------------------------------ the app
+
+
+class UniViGUDemo:
+    def __init__(self, pipe, max_upload_mb: float = 50, max_video_seconds: float = 60, output_dir: Optional[str] = None):
+        self.pipe = pipe
+        self.max_upload_mb = max_upload_mb
+        self.max_video_seconds = max_video_seconds
+        self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="univigu-space-"))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        # The queue already runs one request at a time; the lock also covers direct calls of these methods.
+        self._lock = threading.Lock()
+        self.defaults = {
+            "height": pipe.call_default("height", "t2v"), "width": pipe.call_default("width", "t2v"),
+            "num_frames": pipe.call_default("num_frames", "t2v"),
+            "t2v_steps": pipe.call_default("num_inference_steps", "t2v"),
+            "v2t_steps": pipe.call_default("num_inference_steps", "v2t"),
+            "guidance": pipe.call_default("guidance_scale", "t2v"),
+            "text_length": pipe.call_default("max_text_length", "v2t"),
+        }
+
+    def _generator(self, seed) -> torch.Generator:
+        return torch.Generator().manual_seed(_number("seed", seed))
+
+    def _write_video(self, frames: np.ndarray, fps: int = 8) -> str:
+        from diffusers.utils import export_to_video
+
+        path = tempfile.NamedTemporaryFile(suffix=".mp4", dir=self.output_dir, delete=False).name
+        export_to_video(list(frames), path, fps=fps)
+        return path
+
+    def _run(self, **kwargs):
+        try:
+            with self._lock:
+                return self.pipe(**kwargs)
+        except ValueError as error:  # the pipeline's own input checks say what to change
+            raise gr.Error(str(error))
+
+    def text_to_video(self, prompt, seed=0, steps=None, guidance=None, height=None, width=None, frames=None,
+                      progress=gr.Progress(track_tqdm=True)):
+        result = self._run(
+            prompt=_prompt(prompt), generator=self._generator(seed),
+            num_inference_steps=_number("steps", steps or self.defaults["t2v_steps"]),
+            guidance_scale=_number("guidance", self.defaults["guidance"] if guidance is None else guidance, float),
+            height=_number("size", height or self.defaults["height"]),
+            width=_number("size", width or self.defaults["width"]),
+            num_frames=_number("frames", frames or self.defaults["num_frames"]),
+        )
+        return self._write_video(result.frames[0])
+
+    def video_to_text(self, video, seed=0, steps=None, text_length=None, progress=gr.Progress(track_tqdm=True)):
+        path = check_video_file(video, self.max_upload_mb, self.max_video_seconds)
+        recorder = _TextRecorder()
+        result = self._run(
+            video=path, task="v2t", generator=self._generator(seed),
+            num_inference_steps=_number("steps", steps or self.defaults["v2t_steps"]),
+            max_text_length=_number("text_length", text_length or self.defaults["text_length"]),
+            callback_on_step_end=recorder, callback_on_step_end_tensor_inputs=["text_ids"],
+        )
+        return result.text[0], forming_html(self.pipe, recorder.history)
+
+    def joint(self, prompt, seed=0, steps=None, guidance=None, text_length=None,
+              progress=gr.Progress(track_tqdm=True)):
+        recorder = _TextRecorder()
+        result = self._run(
+            prompt=_prompt(prompt), task="t2vt", generator=self._generator(seed),
+            num_inference_steps=_number("steps", steps or self.defaults["t2v_steps"]),
+            guidance_scale=_number("guidance", self.defaults["guidance"] if guidance is None else guidance, float),
+            max_text_length=_number("text_length", text_length or self.defaults["text_length"]),
+            callback_on_step_end=recorder, callback_on_step_end_tensor_inputs=["text_ids"],
+        )
+        return self._write_video(result.frames[0]), result.text[0], forming_html(self.pipe, recorder.history)
+
+    def example_clips(self, count: int = 4) -> List[str]:
+        """Fresh ShapesWorld test clips (the first holds a colour-shape pair never seen in training), rendered once."""
+        from univigu.toyworld import render_scene, scene_to_prompt, write_video
+        from univigu.toyworld.evaluate import held_out_test_scenes
+
+        clips = []
+        folder = self.output_dir / "examples"
+        folder.mkdir(exist_ok=True)
+        for index, scene in enumerate(held_out_test_scenes(count, num_objects=1, seed=7)):
+            path = folder / f"{index}_{scene_to_prompt(scene).replace(' ', '_')}.mp4"
+            if not path.exists():
+                write_video(path, render_scene(scene), lossless=False)  # yuv420p: plays in browsers
+            clips.append(str(path))
+        return clips
+
+
+def build_demo(demo_app: UniViGUDemo) -> gr.Blocks:
+    d = demo_app.defaults
+    model_note = ("the bundled ShapesWorld checkpoint (64x64, 9 frames; coloured shapes on black)"
+                  if d["height"] == 64 else "the loaded Uni-ViGU checkpoint")
+    with gr.Blocks(title=TITLE) as blocks:
+        gr.Markdown(f"# {TITLE}\nA video diffusion transformer that also reads: its text stream is denoised by "
+                    f"discrete flow matching next to the video stream. Running {model_note}.")
+        with gr.Tab("Text -> Video", id="t2v"):
+            with gr.Row():
+                with gr.Column():
+                    t2v_prompt = gr.Textbox(label="Prompt", value=EXAMPLE_PROMPTS[0], elem_id="t2v-prompt")
+                    with gr.Accordion("Settings", open=False):
+                        t2v_seed = gr.Number(label="Seed", value=0, precision=0)
+                        t2v_steps = gr.Slider(1, LIMITS["steps"][1], value=d["t2v_steps"], step=1, label="Steps")
+                        t2v_guidance = gr.Slider(0, 20, value=d["guidance"], step=0.5, label="Guidance scale")
+                        t2v_height = gr.Slider(16, 1024, value=d["height"], step=16, label="Height")
+                        t2v_width = gr.Slider(16, 1024, value=d["width"], step=16, label="Width")
+                        t2v_frames = gr.Slider(1, 161, value=d["num_frames"], step=4, label="Frames (4k+1)")
+                    t2v_button = gr.Button("Generate video", variant="primary", elem_id="t2v-run")
+                t2v_video = gr.Video(label="Generated video", elem_id="t2v-video", autoplay=True, loop=True)
+            gr.Examples([[p] for p in EXAMPLE_PROMPTS], inputs=[t2v_prompt])
+        with gr.Tab("Video -> Text", id="v2t"):
+            with gr.Row():
+                with gr.Column():
+                    v2t_video = gr.Video(label="Video to caption", sources=["upload"], elem_id="v2t-video")
+                    with gr.Accordion("Settings", open=False):
+                        v2t_seed = gr.Number(label="Seed", value=0, precision=0)
+                        v2t_steps = gr.Slider(1, LIMITS["steps"][1], value=d["v2t_steps"], step=1, label="Text steps")
+                        v2t_length = gr.Slider(4, 128, value=d["text_length"], step=1, label="Text length (tokens)")
+                    v2t_button = gr.Button("Caption it", variant="primary", elem_id="v2t-run")
+                with gr.Column():
+                    v2t_caption = gr.Textbox(label="Caption", elem_id="v2t-caption", interactive=False)
+                    v2t_forming = gr.HTML(label="The caption forming")
+            gr.Examples([[clip] for clip in demo_app.example_clips()], inputs=[v2t_video],
+                        label="ShapesWorld clips the model never saw (click one)")
+        with gr.Tab("Text -> Video + Caption", id="t2vt"):
+            with gr.Row():
+                with gr.Column():
+                    joint_prompt = gr.Textbox(label="Prompt", value=EXAMPLE_PROMPTS[3], elem_id="joint-prompt")
+                    with gr.Accordion("Settings", open=False):
+                        joint_seed = gr.Number(label="Seed", value=0, precision=0)
+                        joint_steps = gr.Slider(1, LIMITS["steps"][1], value=d["t2v_steps"], step=1, label="Steps")
+                        joint_guidance = gr.Slider(0, 20, value=d["guidance"], step=0.5, label="Guidance scale")
+                        joint_length = gr.Slider(4, 128, value=d["text_length"], step=1, label="Text length (tokens)")
+                    joint_button = gr.Button("Generate video and caption", variant="primary", elem_id="joint-run")
+                with gr.Column():
+                    joint_video = gr.Video(label="Generated video", autoplay=True, loop=True, elem_id="joint-video")
+                    joint_caption = gr.Textbox(label="Its caption", interactive=False, elem_id="joint-caption")
+                    joint_forming = gr.HTML(label="The caption forming")
+            gr.Examples([[p] for p in EXAMPLE_PROMPTS], inputs=[joint_prompt])
+
+        # One concurrency group for every event: one request runs at a time, whatever the tab.
+        common = dict(concurrency_limit=1, concurrency_id="model")
+        t2v_button.click(demo_app.text_to_video, [t2v_prompt, t2v_seed, t2v_steps, t2v_guidance, t2v_height,
+                                                  t2v_width, t2v_frames], t2v_video, api_name="t2v", **common)
+        v2t_button.click(demo_app.video_to_text, [v2t_video, v2t_seed, v2t_steps, v2t_length],
+                         [v2t_caption, v2t_forming], api_name="v2t", **common)
+        joint_button.click(demo_app.joint, [joint_prompt, joint_seed, joint_steps, joint_guidance, joint_length],
+                           [joint_video, joint_caption, joint_forming], api_name="t2vt", **common)
+    blocks.queue(default_concurrency_limit=1, max_size=64)
+    return blocks
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    pipe = load_pipeline(args.model, args.dtype, args.device, args.cpu_offload, args.vae_tiling)
+    app = UniViGUDemo(pipe, max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds)
+    host = args.host or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
+    build_demo(app).launch(server_name=host, server_port=args.port, show_error=True)
+
+
+if __name__ == "__main__":
+    main()
