@@ -230,7 +230,7 @@ class UniViGUDemo:
         try:
             with self._lock:
                 return self.pipe(**kwargs)
-        except ValueError as error:  # the pipeline's own input checks say what to change
+        except (ValueError, TypeError) as error:  # the pipeline's own input checks say what to change
             raise gr.Error(str(error))
 
     def text_to_video(self, prompt, seed=0, steps=None, guidance=None, height=None, width=None, frames=None,

@@ -79,6 +79,7 @@ def main(argv=None):
         "--pretrained_model_name_or_path", str(wan_dir),
         "--train_data_dir", str(train_dir),
         "--output_dir", str(recall_dir),
+        "--overwrite_output_dir",  # the script's own folder: a re-run with the same --out starts it afresh
         "--num_frames", "9", "--height", "64", "--width", "64",
         "--max_text_length", "16", "--max_sequence_length", "16",
         "--latents_cache_dir", str(out / "cache"),

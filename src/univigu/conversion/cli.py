@@ -45,7 +45,11 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
     wan.add_argument("--seed", type=int, default=0, help="Seed of the vocab_embed initialisation (default 0).")
     wan.add_argument("--dtype", choices=_DTYPES, default="keep",
                      help="Dtype of the written transformer (default: keep the Wan checkpoint's).")
-    wan.add_argument("--overwrite", action="store_true", help="Replace DIR if it exists and is not empty.")
+    wan.add_argument("--overwrite", action="store_true",
+                     help="Replace DIR if it exists and is not empty (only once the new folder is complete; a DIR "
+                     "that is, contains or lies inside an input is always refused).")
+    wan.add_argument("--allow-non-finite", action="store_true",
+                     help="Write the folder even if weights hold NaN/inf (default: refuse, naming the tensors).")
     wan.set_defaults(func=_run_wan)
 
     ref = sources.add_parser(
@@ -67,7 +71,11 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
                      "checkpoint's rows with the tokenizer's vocabulary size).")
     ref.add_argument("--dtype", choices=_DTYPES, default="keep",
                      help="Dtype of the written transformer (default: keep the checkpoint's).")
-    ref.add_argument("--overwrite", action="store_true", help="Replace DIR if it exists and is not empty.")
+    ref.add_argument("--overwrite", action="store_true",
+                     help="Replace DIR if it exists and is not empty (only once the new folder is complete; a DIR "
+                     "that is, contains or lies inside an input is always refused).")
+    ref.add_argument("--allow-non-finite", action="store_true",
+                     help="Write the folder even if weights hold NaN/inf (default: refuse, naming the tensors).")
     ref.set_defaults(func=_run_reference)
     return parser
 
@@ -79,7 +87,7 @@ def _user_errors(run):
     def wrapped(args) -> int:
         try:
             return run(args)
-        except (ValueError, FileNotFoundError, FileExistsError) as error:
+        except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as error:
             print(f"univigu convert {args.source}: error: {error}", file=sys.stderr)
             return 1
 
@@ -92,7 +100,7 @@ def _run_wan(args) -> int:
 
     out = convert_wan(
         args.wan, args.out, text_mask_token=args.text_mask_token, seed=args.seed, torch_dtype=_dtype(args.dtype),
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, allow_non_finite=args.allow_non_finite,
     )
     print(f"Wrote an untrained UniViGU pipeline to {out}")
     return 0
@@ -104,7 +112,7 @@ def _run_reference(args) -> int:
 
     out = convert_reference_checkpoint(
         args.checkpoint, args.wan, args.out, text_mask_token=args.text_mask_token, torch_dtype=_dtype(args.dtype),
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, allow_non_finite=args.allow_non_finite,
     )
     print(f"Wrote the converted reference pipeline to {out}")
     return 0

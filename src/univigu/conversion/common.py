@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
 import types
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 
+
+logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 
@@ -113,27 +117,108 @@ def univigu_config_from_wan(wan_config: Dict[str, Any], **extra) -> Dict[str, An
     return config
 
 
-def prepare_output_dir(out_dir: PathLike, overwrite: bool = False) -> Path:
+def _overlap(a: Path, b: Path) -> Optional[str]:
+    """How folder/file `a` overlaps `b` ("is", "contains", "is inside"), or None."""
+    if a == b:
+        return "is"
+    if a in b.parents:
+        return "contains"
+    if b in a.parents:
+        return "is inside"
+    return None
+
+
+def check_output_dir(out_dir: PathLike, overwrite: bool = False, inputs=()) -> Path:
+    """Refuse an output folder that would destroy or mix with the user's files, before any work is done.
+
+    `inputs` are the paths the conversion reads (the Wan folder, the checkpoint file). The output may neither be,
+    contain nor lie inside one of them: replacing it would delete the input (`--out` = the Wan folder or its
+    parent), and writing into an input folder would change it. A non-empty output needs `overwrite`.
+    """
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not overwrite:
-            raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace it.")
-        if out.is_dir():
-            shutil.rmtree(out)
-        else:
-            out.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    # resolve(): compare real locations, so `..`, symlinks and relative paths cannot hide an overlap.
+    real_out = out.resolve()
+    for item in inputs:
+        if item is None:
+            continue
+        relation = _overlap(real_out, Path(item).resolve())
+        if relation:
+            raise ValueError(
+                f"The output folder {out} {relation} the input {item}: converting there would "
+                f"{'delete or change' if relation != 'is inside' else 'write into'} the input. Choose another --out "
+                "(a new folder outside the inputs)."
+            )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise FileExistsError(
+            f"{out} exists and is not empty; pass --overwrite (overwrite=True) to replace it, or choose another --out."
+        )
     return out
 
 
 @contextlib.contextmanager
-def remove_on_error(out: Path):
-    """Remove a half-written output folder if writing it fails."""
+def staged_output_dir(out_dir: PathLike, overwrite: bool = False, inputs=()):
+    """Write an output folder atomically: yields a fresh temporary sibling folder to write into; when the block
+    finishes, the old output (if any, with `overwrite`) is replaced by it. If the block fails, the temporary folder is
+    removed and the old output is left as it was.
+
+    The output is checked with :func:`check_output_dir` first (never replace an input or a folder around one).
+    """
+    out = check_output_dir(out_dir, overwrite, inputs)
+    parent = out.absolute().parent
+    # A sibling (same file system), so that moving it into place is a rename, not a copy. Created with mkdir (not
+    # mkdtemp, whose 0700 mode the output would keep), under a hidden name that says what it is.
+    tmp = parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        yield out
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as error:
+        raise PermissionError(f"Cannot write the output {out} ({error}); choose another --out.") from None
+    try:
+        yield tmp
     except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
+    old = None
+    if out.is_symlink() or out.exists():
+        # Move the old output aside first (a rename), so that there is no moment without one of the two folders.
+        old = parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old is not None:
+        if old.is_symlink() or not old.is_dir():
+            old.unlink()
+        else:
+            shutil.rmtree(old)
+
+
+def non_finite_tensors(state: Dict[str, torch.Tensor], chunk: int = 1 << 24) -> List[str]:
+    """Names of the floating-point tensors of `state` holding a NaN or an infinity (read in chunks: the tensors
+    may be memory-mapped and large; a full-size boolean mask would cost memory)."""
+    bad = []
+    for name, value in state.items():
+        if not value.is_floating_point() or value.device.type == "meta":
+            continue
+        flat = value.detach().reshape(-1)
+        if any(not bool(torch.isfinite(part).all()) for part in flat.split(chunk)):
+            bad.append(name)
+    return bad
+
+
+def check_finite(transformer, allow_non_finite: bool = False) -> List[str]:
+    """Refuse (or, with `allow_non_finite`, warn about) a converted transformer whose weights hold NaN/inf: such a
+    model outputs NaN, and the cause (a broken checkpoint, a cast to float16 that overflowed) is best seen here.
+    Returns the offending tensor names."""
+    bad = non_finite_tensors(transformer.state_dict())
+    if bad:
+        shown = ", ".join(bad[:20]) + (f", ... ({len(bad)} in all)" if len(bad) > 20 else "")
+        message = (
+            f"{len(bad)} tensor(s) of the converted transformer hold NaN or inf values: {shown}. The pipeline "
+            "would output NaN. Check the source checkpoint (or a --dtype that overflows)"
+        )
+        if not allow_non_finite:
+            raise ValueError(message + "; pass --allow-non-finite (allow_non_finite=True) to write it anyway.")
+        logger.warning("%s; writing it anyway (allow_non_finite=True).", message)
+    return bad
 
 
 def copy_component_folder(src: Path, dst: PathLike) -> None:

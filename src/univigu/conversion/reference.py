@@ -138,6 +138,24 @@ def _load_safetensors_mmap(path: Path) -> Dict[str, torch.Tensor]:
     return state
 
 
+def _checkpoint_format(path: Path) -> Optional[str]:
+    """"zip" (torch.save's format), "legacy" (torch.save with `_use_new_zipfile_serialization=False`: a pickle
+    stream), "safetensors", or None when the file is none of these (then it is never given to the unpickler)."""
+    if zipfile.is_zipfile(path):
+        return "zip"
+    with open(path, "rb") as f:
+        head = f.read(9)
+    # A pickle stream starts with the PROTO opcode (0x80) and a protocol number; torch's legacy format is one.
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "legacy"
+    # safetensors: an 8-byte little-endian header length, then the JSON header.
+    if len(head) == 9 and head[8:9] == b"{":
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if 0 < header_len <= os.path.getsize(path) - 8:
+            return "safetensors"
+    return None
+
+
 def load_reference_checkpoint(path: PathLike, mmap: bool = True) -> Dict[str, torch.Tensor]:
     """Load the state dict of a reference Uni-ViGU checkpoint, without ever unpickling arbitrary objects.
 
@@ -163,13 +181,24 @@ def _load_checkpoint(path: PathLike, mmap: bool = True) -> Tuple[Dict[str, torch
     if not path.is_file():
         raise FileNotFoundError(f"Reference checkpoint not found: {path}")
 
-    if path.suffix == ".safetensors":
+    kind = _checkpoint_format(path)
+    if path.suffix == ".safetensors" or kind == "safetensors":
         state = _load_safetensors_mmap(path)
         if not state:
             raise ValueError(f"{path} holds no tensors: it is not a Uni-ViGU checkpoint.")
         return state, {}
+    if kind is None:
+        # Not even handed to the unpickler: only the two formats torch.save writes are read.
+        with open(path, "rb") as f:
+            head = f.read(16)
+        raise ValueError(
+            f"{path} could not be read as a PyTorch checkpoint: it is neither in torch's zip format (what torch.save "
+            f"writes), nor torch's legacy format, nor a safetensors file; the file starts with {head!r}. Expected a "
+            "`.pth` holding {'model': state_dict, ...} or a `.safetensors` state dict; check the file is complete "
+            "(e.g. not an HTML error page or a partial download)."
+        )
 
-    use_mmap = bool(mmap) and zipfile.is_zipfile(path)
+    use_mmap = bool(mmap) and kind == "zip"
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=use_mmap)
     except pickle.UnpicklingError as e:
@@ -412,6 +441,7 @@ def convert_reference_checkpoint(
     torch_dtype: Optional[torch.dtype] = None,
     overwrite: bool = False,
     max_shard_size: Union[int, str] = "10GB",
+    allow_non_finite: bool = False,
 ) -> Path:
     """Convert the reference Uni-ViGU checkpoint into a `UniViGUPipeline` folder (safetensors only).
 
@@ -425,8 +455,11 @@ def convert_reference_checkpoint(
         text_mask_token: whether the last text embedding row is a `[MASK]` token. Default: inferred, comparing the
             number of rows with the tokenizer's vocabulary size (equal: uniform source; one more: mask token).
         torch_dtype: cast the transformer weights (default: keep the checkpoint's dtype).
-        overwrite: replace `out_dir` if it exists and is not empty.
+        overwrite: replace `out_dir` if it exists and is not empty. The folder is written next to it and moved into
+            place when complete (a failed conversion leaves the old one); an `out_dir` that is, contains or lies
+            inside an input (the checkpoint, the Wan folder) is refused.
         max_shard_size: shard size of the transformer's safetensors files.
+        allow_non_finite: write the folder even if a weight holds NaN/inf (default: refuse, naming the tensors).
 
     The folder records the reference's conventions: `latent_normalization="raw"` (the reference feeds raw VAE
     latents to the transformer and decodes them without de-normalising), the video sampler
@@ -442,10 +475,11 @@ def convert_reference_checkpoint(
     """
     from ..models import UniViGUTransformer3DModel
     from .common import (
+        check_finite,
+        check_output_dir,
         load_tokenizer,
-        prepare_output_dir,
         read_wan_folder,
-        remove_on_error,
+        staged_output_dir,
         tokenizer_vocab_sizes,
         univigu_config_from_wan,
         write_pipeline_folder,
@@ -453,6 +487,8 @@ def convert_reference_checkpoint(
     )
 
     wan = read_wan_folder(wan_path)
+    inputs = [wan.path] + ([] if isinstance(checkpoint, Mapping) else [checkpoint])
+    check_output_dir(out_dir, overwrite, inputs)  # before the (long) work
     if isinstance(checkpoint, Mapping):
         state, info = dict(checkpoint), {}
     else:
@@ -507,12 +543,12 @@ def convert_reference_checkpoint(
 
     transformer.rope = WanRotaryPosEmbed(config["attention_head_dim"], config["patch_size"], config["rope_max_seq_len"])
     transformer.eval()
+    non_finite = check_finite(transformer, allow_non_finite)
 
     scheduler, text_scheduler = reference_schedulers(vocab_size, mask)
-    out = prepare_output_dir(out_dir, overwrite)
-    with remove_on_error(out):
+    with staged_output_dir(out_dir, overwrite, inputs) as staging:
         write_pipeline_folder(
-            out,
+            staging,
             wan,
             transformer=transformer,
             scheduler=scheduler,
@@ -522,7 +558,7 @@ def convert_reference_checkpoint(
             max_shard_size=max_shard_size,
         )
         write_provenance(
-            out,
+            staging,
             {
                 "source": "reference",
                 "checkpoint": os.fspath(checkpoint) if not isinstance(checkpoint, Mapping) else None,
@@ -538,6 +574,7 @@ def convert_reference_checkpoint(
                     "(inference_unified_wan.py: --num_inference_steps 50 --cfg_scale 1.0 --max_length 1024 "
                     "--scheduler_shift 3.0, 480x832, 21 latent frames); see docs/from_reference.md."
                 ),
+                **({"non_finite_tensors": non_finite} if non_finite else {}),
             },
         )
-    return out
+    return Path(out_dir)

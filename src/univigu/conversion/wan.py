@@ -16,11 +16,12 @@ from typing import Optional, Union
 import torch
 
 from .common import (
+    check_finite,
+    check_output_dir,
     load_safetensors_folder,
     load_tokenizer,
-    prepare_output_dir,
     read_wan_folder,
-    remove_on_error,
+    staged_output_dir,
     univigu_config_from_wan,
     write_pipeline_folder,
     write_provenance,
@@ -96,6 +97,7 @@ def convert_wan(
     torch_dtype: Optional[torch.dtype] = None,
     overwrite: bool = False,
     max_shard_size: Union[int, str] = "10GB",
+    allow_non_finite: bool = False,
 ) -> Path:
     """Write an untrained `UniViGUPipeline` folder built from a Wan2.1 T2V diffusers folder.
 
@@ -106,8 +108,11 @@ def convert_wan(
             uniform source, as the reference.
         seed: seed of the `vocab_embed` initialisation (`None`: torch's global RNG).
         torch_dtype: dtype to load (and write) the transformer in; default: the checkpoint's.
-        overwrite: replace `out_dir` if it exists and is not empty.
+        overwrite: replace `out_dir` if it exists and is not empty. The folder is written next to it and moved into
+            place when complete (a failed conversion leaves the old one); an `out_dir` that is, contains or lies
+            inside the Wan folder is refused.
         max_shard_size: shard size of the transformer's safetensors files.
+        allow_non_finite: write the folder even if a weight holds NaN/inf (default: refuse, naming the tensors).
 
     The text vocabulary is the Wan tokenizer's (`max(tokenizer.vocab_size, len(tokenizer))`). The video scheduler is
     the Wan folder's own, the text scheduler a `DiscreteFlowScheduler` (`kappa(t) = t`), and the latent convention
@@ -119,11 +124,13 @@ def convert_wan(
     from ..schedulers import DiscreteFlowScheduler
 
     wan = read_wan_folder(wan_path)
+    check_output_dir(out_dir, overwrite, inputs=[wan.path])  # before the (long) work
     tokenizer = load_tokenizer(wan)
     vocab_size = text_vocab_size(tokenizer)
     transformer = univigu_transformer_from_wan_folder(
         wan, vocab_size, text_mask_token=text_mask_token, seed=seed, torch_dtype=torch_dtype
     )
+    non_finite = check_finite(transformer, allow_non_finite)
 
     scheduler = _load_wan_scheduler(wan)
     text_scheduler = DiscreteFlowScheduler(
@@ -132,10 +139,9 @@ def convert_wan(
         mask_token_id=vocab_size if text_mask_token else None,
     )
 
-    out = prepare_output_dir(out_dir, overwrite)
-    with remove_on_error(out):
+    with staged_output_dir(out_dir, overwrite, inputs=[wan.path]) as staging:
         write_pipeline_folder(
-            out,
+            staging,
             wan,
             transformer=transformer,
             scheduler=scheduler,
@@ -145,7 +151,7 @@ def convert_wan(
             max_shard_size=max_shard_size,
         )
         write_provenance(
-            out,
+            staging,
             {
                 "source": "wan",
                 "wan_path": os.fspath(wan.path),
@@ -153,9 +159,10 @@ def convert_wan(
                 "text_mask_token": bool(text_mask_token),
                 "seed": seed,
                 "trained": False,
+                **({"non_finite_tensors": non_finite} if non_finite else {}),
             },
         )
-    return out
+    return Path(out_dir)
 
 
 def _load_wan_scheduler(wan):

@@ -11,8 +11,10 @@ world's exact attribute accuracies (colour, shape, motion; size and regions for 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,22 +51,44 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                    help="Also score size/regions (auto: when the references are detailed captions).")
     p.add_argument("--device", default=None, help="Default: cuda if available, else cpu.")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
-    p.add_argument("--output", default=None, help="Write scores and per-video captions to this JSON file.")
+    p.add_argument("--allow_external_video_paths", action="store_true",
+                   help="Accept metadata file names that point outside --data_dir (absolute paths, `../`).")
+    p.add_argument("--output", default=None,
+                   help="Write scores and per-video captions to this JSON file. Each caption is also appended, as it "
+                        "is made, to the JSON Lines file next to it (results.json -> results.samples.jsonl), so an "
+                        "interrupted run keeps what was done.")
     p.set_defaults(func=run_evaluate)
     return p
 
 
+#: The options of `univigu evaluate` that choose the dataset's columns (named when a column is missing).
+COLUMN_FLAGS = ("--reference_column", "--video_column")
+
+
+def load_evaluation_data(data_dir: str, reference_column: str = "caption", video_column: str = "file_name",
+                         allow_external_video_paths: bool = False):
+    """The dataset of `data_dir` (a folder with metadata.jsonl/csv), its columns checked; errors name `evaluate`'s
+    options."""
+    from ..training.data import check_columns, load_video_text_dataset
+
+    raw = load_video_text_dataset(train_data_dir=data_dir, video_column=video_column, text_columns=[reference_column],
+                                  allow_external_video_paths=allow_external_video_paths, flag="--data_dir")
+    check_columns(raw, [video_column, reference_column], flags=COLUMN_FLAGS)
+    return raw
+
+
 def evaluate_folder(pipe, data_dir: str, reference_column: str = "caption", video_column: str = "file_name",
                     num_samples=None, seed: int = 0, shapesworld="auto", detailed="auto", progress: bool = True,
-                    **call_kwargs) -> dict:
+                    on_sample=None, allow_external_video_paths: bool = False, **call_kwargs) -> dict:
     """Captions the usable videos of `data_dir` with `pipe` (task v2t) and scores them. Returns a dict with
-    `scores`, `samples` (video, reference, prediction), `data` (usable/skipped counts) and `seconds`."""
+    `scores`, `samples` (video, reference, prediction), `data` (usable/skipped counts) and `seconds`.
+    `on_sample(sample)` is called with each sample as soon as it is captioned (e.g. to save it)."""
     import torch
 
-    from ..training.data import find_bad_samples, load_video_text_dataset, select_usable
+    from ..training.data import find_bad_samples, select_usable
     from . import compute_caption_metrics
 
-    raw = load_video_text_dataset(train_data_dir=data_dir, video_column=video_column)
+    raw = load_evaluation_data(data_dir, reference_column, video_column, allow_external_video_paths)
     problems = find_bad_samples(raw, video_column, [reference_column])
     rows, summary = select_usable(raw, problems, video_column)
     if num_samples is not None:
@@ -89,6 +113,8 @@ def evaluate_folder(pipe, data_dir: str, reference_column: str = "caption", vide
                     **call_kwargs).text[0]
         predictions.append(text)
         samples.append({"video": row[video_column], "reference": row[reference_column], "prediction": text})
+        if on_sample is not None:
+            on_sample(samples[-1])
     seconds = time.time() - start
     scores = compute_caption_metrics(predictions, references, shapesworld=use_world, detailed=use_detailed)
     return {
@@ -100,12 +126,55 @@ def evaluate_folder(pipe, data_dir: str, reference_column: str = "caption", vide
     }
 
 
+def samples_path(output) -> Path:
+    """The JSON Lines file that receives each caption as it is made: `results.json` -> `results.samples.jsonl`."""
+    output = Path(output)
+    return output.with_name(output.stem + ".samples.jsonl")
+
+
+def _check_output(output: str) -> None:
+    """Fail now, not after captioning every video: `--output` must be a writable file path."""
+    path = Path(output)
+    if path.is_dir():
+        raise IsADirectoryError(f"--output {output} is a folder; pass a file path such as {path / 'results.json'}.")
+    for target in (path, samples_path(path)):
+        existed = target.exists()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "a"):
+                pass
+        except OSError as error:
+            raise PermissionError(
+                f"Cannot write --output {output} ({type(error).__name__}: {error}). Choose another --output."
+            ) from None
+        if not existed:
+            target.unlink()
+
+
+def _write_json(path: Path, value) -> None:
+    """Write JSON through a temporary file and a rename, so an interruption never leaves a truncated file. Non-finite
+    numbers are written as null (bare NaN is not JSON)."""
+    from ..utils.json_io import dumps_json
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(dumps_json(value, indent=2))
+    os.replace(tmp, path)
+
+
 def run_evaluate(args) -> int:
     import torch
 
     from ..pipelines import UniViGUPipeline
+    from ..pipelines.cli import check_pipeline_folder
+    from ..utils.json_io import dumps_json
 
     logging.basicConfig(format="%(levelname)s - %(message)s", level=logging.INFO)
+    # Everything that can be checked cheaply is checked before the pipeline loads and the captioning starts.
+    if args.output:
+        _check_output(args.output)
+    check_pipeline_folder(args.pipeline, "--pipeline")
+    load_evaluation_data(args.data_dir, args.reference_column, args.video_column, args.allow_external_video_paths)
+
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = getattr(torch, args.dtype)
     import diffusers
@@ -127,10 +196,21 @@ def run_evaluate(args) -> int:
     for key in ("num_frames", "height", "width", "commit_strategy"):
         if getattr(args, key) is not None:
             call_kwargs[key] = getattr(args, key)
-    result = evaluate_folder(
-        pipe, args.data_dir, args.reference_column, args.video_column, args.num_samples, args.seed,
-        args.shapesworld, args.detailed, progress=sys.stderr.isatty(), **call_kwargs,
-    )
+    with contextlib.ExitStack() as stack:
+        on_sample = None
+        if args.output:
+            # One line per captioned video, flushed at once: an interrupted run keeps every caption made so far.
+            lines = stack.enter_context(open(samples_path(args.output), "w", encoding="utf-8"))
+
+            def on_sample(sample):
+                lines.write(dumps_json(sample) + "\n")
+                lines.flush()
+
+        result = evaluate_folder(
+            pipe, args.data_dir, args.reference_column, args.video_column, args.num_samples, args.seed,
+            args.shapesworld, args.detailed, progress=sys.stderr.isatty(), on_sample=on_sample,
+            allow_external_video_paths=args.allow_external_video_paths, **call_kwargs,
+        )
     result["pipeline"] = args.pipeline
     result["lora"] = args.lora
     result["data_dir"] = args.data_dir
@@ -139,9 +219,8 @@ def run_evaluate(args) -> int:
     print(f"{result['data']['evaluated']} videos in {result['seconds']:.1f} s "
           f"({result['data']['num_skipped']} skipped)", file=sys.stderr)
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(result, indent=2))
+        _write_json(Path(args.output), result)
     return 0
 
 
-__all__ = ["add_evaluate_parser", "evaluate_folder", "run_evaluate"]
+__all__ = ["add_evaluate_parser", "evaluate_folder", "load_evaluation_data", "run_evaluate", "samples_path"]

@@ -93,6 +93,45 @@ class UniViGUTextRotaryPosEmbed(nn.Module):
         return emb.cos()[None, :, None, :], emb.sin()[None, :, None, :]
 
 
+class UniViGUVideoKVCache:
+    """Keys and values of the clean video tokens in every block's self-attention, kept across captioning steps.
+
+    In video -> text the video never changes, yet the exact sampler runs all its tokens (32,760 at 81x480x832) at every
+    text step. With a cache, a *refresh* step is the full joint forward and each block stores its video keys and
+    values (after the q/k norm and RoPE); the steps in between run the text tokens alone: text queries attend to the
+    stored video keys/values plus fresh text keys/values, and cross-attention and FFN run on text only.
+
+    Exact when the video tokens do not attend to the text (`understanding_attention="video_prefix"`); with full
+    attention the stored video keys/values are those of the text at the last refresh (an approximation, as in the
+    KV caches of diffusion language models). Pass it as `attention_kwargs={"video_kv_cache": cache}`; set
+    `cache.refresh = True` for a full forward (which stores) and `False` for a text-only one (`hidden_states=None`).
+    """
+
+    def __init__(self):
+        self.refresh = True
+        self.keys: Dict[int, torch.Tensor] = {}
+        self.values: Dict[int, torch.Tensor] = {}
+
+    @property
+    def num_video_tokens(self) -> int:
+        return next(iter(self.keys.values())).shape[1] if self.keys else 0
+
+    def store(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> None:
+        self.keys[layer], self.values[layer] = key, value
+
+    def extend(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        if layer not in self.keys:
+            raise RuntimeError(
+                "The video key/value cache is empty: run a refresh step (cache.refresh = True, with the video) first."
+            )
+        if self.keys[layer].shape[0] != key.shape[0]:
+            raise ValueError(
+                f"The video key/value cache holds a batch of {self.keys[layer].shape[0]}, this step has {key.shape[0]}: "
+                "refresh it when the batch changes."
+            )
+        return torch.cat([self.keys[layer], key], dim=1), torch.cat([self.values[layer], value], dim=1)
+
+
 class UniViGUAttnProcessor:
     """Joint self-attention over `[video ; text]`: Wan's 3D RoPE on the video part of q/k, the 1D rotate-half
     RoPE on the text part, and a key-padding mask for text. Without text it is Wan's processor, op for op."""
@@ -107,6 +146,7 @@ class UniViGUAttnProcessor:
         encoder_hidden_states: Optional[torch.Tensor] = None,
         attention_mask: Optional[torch.Tensor] = None,
         rotary_emb: Optional[Dict[str, Any]] = None,
+        video_kv: Optional[Tuple["UniViGUVideoKVCache", int]] = None,
     ) -> torch.Tensor:
         if attn.fused_projections:
             query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
@@ -142,6 +182,14 @@ class UniViGUAttnProcessor:
 
             query = rope(query)
             key = rope(key)
+
+        if video_kv is not None:
+            cache, layer = video_kv
+            if cache.refresh:
+                num_video = rotary_emb["num_video_tokens"]
+                cache.store(layer, key[:, :num_video], value[:, :num_video])
+            else:  # text-only step: the text attends to the stored video keys/values and to itself
+                key, value = cache.extend(layer, key, value)
 
         hidden_states = dispatch_attention_fn(
             query,
@@ -272,6 +320,7 @@ class UniViGUTransformerBlock(nn.Module):
         text_timestep_proj: Optional[torch.Tensor],
         rotary_emb: Dict[str, Any],
         attention_mask: Optional[torch.Tensor] = None,
+        video_kv: Optional[Tuple[UniViGUVideoKVCache, int]] = None,
     ):
         streams = []  # (states, modulation, ffn) for the streams present, video first
         if video_states is not None:
@@ -291,7 +340,8 @@ class UniViGUTransformerBlock(nn.Module):
         normed = [
             (self.norm1(x.float()) * (1 + mod[1]) + mod[0]).type_as(x) for x, mod, _ in streams
         ]
-        attn_output = split(self.attn1(joint(normed), None, attention_mask, rotary_emb))
+        attn_kwargs = {"video_kv": video_kv} if video_kv is not None else {}
+        attn_output = split(self.attn1(joint(normed), None, attention_mask, rotary_emb, **attn_kwargs))
         for stream, out in zip(streams, attn_output):
             x, mod, _ = stream
             stream[0] = (x.float() + out * mod[2]).type_as(x)
@@ -329,9 +379,15 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
     """
 
     _supports_gradient_checkpointing = True
-    _skip_layerwise_casting_patterns = ["patch_embedding", "cond_text_embedder", "vocab_embed", "norm"]
+    # Wan's own lists, under our names (its `condition_embedder` is our `cond_text_embedder` + `time_embedding_*`,
+    # and its `^proj_out$`, a diffusers default, is our `video_head`), so that fp8 layerwise casting keeps in high
+    # precision exactly what it keeps for WanTransformer3DModel.
+    _skip_layerwise_casting_patterns = [
+        "patch_embedding", "cond_text_embedder", "time_embedding", "vocab_embed", "norm", "video_head",
+    ]
     _no_split_modules = ["UniViGUTransformerBlock"]
     _keep_in_fp32_modules = [
+        "rope",
         "time_embedder",
         "scale_shift_table",
         "norm1",
@@ -477,7 +533,8 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
                     f"Text length {text_ids.shape[1]} exceeds text_rope_max_seq_len="
                     f"{self.config.text_rope_max_seq_len}: truncate the text or raise the config value."
                 )
-            if text_ids.numel() and (text_ids.min() < 0 or text_ids.max() >= self.num_text_embeddings):
+            # (Meta tensors, e.g. for FLOP counting at full size, hold no values to check.)
+            if text_ids.numel() and not text_ids.is_meta and (text_ids.min() < 0 or text_ids.max() >= self.num_text_embeddings):
                 raise ValueError(
                     f"`text_ids` must lie in [0, {self.num_text_embeddings}) but range over "
                     f"[{int(text_ids.min())}, {int(text_ids.max())}]: tokenize with the tokenizer this model was "
@@ -524,19 +581,31 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             text_timestep (`torch.Tensor` of shape `(B,)`): text timestep, 0..1000 (0 = clean text).
             text_attention_mask (`torch.Tensor` of shape `(B, L)`, *optional*): 1/True for real tokens; padded
                 positions are excluded as attention keys, so they change no other output.
-            attention_kwargs (`dict`, *optional*): `{"scale": lora_scale}` for PEFT adapters.
+            attention_kwargs (`dict`, *optional*): `{"scale": lora_scale}` for PEFT adapters;
+                `"understanding_attention"`: `"full"` (default, the reference) or `"video_prefix"` (video tokens do
+                not attend to text tokens, so clean video features do not depend on the caption being written), or a
+                bool tensor `(B,)` choosing `"video_prefix"` per sample; `"video_kv_cache"`: a
+                [`UniViGUVideoKVCache`] (see there) for fast captioning.
 
         Returns:
             [`UniViGUTransformerOutput`] with `.sample` (video velocity) and `.text_logits`, each `None` when
             its stream is absent, or a tuple `(sample, text_logits)` if `return_dict=False`.
         """
-        lora_scale = (attention_kwargs or {}).get("scale", 1.0)
+        attention_kwargs = dict(attention_kwargs or {})
+        video_kv_cache = attention_kwargs.pop("video_kv_cache", None)
+        understanding_attention = attention_kwargs.pop("understanding_attention", "full")
+        lora_scale = attention_kwargs.pop("scale", 1.0)
+        if attention_kwargs:
+            raise ValueError(
+                f"Unknown attention_kwargs {sorted(attention_kwargs)}: expected 'scale', 'understanding_attention' or "
+                "'video_kv_cache'."
+            )
         if USE_PEFT_BACKEND:
             scale_lora_layers(self, lora_scale)
         try:
             return self._forward(
                 hidden_states, timestep, encoder_hidden_states, text_ids, text_timestep, text_attention_mask,
-                return_dict,
+                return_dict, understanding_attention, video_kv_cache,
             )
         finally:
             if USE_PEFT_BACKEND:
@@ -544,9 +613,17 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
 
     def _forward(
         self, hidden_states, timestep, encoder_hidden_states, text_ids, text_timestep, text_attention_mask,
-        return_dict,
+        return_dict, understanding_attention="full", video_kv_cache=None,
     ):
         batch_size = self._validate_inputs(hidden_states, timestep, text_ids, text_timestep, text_attention_mask)
+        if video_kv_cache is not None:
+            if text_ids is None:
+                raise ValueError("A video key/value cache serves the text stream: pass `text_ids`.")
+            if video_kv_cache.refresh != (hidden_states is not None):
+                raise ValueError(
+                    "With a video key/value cache, a refresh step (cache.refresh = True) takes the video "
+                    "(`hidden_states`) and a cached step takes none (`hidden_states=None`)."
+                )
         p_t, p_h, p_w = self.config.patch_size
         param_dtype = self.patch_embedding.weight.dtype
 
@@ -574,14 +651,15 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             rotary_emb["text"] = self.rotary_emb_text(text_ids.shape[1], text_ids.device)
             text_temb, text_proj = self.time_embedding_t(text_timestep, dtype=encoder_hidden_states.dtype)
             text_proj = text_proj.unflatten(1, (6, -1))
-            if text_attention_mask is not None and not bool(text_attention_mask.bool().all()):
-                # Key-padding mask over the joint sequence: every video key is real.
-                keys = text_attention_mask.bool()
-                if video_states is not None:
-                    keys = torch.cat([keys.new_ones(batch_size, video_states.shape[1]), keys], dim=1)
-                attention_mask = keys[:, None, None, :]
+            num_video_keys = video_states.shape[1] if video_states is not None else 0
+            if video_kv_cache is not None and not video_kv_cache.refresh:
+                num_video_keys = video_kv_cache.num_video_tokens
+            attention_mask = self._joint_attention_mask(
+                text_attention_mask, batch_size, num_video_keys, text_ids.shape[1], video_states is not None,
+                understanding_attention, text_ids.device,
+            )
 
-        for block in self.blocks:
+        for index, block in enumerate(self.blocks):
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 video_states, text_states = self._gradient_checkpointing_func(
                     block, video_states, text_states, encoder_hidden_states, video_proj, text_proj, rotary_emb,
@@ -590,7 +668,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             else:
                 video_states, text_states = block(
                     video_states, text_states, encoder_hidden_states, video_proj, text_proj, rotary_emb,
-                    attention_mask,
+                    attention_mask, (video_kv_cache, index) if video_kv_cache is not None else None,
                 )
 
         sample = text_logits = None
@@ -605,6 +683,45 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         if not return_dict:
             return (sample, text_logits)
         return UniViGUTransformerOutput(sample=sample, text_logits=text_logits)
+
+    @staticmethod
+    def video_kv_cache() -> UniViGUVideoKVCache:
+        """A fresh, empty video key/value cache for fast captioning (see [`UniViGUVideoKVCache`])."""
+        return UniViGUVideoKVCache()
+
+    @staticmethod
+    def _joint_attention_mask(text_attention_mask, batch_size, num_video_keys, num_text, has_video_queries,
+                              understanding_attention, device):
+        """Boolean mask over the joint `[video ; text]` keys (True = attend), or `None` when every key is visible.
+
+        Text padding removes padded text keys for every query. `"video_prefix"` removes the text keys from the
+        video queries' rows (per sample when given as a bool tensor)."""
+        if isinstance(understanding_attention, str):
+            if understanding_attention not in ("full", "video_prefix"):
+                raise ValueError(
+                    f"understanding_attention must be 'full' or 'video_prefix', got {understanding_attention!r}."
+                )
+            prefix = None if understanding_attention == "full" else torch.ones(batch_size, dtype=torch.bool, device=device)
+        else:
+            prefix = torch.as_tensor(understanding_attention, device=device).bool().reshape(-1)
+            if prefix.shape[0] != batch_size:
+                raise ValueError(f"understanding_attention has {prefix.shape[0]} entries for a batch of {batch_size}.")
+            prefix = prefix if bool(prefix.any()) else None
+        if not has_video_queries or num_video_keys == 0:
+            prefix = None  # only text queries: video_prefix changes nothing for them
+        padded = text_attention_mask is not None and not bool(text_attention_mask.bool().all())
+        if prefix is None and not padded:
+            return None
+        keys = torch.ones(batch_size, num_video_keys + num_text, dtype=torch.bool, device=device)
+        if padded:
+            keys[:, num_video_keys:] = text_attention_mask.bool()
+        if prefix is None:
+            return keys[:, None, None, :]
+        num_queries = (num_video_keys if has_video_queries else 0) + num_text
+        mask = keys[:, None, None, :].expand(batch_size, 1, num_queries, keys.shape[1]).clone()
+        video_rows = mask[:, :, :num_video_keys, num_video_keys:]
+        mask[:, :, :num_video_keys, num_video_keys:] = video_rows & ~prefix[:, None, None, None]
+        return mask
 
     def with_shared_text_ffn(self) -> "UniViGUTransformer3DModel":
         """A copy without text experts in the blocks (`text_ffn="shared"`): text tokens go through the video `ffn`.

@@ -54,6 +54,35 @@ def add_caption_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def check_pipeline_folder(path: str, flag: str = "--model") -> None:
+    """Say what to do when a local `path` given as `flag` is not a UniViGUPipeline folder (a Wan2.1 folder, a LoRA
+    training output, any other folder), instead of the loader's error about missing components. A path that does not
+    exist locally is left to `from_pretrained` (a Hub id)."""
+    import json
+
+    folder = Path(path)
+    if not folder.is_dir():
+        return
+    index = folder / "model_index.json"
+    if not index.is_file():
+        if (folder / "base_model.json").is_file():
+            raise ValueError(
+                f"{flag} {path} is a LoRA training output (LoRA weights only): pass its base pipeline as {flag} and "
+                "this folder as --lora (see its base_model.json)."
+            )
+        raise ValueError(f"{flag} {path} is not a diffusers pipeline folder (no model_index.json).")
+    class_name = json.loads(index.read_text()).get("_class_name")
+    if class_name == "UniViGUPipeline":
+        return
+    if class_name == "WanPipeline":
+        raise ValueError(
+            f"{flag} {path} is a Wan2.1 pipeline (WanPipeline), not a UniViGUPipeline. Run `univigu convert wan "
+            f"--wan {path} --out <new folder>` first and pass that folder (an untrained UniViGU model: train it with "
+            "training/train_recall.py to caption videos)."
+        )
+    raise ValueError(f"{flag} {path} is a {class_name} folder, not a UniViGUPipeline.")
+
+
 def load_pipeline(model: str | None, device: str | None = None, dtype: str = "float32"):
     import torch
 
@@ -65,6 +94,10 @@ def load_pipeline(model: str | None, device: str | None = None, dtype: str = "fl
         model = DEFAULT_CHECKPOINT
         if not os.path.isdir(model):
             raise SystemExit(f"The bundled ShapesWorld checkpoint is missing ({model}): reinstall univigu.")
+    try:
+        check_pipeline_folder(model, "--model")
+    except ValueError as error:
+        raise SystemExit(f"error: {error}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = UniViGUPipeline.from_pretrained(model, dtype=getattr(torch, dtype))
     if dtype != "float32":

@@ -10,7 +10,9 @@ This file is self-contained on purpose (it imports diffusers, transformers, torc
 import copy
 import inspect
 import json
+import math
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ TASKS = ("t2v", "v2t", "t2vt")
 LATENT_NORMALIZATIONS = ("diffusers", "raw")
 TEXT_UPDATES = ("scheduler", "reference")
 VIDEO_LATENTS_MODES = ("sample", "argmax")
+UNDERSTANDING_ATTENTIONS = ("full", "video_prefix")
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 
 #: What `__call__` uses for an argument left at `None` when the checkpoint stores no default of its own: WanPipeline's
@@ -54,6 +57,7 @@ BUILTIN_CALL_DEFAULTS = {
     "video_latents_mode": "sample",
     "max_text_length": 128,
     "max_sequence_length": 512,
+    "understanding_attention": "full",
 }
 #: Arguments a checkpoint may store defaults for (`call_defaults` in model_index.json), globally or per task.
 CALL_DEFAULT_KEYS = tuple(BUILTIN_CALL_DEFAULTS)
@@ -187,6 +191,135 @@ def verify_checksums(folder: Union[str, os.PathLike]) -> Optional[dict]:
     return manifest
 
 
+def check_component_folders(folder: Union[str, os.PathLike], passed: Tuple[str, ...] = ()) -> None:
+    """Every component that a local pipeline folder's `model_index.json` lists (and that the caller does not pass
+    itself, `passed`) must have its subfolder: otherwise diffusers looks for it at the folder's root and fails with
+    an error that does not name the component. Raises an `OSError` naming the missing subfolders."""
+    index_path = os.path.join(folder, "model_index.json")
+    if not os.path.isfile(index_path):
+        return  # diffusers' own error names the missing model_index.json
+    with open(index_path, encoding="utf-8") as f:
+        index = json.load(f)
+    missing = []
+    for name, entry in index.items():
+        if name.startswith("_") or name in passed:
+            continue
+        is_component = isinstance(entry, (list, tuple)) and len(entry) == 2 and None not in entry
+        if is_component and not os.path.isdir(os.path.join(folder, name)):
+            missing.append(f"`{name}/` ({entry[1]})")
+    if missing:
+        names = [m.split("/")[0].strip("`") for m in missing]
+        raise OSError(
+            f"The pipeline folder {folder} lacks the component subfolder{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} that its model_index.json lists: restore {'them' if len(missing) > 1 else 'it'} "
+            "(copy the whole folder again, or re-save it with `pipe.save_pretrained`), or pass the component "
+            f"yourself: `UniViGUPipeline.from_pretrained(folder, {names[0]}=...)`."
+        )
+
+
+def _weight_file_keys(folder: str, variant: Optional[str]) -> Optional[set]:
+    """The tensor names a component folder's safetensors weights hold (a single file or a sharded index), read from
+    the file headers only; `None` when there is no safetensors file to read (e.g. `.bin` weights)."""
+    from safetensors import safe_open  # a dependency of diffusers and transformers
+
+    for suffix in ([f".{variant}"] if variant else []) + [""]:
+        for prefix in ("diffusion_pytorch_model", "model"):
+            name = f"{prefix}{suffix}.safetensors"
+            index = os.path.join(folder, name + ".index.json")
+            if os.path.isfile(index):
+                with open(index, encoding="utf-8") as f:
+                    return set(json.load(f).get("weight_map", {}))
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                with safe_open(path, framework="pt") as f:
+                    return set(f.keys())
+    return None
+
+
+def _summarize_keys(keys) -> str:
+    """`blocks.4.*, blocks.5.*` for whole blocks, else the first few names."""
+    blocks: Dict[str, set] = {}
+    others = []
+    for key in sorted(keys):
+        match = re.match(r"^(.*?\b(?:blocks|block|layers|layer|h))\.(\d+)\.", key)
+        if match:
+            blocks.setdefault(match.group(1), set()).add(int(match.group(2)))
+        else:
+            others.append(key)
+    parts = [f"{prefix}.{i}.*" for prefix, ids in sorted(blocks.items()) for i in sorted(ids)]
+    parts += others
+    shown = ", ".join(parts[:8])
+    return shown + (f", ... ({len(parts) - 8} more)" if len(parts) > 8 else "")
+
+
+def check_component_weights(pipeline: DiffusionPipeline, passed: Tuple[str, ...] = (), variant: Optional[str] = None):
+    """After loading: the weights file of every model component loaded from a folder must hold exactly the tensors
+    its config builds. diffusers and transformers only warn when they differ, then run with randomly initialised
+    layers (config builds more blocks than the weights have) or silently drop layers (fewer); this raises a
+    `ValueError` naming the component, the disagreeing tensors and the fix instead."""
+    for name, component in pipeline.components.items():
+        if name in passed or not isinstance(component, torch.nn.Module):
+            continue
+        config = getattr(component, "config", None)
+        folder = getattr(component, "name_or_path", None) or getattr(config, "_name_or_path", None)
+        if not folder or not os.path.isdir(folder):
+            continue
+        if getattr(component, "hf_quantizer", None) is not None or getattr(config, "quantization_config", None):
+            continue  # quantized weights store extra tensors (scales, ...) under other names
+        file_keys = _weight_file_keys(folder, variant)
+        if file_keys is None:
+            continue
+        state = component.state_dict()
+        model_keys = set(state)
+        is_transformers_model = not isinstance(component, ModelMixin)
+        if is_transformers_model:
+            prefix = getattr(component, "base_model_prefix", "") or ""
+            if prefix and file_keys and all(k.startswith(prefix + ".") for k in file_keys) and not any(
+                k.startswith(prefix + ".") for k in model_keys
+            ):
+                file_keys = {k[len(prefix) + 1 :] for k in file_keys}
+        ignore_missing = list(getattr(component, "_keys_to_ignore_on_load_missing", None) or [])
+        ignore_unexpected = list(getattr(component, "_keys_to_ignore_on_load_unexpected", None) or [])
+        tied = list(getattr(component, "_tied_weights_keys", None) or [])  # a list, or a dict keyed by the tied names
+        present = {state[k].data_ptr() for k in model_keys & file_keys if state[k].device.type != "meta"}
+        missing = sorted(
+            k
+            for k in model_keys - file_keys
+            if not any(re.search(p, k) for p in ignore_missing)
+            and k not in tied
+            # not tied to a tensor the file has (a missing tensor left on the meta device is never tied)
+            and (state[k].device.type == "meta" or state[k].data_ptr() not in present)
+        )
+        unexpected = [k for k in file_keys - model_keys if not any(re.search(p, k) for p in ignore_unexpected)]
+        if is_transformers_model:
+            # transformers ignores whole modules the class does not have (a decoder, a head); extra tensors under a
+            # module it does have (more blocks) are a real mismatch
+            tops = {k.split(".", 1)[0] for k in model_keys}
+            unexpected = [k for k in unexpected if k.split(".", 1)[0] in tops]
+        unexpected = sorted(unexpected)
+        if not missing and not unexpected:
+            continue
+        sub = os.path.basename(os.path.normpath(folder))
+        details = []
+        if missing:
+            details.append(f"the config builds {len(missing)} tensors the weights lack ({_summarize_keys(missing)}), "
+                           "which would be left uninitialised or random")
+        if unexpected:
+            details.append(f"the weights hold {len(unexpected)} tensors the config does not build "
+                           f"({_summarize_keys(unexpected)}), which would be dropped")
+        counts = ", ".join(
+            f"{k}={getattr(config, k)}" for k in ("num_layers", "num_hidden_layers") if getattr(config, k, None)
+        )
+        raise ValueError(
+            f"The `{name}` of {os.path.dirname(os.path.normpath(folder))} does not match its weights: "
+            + "; ".join(details)
+            + f". Make `{sub}/config.json`"
+            + (f" ({counts})" if counts else "")
+            + " describe the model the weights file was saved from (e.g. the number of layers), or restore the "
+            "weights that belong to this config."
+        )
+
+
 def _nearest_valid(value: int, multiple: int, offset: int = 0) -> List[int]:
     """The valid values (of the form `multiple * k + offset`, at least `max(offset, 1)`) just below and above."""
     lower = (value - offset) // multiple * multiple + offset
@@ -195,9 +328,92 @@ def _nearest_valid(value: int, multiple: int, offset: int = 0) -> List[int]:
     return sorted({c for c in candidates if c >= smallest}) or [smallest]
 
 
+#: The largest `max_sequence_length` (umT5 tokens) `__call__` accepts. umT5's positions are relative, so neither its
+#: tokenizer nor its encoder has a hard limit, but its attention bias grows with the square of the length (100000
+#: tokens would ask for ~80 GB); a text encoder with absolute positions (`config.max_position_embeddings`) lowers it.
+MAX_SEQUENCE_LENGTH = 4096
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_int(
+    name: str, value: Any, minimum: Optional[int] = 1, maximum: Optional[int] = None, hint: str = ""
+) -> None:
+    """`value` is a Python/numpy integer (not a bool) in [minimum, maximum] (`None`: unbounded); `TypeError` /
+    `ValueError` otherwise."""
+    if not _is_int(value):
+        if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+            fix = f"pass {int(value)}"
+        elif isinstance(value, (bool, np.bool_)):
+            fix = "a bool is not a count; pass a number"
+        else:
+            fix = "pass a whole number"
+        raise TypeError(f"`{name}` must be an integer, got {value!r} ({type(value).__name__}): {fix}{hint}.")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ValueError(f"{name}={value} is out of range: use a value {bounds}{hint}.")
+
+
+def _check_real(name: str, value: Any, minimum: Optional[float] = None, hint: str = "") -> None:
+    """`value` is a finite real number (not a bool) >= minimum; `TypeError`/`ValueError` otherwise."""
+    if not _is_real(value):
+        fix = "pass a number" + (" (e.g. `float(x)`)" if isinstance(value, torch.Tensor) else "")
+        raise TypeError(f"`{name}` must be a real number, got {value!r} ({type(value).__name__}): {fix}{hint}.")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value} is not a finite number: pass a finite value{hint}.")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}={value} is below {minimum}: use a value >= {minimum}{hint}.")
+
+
+def _check_tensor(name: str, value: Any, ndim: int, layout: str, floating: bool = True) -> None:
+    """`value` is a torch tensor with `ndim` dimensions (laid out as `layout`), none of them empty, and (when
+    `floating`) a floating-point dtype and finite values."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(
+            f"`{name}` must be a torch.Tensor {layout}, got {type(value).__name__}: convert it with "
+            "`torch.as_tensor(...)`."
+        )
+    if value.ndim != ndim:
+        raise ValueError(f"`{name}` must be {ndim}D {layout}, got shape {tuple(value.shape)}.")
+    if value.numel() == 0:
+        raise ValueError(f"`{name}` is empty (shape {tuple(value.shape)}): every dimension of {layout} must be >= 1.")
+    if floating:
+        if not value.is_floating_point():
+            raise TypeError(
+                f"`{name}` must be a floating-point tensor, got dtype {value.dtype}: pass `{name}.float()`."
+            )
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"`{name}` contains NaN or inf values: recompute it (or check what produced it).")
+
+
+def _callable_name(function: Any) -> str:
+    name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
+    return name if isinstance(name, str) else type(function).__name__
+
+
+#: Float video values may overshoot [0, 1] (or [-1, 1]) by this much (resampling round-off) and are then clipped.
+_VIDEO_RANGE_TOLERANCE = 1e-3
+
+
 def _frames_to_float(frames: Union[np.ndarray, torch.Tensor], channels_last: bool) -> torch.Tensor:
-    """One video as a float32 tensor `(F, C, H, W)` in [0, 1] (uint8 -> /255; floats below 0 read as [-1, 1])."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames.detach()
+    """One video as a float32 tensor `(F, C, H, W)` in [0, 1]: uint8 -> /255; floats must lie in [0, 1] (or in
+    [-1, 1], read as such when some value is below 0). Floats above 1 (0-255 frames stored as floats), below -1, NaN
+    or inf are refused with the fix, not clipped."""
+    if isinstance(frames, np.ndarray):
+        if frames.dtype.kind not in "uif":
+            raise TypeError(
+                f"Video frames of numpy dtype {frames.dtype} are not supported: pass uint8 frames (0-255, "
+                "`video.astype(np.uint8)`) or float frames in [0, 1]."
+            )
+        tensor = torch.from_numpy(np.ascontiguousarray(frames))
+    else:
+        tensor = frames.detach()
     if tensor.ndim != 4:
         raise ValueError(
             f"A single video must be 4D ({'(F, H, W, C)' if channels_last else '(F, C, H, W)'}), got shape "
@@ -213,15 +429,34 @@ def _frames_to_float(frames: Union[np.ndarray, torch.Tensor], channels_last: boo
     elif channels != 3:
         layout = "(F, H, W, 3) for numpy arrays" if channels_last else "(F, 3, H, W) for tensors"
         raise ValueError(f"Video frames must have 1, 3 or 4 channels; lay them out as {layout}.")
+    if tensor.shape[0] and (tensor.shape[2] < 1 or tensor.shape[3] < 1):
+        raise ValueError(f"The video's frames are {tensor.shape[2]}x{tensor.shape[3]} pixels: pass frames of at least 1x1.")
     if tensor.dtype == torch.uint8:
-        tensor = tensor.float() / 255.0
-    elif tensor.is_floating_point():
-        tensor = tensor.float()
-        if tensor.numel() and tensor.min() < 0:
-            tensor = (tensor + 1.0) / 2.0
-    else:
-        raise ValueError(f"Video frames must be uint8 or floating point, got dtype {tensor.dtype}.")
-    return tensor.clamp(0.0, 1.0).cpu()
+        return (tensor.float() / 255.0).cpu()
+    if not tensor.is_floating_point():
+        raise TypeError(
+            f"Video frames must be uint8 (0-255) or floats in [0, 1], got dtype {tensor.dtype}: convert 0-255 "
+            "integer frames with `.astype(np.uint8)` / `.to(torch.uint8)`, or divide them by 255."
+        )
+    tensor = tensor.float()
+    if not tensor.numel():
+        return tensor.cpu()
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError("The video contains NaN or inf values: pass finite frames (uint8 0-255, or floats in [0, 1]).")
+    low, high = float(tensor.min()), float(tensor.max())
+    if high > 1.0 + _VIDEO_RANGE_TOLERANCE:
+        raise ValueError(
+            f"The video's float values go up to {high:.4g}, above 1: float frames must lie in [0, 1] (or [-1, 1]). "
+            "For 0-255 frames, divide by 255 (`video / 255.0`) or pass them as uint8."
+        )
+    if low < -1.0 - _VIDEO_RANGE_TOLERANCE:
+        raise ValueError(
+            f"The video's float values go down to {low:.4g}, below -1: float frames must lie in [0, 1] or [-1, 1] "
+            "(rescale them, e.g. `(video - video.min()) / (video.max() - video.min())`)."
+        )
+    if low < 0:
+        tensor = (tensor + 1.0) / 2.0
+    return tensor.clamp(0.0, 1.0).cpu()  # only the round-off tolerated above
 
 
 def _read_video_file(path: str) -> torch.Tensor:
@@ -247,6 +482,12 @@ def _read_video_file(path: str) -> torch.Tensor:
 
 
 def _pil_frames_to_float(frames: List[PIL.Image.Image]) -> torch.Tensor:
+    sizes = sorted({frame.size for frame in frames})
+    if len(sizes) > 1:
+        raise ValueError(
+            f"The video's frames differ in size ({', '.join(f'{w}x{h}' for w, h in sizes[:4])} as width x height): "
+            "resize them to one size first."
+        )
     array = np.stack([np.asarray(frame.convert("RGB")) for frame in frames])
     return _frames_to_float(array, channels_last=True)
 
@@ -366,11 +607,22 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """`DiffusionPipeline.from_pretrained`; a local folder that carries a `checksums.json` (the bundled
-        ShapesWorld checkpoint does) is checked first, so that a missing or truncated file is named clearly."""
+        """`DiffusionPipeline.from_pretrained`, with checks that name what is wrong with a damaged folder:
+
+        - a local folder that carries a `checksums.json` (the bundled ShapesWorld checkpoint does) is checked first,
+          so that a missing or truncated file is named clearly;
+        - a component subfolder that `model_index.json` lists but the local folder lacks is named (`OSError`);
+        - after loading, each model's weights must hold exactly the tensors its config builds (`ValueError`
+          otherwise): a config with more blocks than the weights would run with randomly initialised layers, one
+          with fewer would drop layers, where diffusers and transformers only warn."""
+        passed = tuple(k for k in kwargs if not k.startswith("_"))
         if isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and os.path.isdir(pretrained_model_name_or_path):
             verify_checksums(pretrained_model_name_or_path)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+            check_component_folders(pretrained_model_name_or_path, passed)
+        pipeline = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if kwargs.get("quantization_config") is None:
+            check_component_weights(pipeline, passed, kwargs.get("variant"))
+        return pipeline
 
     # ------------------------------------------------------------------ properties (WanPipeline's)
 
@@ -790,25 +1042,76 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
                     "or pass precomputed `prompt_embeds`."
                 )
 
-    def _check_num_frames(self, num_frames: int):
+    def _video_rope_length(self) -> Optional[int]:
+        """Positions per axis (latent frames, height, width after patching) of the transformer's video RoPE table."""
+        table = getattr(getattr(self.transformer, "rope", None), "freqs_cos", None)
+        if isinstance(table, torch.Tensor) and table.ndim == 2:
+            return int(table.shape[0])
+        value = getattr(self.transformer.config, "rope_max_seq_len", None)
+        return int(value) if value is not None else None
+
+    @property
+    def max_video_size(self) -> Dict[str, Optional[int]]:
+        """The largest `num_frames`, `height` and `width` whose patch grid fits the transformer's video RoPE table
+        (`rope_max_seq_len` positions per axis), e.g. 253 frames and 1024 x 1024 pixels for 64 positions with Wan's
+        VAE and (1, 2, 2) patches; `None` where the model sets no limit."""
+        limit = self._video_rope_length()
+        if limit is None:
+            return {"num_frames": None, "height": None, "width": None}
+        p_t, p_h, p_w = self.transformer.config.patch_size
+        return {
+            "num_frames": (limit * p_t - 1) * self.vae_scale_factor_temporal + 1,
+            "height": limit * p_h * self.vae_scale_factor_spatial,
+            "width": limit * p_w * self.vae_scale_factor_spatial,
+        }
+
+    @property
+    def max_sequence_length_limit(self) -> int:
+        """The largest `max_sequence_length` `__call__` accepts: `MAX_SEQUENCE_LENGTH` (4096), or the text encoder's
+        `max_position_embeddings` when it has absolute positions and fewer of them."""
+        limit = MAX_SEQUENCE_LENGTH
+        config = getattr(getattr(self, "text_encoder", None), "config", None)
+        for key in ("max_position_embeddings", "n_positions"):
+            value = getattr(config, key, None)
+            if _is_int(value) and 0 < value < limit:
+                limit = int(value)
+        return limit
+
+    def _rope_note(self) -> str:
+        return (
+            f"what the transformer's video RoPE table holds ({self._video_rope_length()} positions per axis after "
+            "patching: transformer.config.rope_max_seq_len)"
+        )
+
+    def _check_num_frames(self, num_frames: int, hint: str = ""):
         s = self.vae_scale_factor_temporal
-        if not isinstance(num_frames, (int, np.integer)) or num_frames < 1 or (num_frames - 1) % s != 0:
-            options = _nearest_valid(int(num_frames) if isinstance(num_frames, (int, np.integer)) else 1, s, 1)
+        _check_int("num_frames", num_frames, minimum=None)
+        if num_frames < 1 or (num_frames - 1) % s != 0:
+            options = _nearest_valid(int(num_frames), s, 1)
             raise ValueError(
                 f"num_frames={num_frames} is not of the form {s}k+1 (the VAE compresses time {s}x and keeps the first "
                 f"frame): use {' or '.join(map(str, options))}."
             )
+        largest = self.max_video_size["num_frames"]
+        if largest is not None and num_frames > largest:
+            raise ValueError(
+                f"num_frames={num_frames} is more than {self._rope_note()}: use num_frames={largest} or fewer{hint}."
+            )
 
-    def _check_size(self, height: int, width: int):
+    def _check_size(self, height: int, width: int, hint: str = ""):
         m = self.spatial_multiple
         for name, value in (("height", height), ("width", width)):
-            if not isinstance(value, (int, np.integer)) or value < m or value % m != 0:
-                options = _nearest_valid(int(value) if isinstance(value, (int, np.integer)) else m, m)
+            _check_int(name, value, minimum=None)
+            if value < m or value % m != 0:
+                options = _nearest_valid(int(value), m)
                 raise ValueError(
                     f"{name}={value} is not a positive multiple of {m} (VAE spatial factor "
                     f"{self.vae_scale_factor_spatial} x patch size {m // self.vae_scale_factor_spatial}): use "
                     f"{' or '.join(map(str, options))}."
                 )
+            largest = self.max_video_size[name]
+            if largest is not None and value > largest:
+                raise ValueError(f"{name}={value} is more than {self._rope_note()}: use {name}={largest} or less{hint}.")
 
     def _check_text_model(self, task: str, max_text_length: int):
         vocab = self._text_vocab_size()
@@ -829,8 +1132,439 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
         if task != "t2v" and (max_text_length < 1 or (max_len is not None and max_text_length > max_len)):
             raise ValueError(
                 f"max_text_length={max_text_length} must be between 1 and the transformer's text_rope_max_seq_len "
-                f"({max_len})."
+                f"({max_len}): use max_text_length={max_len} or less."
             )
+
+    def _check_sigmas(self, sigmas):
+        if isinstance(sigmas, (torch.Tensor, np.ndarray)):
+            if sigmas.ndim != 1 or (isinstance(sigmas, np.ndarray) and sigmas.dtype.kind not in "uif") or (
+                isinstance(sigmas, torch.Tensor) and (sigmas.is_complex() or sigmas.dtype == torch.bool)
+            ):
+                raise TypeError(
+                    f"`sigmas` must be a 1D sequence of noise levels, got a {type(sigmas).__name__} of shape "
+                    f"{tuple(sigmas.shape)} and dtype {sigmas.dtype}: pass e.g. `numpy.linspace(1.0, 0.0, N + 1)[:-1]`."
+                )
+            values = [float(v) for v in sigmas.tolist()]
+        elif isinstance(sigmas, (list, tuple)):
+            for i, v in enumerate(sigmas):
+                if not _is_real(v):
+                    raise TypeError(
+                        f"`sigmas[{i}]` is {v!r} ({type(v).__name__}): `sigmas` must hold numbers, e.g. "
+                        "`numpy.linspace(1.0, 0.0, N + 1)[:-1]`."
+                    )
+            values = [float(v) for v in sigmas]
+        else:
+            raise TypeError(
+                f"`sigmas` must be a list (or 1D array) of noise levels, got {type(sigmas).__name__}: pass e.g. "
+                "`numpy.linspace(1.0, 0.0, N + 1)[:-1]`."
+            )
+        if not values:
+            raise ValueError("`sigmas` is empty: pass at least one noise level, or leave it None and set num_inference_steps.")
+        for i, v in enumerate(values):
+            if not math.isfinite(v) or not 0.0 <= v <= 1.0:
+                raise ValueError(
+                    f"sigmas[{i}]={v} is not a noise level in [0, 1] (1 = pure noise, 0 = clean): use values in "
+                    "[0, 1], e.g. `numpy.linspace(1.0, 0.0, N + 1)[:-1]`."
+                )
+        for i in range(1, len(values)):
+            if values[i] >= values[i - 1]:
+                raise ValueError(
+                    f"`sigmas` must decrease from noise towards 0, but sigmas[{i}]={values[i]} >= "
+                    f"sigmas[{i - 1}]={values[i - 1]}: sort them in decreasing order without repeats."
+                )
+        if "sigmas" not in inspect.signature(self.scheduler.set_timesteps).parameters:
+            raise ValueError(
+                f"The video scheduler {type(self.scheduler).__name__} does not take custom `sigmas`: leave `sigmas` "
+                "None and set num_inference_steps, or use a FlowMatchEulerDiscreteScheduler."
+            )
+
+    def _check_generator(self, generator):
+        if generator is None:
+            return
+        generators = generator if isinstance(generator, list) else [generator]
+        if not generators or not all(isinstance(g, torch.Generator) for g in generators):
+            got = type(generator).__name__ if not isinstance(generator, list) else "a list holding " + ", ".join(
+                sorted({type(g).__name__ for g in generators}) or ["nothing"]
+            )
+            seed = f"({generator})" if _is_int(generator) else "(0)"
+            raise TypeError(
+                f"`generator` must be a torch.Generator or a list of them (one per sample), got {got}: pass e.g. "
+                f"`torch.Generator().manual_seed{seed}`."
+            )
+        device = self._execution_device
+        for g in generators:
+            if g.device.type not in ("cpu", torch.device(device).type):
+                raise ValueError(
+                    f"`generator` is on {g.device} but the pipeline runs on {device}: create it on the CPU "
+                    f"(`torch.Generator()`) or on {device} (`torch.Generator('{torch.device(device).type}')`)."
+                )
+
+    def _check_text_ids(self, text_ids):
+        if not isinstance(text_ids, torch.Tensor):
+            raise TypeError(
+                f"`text_ids` must be a torch.LongTensor of token ids (batch, length), got {type(text_ids).__name__}: "
+                "convert it with `torch.as_tensor(ids, dtype=torch.long)`."
+            )
+        if text_ids.dtype == torch.bool or text_ids.is_floating_point() or text_ids.is_complex():
+            raise TypeError(
+                f"`text_ids` must be an integer tensor of token ids, got dtype {text_ids.dtype}: pass ids from "
+                "`pipe.tokenizer` as `text_ids.long()` (not logits or probabilities)."
+            )
+        if text_ids.ndim != 2:
+            raise ValueError(
+                f"`text_ids` must have shape (batch, length), got {tuple(text_ids.shape)}"
+                + (": add the batch axis (`text_ids[None]`)." if text_ids.ndim == 1 else ".")
+            )
+        if text_ids.shape[0] < 1 or text_ids.shape[1] < 1:
+            raise ValueError(f"`text_ids` is empty (shape {tuple(text_ids.shape)}): pass at least one token per row.")
+        max_len = getattr(self.transformer.config, "text_rope_max_seq_len", None)
+        if max_len is not None and text_ids.shape[1] > max_len:
+            raise ValueError(
+                f"`text_ids` has {text_ids.shape[1]} tokens per row, more than the transformer's text stream holds "
+                f"(text_rope_max_seq_len={max_len}): pass at most {max_len} tokens per row."
+            )
+        limit = getattr(self.transformer, "num_text_embeddings", None) or self._text_vocab_size()
+        low, high = int(text_ids.min()), int(text_ids.max())
+        if low < 0 or high >= limit:
+            raise ValueError(
+                f"`text_ids` holds ids in [{low}, {high}], outside the transformer's text vocabulary [0, {limit}): "
+                f"pass token ids of `pipe.tokenizer` (vocab size {self._text_vocab_size()})."
+            )
+
+    def _check_batch(self, total: int, what: str, generator, text_ids):
+        """The per-sample inputs (a list of generators, `text_ids`) match the `total` samples the call makes."""
+        if isinstance(generator, list) and len(generator) != total:
+            raise ValueError(
+                f"`generator` is a list of {len(generator)} generators, but the call makes {total} samples ({what} x "
+                "num_videos_per_prompt): pass one generator per sample, or a single generator."
+            )
+        if text_ids is not None and text_ids.shape[0] != total:
+            raise ValueError(
+                f"`text_ids` has batch size {text_ids.shape[0]}, but the call makes {total} samples ({what} x "
+                "num_videos_per_prompt): pass one row of starting tokens per sample."
+            )
+
+    def _check_embeds(self, name: str, embeds: torch.Tensor, rows: Optional[int] = None, rows_why: str = ""):
+        _check_tensor(name, embeds, 3, "(batch, sequence, text_dim)")
+        text_dim = self.transformer.config.text_dim
+        if embeds.shape[-1] != text_dim:
+            raise ValueError(
+                f"`{name}` has hidden size {embeds.shape[-1]}, but the transformer's cross-attention takes "
+                f"text_dim={text_dim}: encode the text with this pipeline's text encoder (`pipe.encode_prompt`)."
+            )
+        if rows is not None and embeds.shape[0] != rows:
+            raise ValueError(f"`{name}` has batch size {embeds.shape[0]}, expected {rows}{rows_why}.")
+
+    def _check_video_latents(self, video_latents: torch.Tensor):
+        _check_tensor("video_latents", video_latents, 5, "(batch, channels, frames, height, width) latents")
+        channels = self.transformer.config.in_channels
+        if video_latents.shape[1] != channels:
+            raise ValueError(
+                f"`video_latents` have {video_latents.shape[1]} channels, the transformer expects in_channels="
+                f"{channels}: encode the video with this pipeline's VAE (`pipe.encode_video(pipe.preprocess_video(video))`)."
+            )
+        limit = self._video_rope_length()
+        for axis, size, patch in zip(("frames", "height", "width"), video_latents.shape[2:], self.transformer.config.patch_size):
+            if size % patch:
+                raise ValueError(
+                    f"`video_latents` have {size} latent {axis}, not divisible by the patch size {patch}: encode a "
+                    f"video whose latent {axis} is a multiple of {patch}."
+                )
+            if limit is not None and size // patch > limit:
+                raise ValueError(
+                    f"`video_latents` have {size} latent {axis}, at most {limit * patch} fit {self._rope_note()}: "
+                    f"encode a shorter or smaller video (num_frames <= {self.max_video_size['num_frames']}, height "
+                    f"and width <= {self.max_video_size['height']})."
+                )
+
+    def _check_prompt_stream(self, prompt, max_sequence_length: int):
+        """t2v with `text_stream=True`: the prompt's own tokens must fit the text stream (length, vocabulary)."""
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        ids, mask = self._tokenize(prompts, max_sequence_length)
+        length = max(int(mask.sum(dim=1).max()), 1)
+        max_len = getattr(self.transformer.config, "text_rope_max_seq_len", None)
+        if max_len is not None and length > max_len:
+            raise ValueError(
+                f"The prompt is {length} tokens long, more than the transformer's text stream holds "
+                f"(text_rope_max_seq_len={max_len}): shorten it, pass max_sequence_length={max_len} (which truncates "
+                "it), or text_stream=False."
+            )
+        self._check_ids_fit(ids[:, :length])
+
+    def check_inputs(
+        self,
+        task: str,
+        prompt=None,
+        negative_prompt=None,
+        height=None,
+        width=None,
+        num_frames=None,
+        num_inference_steps=None,
+        sigmas=None,
+        guidance_scale=None,
+        num_videos_per_prompt=1,
+        generator=None,
+        latents=None,
+        prompt_embeds=None,
+        negative_prompt_embeds=None,
+        text_stream=True,
+        video_latents=None,
+        video_latents_mode="sample",
+        conditioning_text=None,
+        max_text_length=None,
+        temperature=1.0,
+        commit_strategy=None,
+        text_update="scheduler",
+        text_ids=None,
+        output_type="np",
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs=None,
+        max_sequence_length=None,
+    ) -> Optional[int]:
+        """
+        Checks the arguments of `__call__` (once `task` is resolved and the defaults are filled in) for type (a bool
+        is not an int), range, NaN/inf, agreement with each other and with the model (the transformer's RoPE tables,
+        channels, text_dim and vocabulary), and raises a `TypeError` / `ValueError` that names the fix, before any
+        model runs. Returns the number of samples the call makes, or `None` when it depends on a `video` not yet
+        decoded (`check_video` checks the rest after decoding).
+        """
+        # choices
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type={output_type!r} is not supported: use one of {OUTPUT_TYPES}.")
+        if text_update not in TEXT_UPDATES:
+            raise ValueError(f"text_update={text_update!r} is not supported: use one of {TEXT_UPDATES}.")
+        if video_latents_mode not in VIDEO_LATENTS_MODES:
+            raise ValueError(
+                f"video_latents_mode={video_latents_mode!r} is not supported: use one of {VIDEO_LATENTS_MODES}."
+            )
+        if commit_strategy is not None and commit_strategy not in ("stochastic", "confidence"):
+            raise ValueError(f"commit_strategy={commit_strategy!r} is not supported: use 'stochastic' or 'confidence'.")
+
+        # callback
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise TypeError(
+                f"`callback_on_step_end` must be callable as `callback(pipe, step, timestep, callback_kwargs)` (a "
+                f"function or a diffusers PipelineCallback), got {type(callback_on_step_end).__name__}."
+            )
+        inputs = callback_on_step_end_tensor_inputs
+        if inputs is None and callback_on_step_end is not None:
+            inputs = []
+        if inputs is not None:
+            if not isinstance(inputs, (list, tuple)) or not all(isinstance(k, str) for k in inputs):
+                raise TypeError(
+                    f"`callback_on_step_end_tensor_inputs` must be a list of names from {self._callback_tensor_inputs}, "
+                    f"got {inputs!r}."
+                )
+            bad = [k for k in inputs if k not in self._callback_tensor_inputs]
+            if bad:
+                raise ValueError(
+                    f"`callback_on_step_end_tensor_inputs` has to be in {self._callback_tensor_inputs}, but found "
+                    f"{bad}: drop them."
+                )
+
+        # numbers
+        _check_int("num_inference_steps", num_inference_steps, 1)
+        _check_real(
+            "guidance_scale", guidance_scale, 0.0,
+            hint=" (values > 1 guide the video, e.g. 5.0; 1.0 or less turns guidance off)",
+        )
+        _check_int("num_videos_per_prompt", num_videos_per_prompt, 1)
+        _check_real("temperature", temperature, 0.0, hint=" (0 = argmax, 1 = the model's own distribution)")
+        _check_int("max_text_length", max_text_length, 1)
+        _check_int(
+            "max_sequence_length", max_sequence_length, 1, self.max_sequence_length_limit,
+            hint=" (umT5 tokens the prompt is padded/truncated to; Wan uses 512)",
+        )
+        if sigmas is not None:
+            if task == "v2t":
+                raise ValueError(
+                    "`sigmas` sets the video noise levels of t2v/t2vt; v2t denoises only the text: drop `sigmas` and "
+                    "set num_inference_steps."
+                )
+            self._check_sigmas(sigmas)
+        self._check_generator(generator)
+        if text_ids is not None:
+            if task == "t2v":
+                raise ValueError(
+                    "`text_ids` sets the starting caption tokens of v2t/t2vt; in t2v the text stream is the prompt's "
+                    "own tokens (pass `prompt`)."
+                )
+            self._check_text_ids(text_ids)
+
+        total = None
+        n = num_videos_per_prompt
+        if task == "v2t":
+            if prompt_embeds is not None or negative_prompt_embeds is not None or negative_prompt is not None:
+                raise ValueError(
+                    "v2t has no guidance and takes its text condition as `conditioning_text`: drop `prompt_embeds`, "
+                    "`negative_prompt` and `negative_prompt_embeds`."
+                )
+            if latents is not None:
+                raise ValueError(
+                    "`latents` is the starting video noise of t2v/t2vt; to caption pre-encoded latents, pass them as "
+                    "`video_latents`."
+                )
+            self._check_prompt("conditioning_text", conditioning_text)
+            if video_latents is not None:
+                if height is not None or width is not None or num_frames is not None:
+                    raise ValueError(
+                        "`video_latents` already fix the video's size: drop height/width/num_frames (they resample "
+                        "a `video`)."
+                    )
+                self._check_video_latents(video_latents)
+                total = video_latents.shape[0] * n
+                self._check_conditioning_count(conditioning_text, video_latents.shape[0])
+                self._check_batch(total, "videos", generator, text_ids)
+            else:
+                if num_frames is not None:
+                    self._check_num_frames(num_frames)
+                if height is not None or width is not None:
+                    if height is None or width is None:
+                        raise ValueError("Pass both `height` and `width` (or neither, to keep the video's size).")
+                    self._check_size(height, width)
+        else:
+            self._check_prompt("prompt", prompt)
+            self._check_prompt("negative_prompt", negative_prompt)
+            if prompt is not None and prompt_embeds is not None:
+                raise ValueError("Pass either `prompt` or `prompt_embeds`, not both.")
+            if negative_prompt is not None and negative_prompt_embeds is not None:
+                raise ValueError("Pass either `negative_prompt` or `negative_prompt_embeds`, not both.")
+            if conditioning_text is not None:
+                raise ValueError(f"`conditioning_text` is for task='v2t'; in {task!r} the condition is the prompt.")
+            if task == "t2v" and text_stream and prompt is None:
+                raise ValueError(
+                    "text_stream=True puts the prompt's own tokens in the text stream, so it needs `prompt` (not only "
+                    "`prompt_embeds`): pass `prompt`, or text_stream=False."
+                )
+            self._check_num_frames(num_frames)
+            self._check_size(height, width)
+            if prompt_embeds is not None:
+                self._check_embeds("prompt_embeds", prompt_embeds)
+                if n != 1:
+                    raise ValueError(
+                        f"`prompt_embeds` are used as given (one row per video), so num_videos_per_prompt={n} does "
+                        f"not apply to them: repeat them yourself (`prompt_embeds.repeat_interleave({n}, dim=0)`, the "
+                        "same for negative_prompt_embeds) and pass num_videos_per_prompt=1."
+                    )
+                batch = prompt_embeds.shape[0]
+            else:
+                batch = 1 if isinstance(prompt, str) else len(prompt)
+            total = batch * n
+            if isinstance(negative_prompt, list) and len(negative_prompt) != batch:
+                raise ValueError(
+                    f"`negative_prompt` has batch size {len(negative_prompt)}, but `prompt` has batch size {batch}: "
+                    "pass one negative prompt per prompt (or a single string)."
+                )
+            if negative_prompt_embeds is not None:
+                self._check_embeds(
+                    "negative_prompt_embeds", negative_prompt_embeds, total,
+                    " (one row per video: prompts x num_videos_per_prompt)",
+                )
+            if latents is not None:
+                _check_tensor("latents", latents, 5, "(batch, channels, latent frames, latent height, latent width)")
+                expected = (
+                    total,
+                    self.transformer.config.in_channels,
+                    (num_frames - 1) // self.vae_scale_factor_temporal + 1,
+                    height // self.vae_scale_factor_spatial,
+                    width // self.vae_scale_factor_spatial,
+                )
+                if tuple(latents.shape) != expected:
+                    raise ValueError(
+                        f"`latents` have shape {tuple(latents.shape)}, but {total} video(s) of num_frames={num_frames}, "
+                        f"height={height}, width={width} need {expected}: pass latents of that shape, or the "
+                        "height/width/num_frames they were made for."
+                    )
+            self._check_batch(total, "prompts", generator, text_ids)
+            if task == "t2v" and text_stream:
+                self._check_prompt_stream(prompt, max_sequence_length)
+        if text_ids is not None and text_ids.shape[1] != max_text_length:
+            raise ValueError(
+                f"`text_ids` has {text_ids.shape[1]} tokens per row but max_text_length={max_text_length}: drop "
+                "max_text_length (text_ids set the caption length) or pass text_ids of that length."
+            )
+        if task != "t2v" or text_stream:
+            self._check_text_model(task, max_text_length)
+        return total
+
+    def _check_conditioning_count(self, conditioning_text, num_videos: int):
+        if isinstance(conditioning_text, list) and len(conditioning_text) not in (1, num_videos):
+            raise ValueError(
+                f"Got {len(conditioning_text)} conditioning texts for {num_videos} videos: pass one per video (or one "
+                "string)."
+            )
+
+    def check_video(self, video: torch.Tensor, num_videos_per_prompt: int, generator, text_ids, conditioning_text):
+        """v2t, after `preprocess_video` and before the VAE: the decoded video fits the transformer's RoPE tables
+        (its own frame count and size are the defaults), and the per-sample inputs match the number of videos."""
+        _, _, frames, height, width = video.shape
+        sizes = self.max_video_size
+        if sizes["num_frames"] is not None and frames > sizes["num_frames"]:
+            raise ValueError(
+                f"The video gives num_frames={frames}, more than {self._rope_note()}: pass "
+                f"num_frames={sizes['num_frames']} or fewer (frames are sampled evenly)."
+            )
+        if (sizes["height"] is not None and height > sizes["height"]) or (
+            sizes["width"] is not None and width > sizes["width"]
+        ):
+            raise ValueError(
+                f"The video is {height}x{width} (height x width), more than {self._rope_note()}: pass height and "
+                f"width of at most {sizes['height']} x {sizes['width']} (frames are resized)."
+            )
+        self._check_conditioning_count(conditioning_text, video.shape[0])
+        self._check_batch(video.shape[0] * num_videos_per_prompt, "videos", generator, text_ids)
+
+    def _run_callback(self, callback, step: int, timestep, callback_kwargs: Dict[str, Any]) -> Dict[str, Any]:
+        """Calls `callback_on_step_end` and checks what it returns: a dict (or None) whose keys are among the tensors
+        it was given, each a tensor of the shape, dtype and device of the one it replaces."""
+        given = dict(callback_kwargs)  # the callback may edit callback_kwargs in place and return it
+        outputs = callback(self, step, timestep, callback_kwargs)
+        name = f"`callback_on_step_end` ({_callable_name(callback)})"
+        if outputs is None:
+            return {}
+        if not isinstance(outputs, dict):
+            raise TypeError(
+                f"{name} returned {type(outputs).__name__} at step {step}: return a dict of the tensors it changes "
+                "(e.g. `return callback_kwargs`), or `{}` / None to change nothing."
+            )
+        for key, value in outputs.items():
+            if key not in given:
+                raise ValueError(
+                    f"{name} returned the key {key!r} at step {step}, which is not among the tensors it was given "
+                    f"({sorted(given)}): to change {key!r}, name it in callback_on_step_end_tensor_inputs (any of "
+                    f"{self._callback_tensor_inputs}); otherwise drop it."
+                )
+            old = given[key]
+            if value is old:
+                continue
+            if old is None:
+                if value is None:
+                    continue
+                raise ValueError(
+                    f"{name} returned a value for {key!r} at step {step}, but this call has no {key} (it is None "
+                    "here): drop the key or return None for it."
+                )
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(
+                    f"{name} returned {type(value).__name__} for {key!r} at step {step}: return a torch.Tensor of "
+                    f"shape {tuple(old.shape)} and dtype {old.dtype}."
+                )
+            if value.shape != old.shape or value.dtype != old.dtype or value.device != old.device:
+                raise ValueError(
+                    f"{name} returned {key!r} of shape {tuple(value.shape)}, dtype {value.dtype} on {value.device} at "
+                    f"step {step}, but it replaces one of shape {tuple(old.shape)}, dtype {old.dtype} on {old.device}: "
+                    f"return a tensor of the same shape, dtype and device (e.g. `.to({old.dtype})`)."
+                )
+            if key == "text_ids":
+                limit = getattr(self.transformer, "num_text_embeddings", None) or self._text_vocab_size()
+                if value.numel() and (int(value.min()) < 0 or int(value.max()) >= limit):
+                    raise ValueError(
+                        f"{name} returned 'text_ids' with ids outside the text vocabulary [0, {limit}) at step {step}: "
+                        "return token ids of `pipe.tokenizer`."
+                    )
+            elif value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{name} returned {key!r} with NaN or inf values at step {step}: return finite values.")
+        return outputs
 
     # ------------------------------------------------------------------ video input
 
@@ -902,6 +1636,8 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
         max_text_length: Optional[int] = None,
         temperature: float = 1.0,
         commit_strategy: Optional[str] = None,
+        video_cache_interval: Optional[int] = None,
+        understanding_attention: Optional[str] = None,
         text_update: str = "scheduler",
         text_ids: Optional[torch.LongTensor] = None,
         return_text_history: bool = False,
@@ -925,18 +1661,21 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
                 the text stream is the same in both passes.
             video (*optional*):
                 The video(s) to caption (task "v2t"): a file path, a list of PIL frames (or a list of such lists), a
-                numpy array `(F, H, W, 3)` / `(B, F, H, W, 3)` (uint8, or floats in [0, 1]), or a tensor
-                `(F, 3, H, W)` / `(B, F, 3, H, W)` (same ranges). Videos with more frames than `num_frames` are
-                sampled evenly; frames are resized to `height` x `width`.
+                numpy array `(F, H, W, 3)` / `(B, F, H, W, 3)` (uint8 0-255, or floats in [0, 1]; floats with
+                values below 0 are read as [-1, 1]), or a tensor `(F, 3, H, W)` / `(B, F, 3, H, W)` (same ranges).
+                Float values above 1 (0-255 frames stored as floats), below -1, NaN or inf are refused, not clipped:
+                divide 0-255 frames by 255. Videos with more frames than `num_frames` are sampled evenly; frames
+                are resized to `height` x `width`.
             task (`str`, *optional*):
                 "t2v", "v2t" or "t2vt"; inferred from the inputs when not given.
             generate_caption (`bool`, defaults to `False`):
                 With a prompt: also generate a detailed caption (task "t2vt").
             height (`int`, *optional*), width (`int`, *optional*):
-                Video size in pixels; multiples of `pipe.spatial_multiple` (16 for Wan). Defaults: the checkpoint's
+                Video size in pixels; multiples of `pipe.spatial_multiple` (16 for Wan), at most
+                `pipe.max_video_size` (what the transformer's video RoPE table holds). Defaults: the checkpoint's
                 `call_defaults`, else 480 x 832 when generating; the input video's size (rounded down to a valid multiple) when captioning.
             num_frames (`int`, *optional*):
-                Number of frames, of the form `4k+1`. Defaults: the checkpoint's `call_defaults`, else 81 when
+                Number of frames, of the form `4k+1`, at most `pipe.max_video_size["num_frames"]`. Defaults: the checkpoint's `call_defaults`, else 81 when
                 generating; the largest `4k+1` count the
                 input video has when captioning.
             num_inference_steps (`int`, *optional*):
@@ -946,41 +1685,60 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
             sigmas (`list[float]`, *optional*):
                 Custom video noise levels (before the scheduler's shift), passed to `scheduler.set_timesteps` as in
                 diffusers' Flux/SD3 pipelines; overrides `num_inference_steps` for the video. The reference's grid
-                is `numpy.linspace(1.0, 0.0, N + 1)[:-1]`.
+                is `numpy.linspace(1.0, 0.0, N + 1)[:-1]`. Finite values in [0, 1], strictly decreasing; t2v and
+                t2vt only.
             guidance_scale (`float`, defaults to 5.0):
-                Classifier-free guidance of the video (t2v, t2vt). Captions are never guided.
+                Classifier-free guidance of the video (t2v, t2vt): a finite number >= 0; values > 1 guide, 1 or
+                less turns guidance off. Captions are never guided.
             num_videos_per_prompt (`int`, defaults to 1):
-                Videos per prompt (t2v, t2vt), or captions per video (v2t).
+                Videos per prompt (t2v, t2vt), or captions per video (v2t); an integer >= 1. Must be 1 with
+                `prompt_embeds` (repeat the embeddings yourself).
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
                 RNG. Pass one generator per sample (a list as long as the effective batch) to make every sample
                 depend on its own generator only: then a batch gives exactly what the single calls give. With one
-                generator, samples of a batch share its stream.
+                generator, samples of a batch share its stream. Generators live on the CPU or on the pipeline's
+                device.
             latents (`torch.Tensor`, *optional*):
-                Starting video noise (t2v, t2vt), shape `(B, C, F_latent, H/8, W/8)`.
+                Starting video noise (t2v, t2vt), finite floats of exactly the shape the call needs:
+                `(B * num_videos_per_prompt, C, (num_frames - 1) // t + 1, height // s, width // s)` with the VAE's
+                temporal and spatial factors `t`, `s` (4 and 8 for Wan).
             prompt_embeds, negative_prompt_embeds (`torch.Tensor`, *optional*):
-                Precomputed umT5 embeddings (as in `WanPipeline`).
+                Precomputed umT5 embeddings (as in `WanPipeline`): finite float tensors `(B, N, text_dim)`;
+                `negative_prompt_embeds` has one row per video.
             text_stream (`bool`, defaults to `True`):
                 t2v only: whether the prompt's own tokens also enter the text stream (clean, text timestep 0), as in
                 the reference. `False` computes exactly what `WanPipeline` computes.
             video_latents (`torch.Tensor`, *optional*):
-                v2t: pre-encoded, normalised video latents instead of `video`.
+                v2t: pre-encoded, normalised video latents instead of `video`: finite floats `(B, C, F, H, W)` with
+                the transformer's `in_channels`, within its RoPE table.
             video_latents_mode (`str`, defaults to `"sample"`):
                 v2t: "sample" draws the VAE posterior (the reference), "argmax" takes its mean.
             conditioning_text (`str` or `list[str]`, *optional*):
                 v2t: a text given to the model through umT5 cross-attention. Without it the condition is the null
                 (zeros) one, as in the reference.
             max_text_length (`int`, defaults to 128):
-                Caption length in tokens (v2t, t2vt).
+                Caption length in tokens (v2t, t2vt), 1 to the transformer's `text_rope_max_seq_len`.
             temperature (`float`, defaults to 1.0):
-                Softmax temperature of caption sampling; 0 means argmax.
+                Softmax temperature of caption sampling: a finite number >= 0; 0 means argmax.
             commit_strategy (`str`, *optional*):
                 Overrides the text scheduler's `commit_strategy` ("stochastic" or "confidence") for this call.
+            video_cache_interval (`int`, *optional*):
+                v2t: `None` runs the exact sampler (every step is the full joint forward). `k` runs the full forward on
+                the first step and every `k`-th step and keeps each block's video keys/values; the steps in between
+                run only the text tokens against them (`UniViGUVideoKVCache`). `1` equals the exact sampler; `k >=
+                num_inference_steps` never refreshes. Exact for models trained with
+                `understanding_attention="video_prefix"`, an approximation otherwise (see docs/benchmarks.md).
+            understanding_attention (`str`, defaults to `"full"`):
+                v2t: `"full"` (the reference: video tokens attend to the text being written) or `"video_prefix"`
+                (they do not; use it with models trained with `--understanding_attention video_prefix`, which store
+                it in their `call_defaults`).
             text_update (`str`, defaults to `"scheduler"`):
                 t2vt: "scheduler" (the discrete-flow Euler step of `text_scheduler`, text time = video time) or
                 "reference" (the reference's heuristic: at step i resample every position with probability
                 i/(N-1), then a final argmax pass at text time 0).
             text_ids (`torch.LongTensor`, *optional*):
-                v2t, t2vt: starting tokens of the text stream `(B, L)` (default: source draws).
+                v2t, t2vt: starting tokens of the text stream `(B, L)` (default: source draws): an integer tensor
+                of ids below the text vocabulary size, one row per sample; `L` sets `max_text_length`.
             return_text_history (`bool`, defaults to `False`):
                 Also return the decoded caption after every step (`output.text_history`).
             output_type (`str`, defaults to `"np"`):
@@ -992,11 +1750,18 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
             callback_on_step_end (`Callable`, `PipelineCallback` or `MultiPipelineCallbacks`, *optional*):
                 Called after each step as `callback_on_step_end(pipe, step, timestep, callback_kwargs)`; it may return
                 updated tensors. `callback_kwargs` holds the tensors named in `callback_on_step_end_tensor_inputs`,
-                any of `pipe._callback_tensor_inputs` = latents, prompt_embeds, negative_prompt_embeds, text_ids.
+                any of `pipe._callback_tensor_inputs` = latents, prompt_embeds, negative_prompt_embeds, text_ids. It
+                returns a dict (or None) whose keys are among those it was given, each a tensor of the shape, dtype
+                and device of the one it replaces; anything else stops the call with an error naming the key.
             callback_on_step_end_tensor_inputs (`list[str]`, defaults to `["latents"]`):
                 See above.
             max_sequence_length (`int`, defaults to 512):
-                umT5 sequence length (prompts are padded/truncated to it).
+                umT5 sequence length (prompts are padded/truncated to it), 1 to `pipe.max_sequence_length_limit`
+                (`MAX_SEQUENCE_LENGTH` = 4096, or fewer for a text encoder with absolute positions).
+
+        Every argument is checked before any model runs ([`~UniViGUPipeline.check_inputs`]): a wrong type raises a
+        `TypeError`, a bad value (out of range, NaN/inf, not matching the other inputs or the model) a `ValueError`,
+        each naming the fix.
 
         Examples:
 
@@ -1007,6 +1772,8 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
 
         # 1. Check every input before any model runs.
+        if max_text_length is None and isinstance(text_ids, torch.Tensor) and text_ids.ndim == 2:
+            max_text_length = text_ids.shape[1]  # starting caption tokens set the caption length
         task = self._resolve_task(task, prompt, prompt_embeds, video, video_latents, generate_caption)
         # Arguments left at None take the checkpoint's stored defaults (`call_defaults`), then the built-in ones.
         # Height, width and frame count of a captioned video default to the video's own.
@@ -1020,40 +1787,59 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
             max_text_length = self.call_default("max_text_length", task)
         if max_sequence_length is None:
             max_sequence_length = self.call_default("max_sequence_length", task)
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type={output_type!r} is not supported: use one of {OUTPUT_TYPES}.")
-        if callback_on_step_end_tensor_inputs is not None and not all(
-            k in self._callback_tensor_inputs for k in callback_on_step_end_tensor_inputs
-        ):
+        if understanding_attention is None:
+            understanding_attention = self.call_default("understanding_attention", task)
+        if understanding_attention not in UNDERSTANDING_ATTENTIONS:
             raise ValueError(
-                f"`callback_on_step_end_tensor_inputs` has to be in {self._callback_tensor_inputs}, but found "
-                f"{[k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]}"
+                f"understanding_attention={understanding_attention!r} is not supported: use one of "
+                f"{UNDERSTANDING_ATTENTIONS}."
             )
-        if not isinstance(num_inference_steps, (int, np.integer)) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps}.")
-        if num_videos_per_prompt < 1:
-            raise ValueError(f"num_videos_per_prompt must be >= 1, got {num_videos_per_prompt}.")
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = argmax), got {temperature}.")
-        if text_update not in TEXT_UPDATES:
-            raise ValueError(f"text_update={text_update!r} is not supported: use one of {TEXT_UPDATES}.")
-        if video_latents_mode not in VIDEO_LATENTS_MODES:
-            raise ValueError(
-                f"video_latents_mode={video_latents_mode!r} is not supported: use one of {VIDEO_LATENTS_MODES}."
-            )
-        if commit_strategy is not None and commit_strategy not in ("stochastic", "confidence"):
-            raise ValueError(f"commit_strategy={commit_strategy!r} is not supported: use 'stochastic' or 'confidence'.")
-        if text_ids is not None:
-            if task == "t2v":
+        if video_cache_interval is not None:
+            if task != "v2t":
+                raise ValueError("`video_cache_interval` speeds up video -> text (task 'v2t'); drop it for t2v/t2vt.")
+            if isinstance(video_cache_interval, bool) or not isinstance(video_cache_interval, (int, np.integer)) \
+                    or video_cache_interval < 1:
                 raise ValueError(
-                    "`text_ids` sets the starting caption tokens of v2t/t2vt; in t2v the text stream is the prompt's "
-                    "own tokens (pass `prompt`)."
+                    f"video_cache_interval must be a positive integer (1 = refresh every step, i.e. exact; "
+                    f">= num_inference_steps = never refresh), got {video_cache_interval!r}."
                 )
-            if text_ids.ndim != 2:
-                raise ValueError(f"`text_ids` must have shape (batch, length), got {tuple(text_ids.shape)}.")
-            max_text_length = text_ids.shape[1]
-        if task != "t2v" or text_stream:
-            self._check_text_model(task, max_text_length)
+        if isinstance(generator, tuple):
+            generator = list(generator)
+        if callback_on_step_end is not None and callback_on_step_end_tensor_inputs is None:
+            callback_on_step_end_tensor_inputs = []
+        if task != "v2t":
+            height = self.call_default("height", task) if height is None else height
+            width = self.call_default("width", task) if width is None else width
+            num_frames = self.call_default("num_frames", task) if num_frames is None else num_frames
+        self.check_inputs(
+            task=task,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            height=height,
+            width=width,
+            num_frames=num_frames,
+            num_inference_steps=num_inference_steps,
+            sigmas=sigmas,
+            guidance_scale=guidance_scale,
+            num_videos_per_prompt=num_videos_per_prompt,
+            generator=generator,
+            latents=latents,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            text_stream=text_stream,
+            video_latents=video_latents,
+            video_latents_mode=video_latents_mode,
+            conditioning_text=conditioning_text,
+            max_text_length=max_text_length,
+            temperature=temperature,
+            commit_strategy=commit_strategy,
+            text_update=text_update,
+            text_ids=text_ids,
+            output_type=output_type,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            max_sequence_length=max_sequence_length,
+        )
 
         self._guidance_scale = guidance_scale
         self._attention_kwargs = attention_kwargs
@@ -1061,22 +1847,9 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
         self._interrupt = False
 
         if task == "v2t":
-            if prompt_embeds is not None or negative_prompt_embeds is not None or negative_prompt is not None:
-                raise ValueError(
-                    "v2t has no guidance and takes its text condition as `conditioning_text`: drop `prompt_embeds`, "
-                    "`negative_prompt` and `negative_prompt_embeds`."
-                )
-            self._check_prompt("conditioning_text", conditioning_text)
-            if num_frames is not None:
-                self._check_num_frames(num_frames)
-            if height is not None or width is not None:
-                if height is None or width is None:
-                    raise ValueError("Pass both `height` and `width` (or neither, to keep the video's size).")
-                self._check_size(height, width)
             if video_latents is None:
                 video = self.preprocess_video(video, height=height, width=width, num_frames=num_frames)
-            elif video_latents.ndim != 5:
-                raise ValueError(f"`video_latents` must be 5D (B, C, F, H, W), got {tuple(video_latents.shape)}.")
+                self.check_video(video, num_videos_per_prompt, generator, text_ids, conditioning_text)
             return self._caption(
                 video=video if video_latents is None else None,
                 video_latents=video_latents,
@@ -1088,6 +1861,8 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
                 max_text_length=max_text_length,
                 temperature=temperature,
                 commit_strategy=commit_strategy,
+                video_cache_interval=video_cache_interval,
+                understanding_attention=understanding_attention,
                 text_ids=text_ids,
                 return_text_history=return_text_history,
                 return_dict=return_dict,
@@ -1098,24 +1873,6 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
             )
 
         # t2v / t2vt
-        self._check_prompt("prompt", prompt)
-        self._check_prompt("negative_prompt", negative_prompt)
-        if prompt is not None and prompt_embeds is not None:
-            raise ValueError("Pass either `prompt` or `prompt_embeds`, not both.")
-        if negative_prompt is not None and negative_prompt_embeds is not None:
-            raise ValueError("Pass either `negative_prompt` or `negative_prompt_embeds`, not both.")
-        if conditioning_text is not None:
-            raise ValueError(f"`conditioning_text` is for task='v2t'; in {task!r} the condition is the prompt.")
-        if task == "t2v" and text_stream and prompt is None:
-            raise ValueError(
-                "text_stream=True puts the prompt's own tokens in the text stream, so it needs `prompt` (not only "
-                "`prompt_embeds`): pass `prompt`, or text_stream=False."
-            )
-        height = self.call_default("height", task) if height is None else height
-        width = self.call_default("width", task) if width is None else width
-        num_frames = self.call_default("num_frames", task) if num_frames is None else num_frames
-        self._check_num_frames(num_frames)
-        self._check_size(height, width)
         return self._generate(
             task=task,
             prompt=prompt,
@@ -1305,7 +2062,7 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
                     callback_kwargs = {}
                     for k in callback_on_step_end_tensor_inputs:
                         callback_kwargs[k] = locals()[k]
-                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    callback_outputs = self._run_callback(callback_on_step_end, i, t, callback_kwargs)
 
                     latents = callback_outputs.pop("latents", latents)
                     prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
@@ -1376,6 +2133,8 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
         callback_on_step_end,
         callback_on_step_end_tensor_inputs,
         max_sequence_length,
+        video_cache_interval=None,
+        understanding_attention="full",
     ):
         device = self._execution_device
         transformer_dtype = self.transformer.dtype
@@ -1427,6 +2186,11 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
         history = [] if return_text_history else None
         video_timestep = torch.zeros(total, device=device, dtype=timesteps.dtype)
         self._num_timesteps = len(timesteps)
+        # The video is clean and fixed: with a cache, only every `video_cache_interval`-th step runs its tokens.
+        video_kv_cache = self.transformer.video_kv_cache() if video_cache_interval is not None else None
+        model_kwargs = dict(attention_kwargs or {})
+        if understanding_attention != "full":
+            model_kwargs["understanding_attention"] = understanding_attention
 
         # 5. Discrete-flow denoising of the text
         with self.progress_bar(total=len(timesteps)) as progress_bar:
@@ -1434,13 +2198,17 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
                 if self.interrupt:
                     continue
                 self._current_timestep = t
+                with_video = video_kv_cache is None or i % video_cache_interval == 0
+                if video_kv_cache is not None:
+                    video_kv_cache.refresh = with_video
+                    model_kwargs["video_kv_cache"] = video_kv_cache
                 logits = self.transformer(
-                    hidden_states=latents,
-                    timestep=video_timestep,
+                    hidden_states=latents if with_video else None,
+                    timestep=video_timestep if with_video else None,
                     encoder_hidden_states=prompt_embeds,
                     text_ids=text_ids,
                     text_timestep=t.expand(total),
-                    attention_kwargs=attention_kwargs,
+                    attention_kwargs=model_kwargs or None,
                     return_dict=False,
                 )[1]
                 text_ids = self._scheduler_text_step(
@@ -1453,7 +2221,7 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
                     callback_kwargs = {}
                     for k in callback_on_step_end_tensor_inputs:
                         callback_kwargs[k] = locals()[k]
-                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    callback_outputs = self._run_callback(callback_on_step_end, i, t, callback_kwargs)
                     latents = callback_outputs.pop("latents", latents)
                     prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
                     text_ids = callback_outputs.pop("text_ids", text_ids)

@@ -59,6 +59,9 @@ class UnifiedLossConfig:
         understanding_video_noise: maximum sigma of the light noise put on the video of an understanding view
             (sigma ~ U(0, max)); 0 (default) keeps the video exactly clean, as the reference's v2t sees it.
         num_train_timesteps: the model's timestep scale (1000 for Wan).
+        understanding_attention: "full" (the reference) or "video_prefix": in understanding views the clean video
+            tokens do not attend to the text tokens, so a captioning sampler may compute the video's keys/values
+            once (`video_cache_interval`) and stay exact. Generation and joint views always use full attention.
     """
 
     view_ratios: Sequence[float] = (1.0, 1.0, 1.0)
@@ -71,6 +74,7 @@ class UnifiedLossConfig:
     flow_shift: float = 1.0
     understanding_video_noise: float = 0.0
     num_train_timesteps: int = 1000
+    understanding_attention: str = "full"
 
     def __post_init__(self):
         ratios = [float(r) for r in self.view_ratios]
@@ -87,6 +91,10 @@ class UnifiedLossConfig:
             )
         if not 0.0 <= self.understanding_video_noise <= 1.0:
             raise ValueError(f"`understanding_video_noise` must lie in [0, 1], got {self.understanding_video_noise}.")
+        if self.understanding_attention not in ("full", "video_prefix"):
+            raise ValueError(
+                f"`understanding_attention` must be 'full' or 'video_prefix', got {self.understanding_attention!r}."
+            )
         if self.flow_shift <= 0:
             raise ValueError(f"`flow_shift` must be > 0, got {self.flow_shift}.")
 
@@ -366,6 +374,8 @@ class UnifiedLoss:
         if input_dtype is not None:
             kwargs["hidden_states"] = kwargs["hidden_states"].to(input_dtype)
             kwargs["encoder_hidden_states"] = kwargs["encoder_hidden_states"].to(input_dtype)
+        if self.config.understanding_attention == "video_prefix":
+            kwargs["attention_kwargs"] = {"understanding_attention": inputs.views == UNDERSTANDING}
         output = model(**kwargs, return_dict=True)
         return compute_unified_loss(output.sample, output.text_logits, inputs, self.config)
 

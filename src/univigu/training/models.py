@@ -177,6 +177,8 @@ def training_call_defaults(args, base: Optional[dict] = None) -> dict:
                     max_sequence_length=args.max_sequence_length, video_latents_mode="argmax")
     for task in ("v2t", "t2vt"):
         defaults.setdefault(task, {})["max_text_length"] = args.max_text_length
+    # how understanding views attended in training is how captioning must attend
+    defaults["v2t"]["understanding_attention"] = getattr(args, "understanding_attention", "full")
     defaults["v2t"]["num_inference_steps"] = args.validation_num_inference_steps
     return defaults
 

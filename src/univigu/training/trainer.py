@@ -19,11 +19,15 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import torch
+
+from ..utils.json_io import dumps_json
 
 
 logger = logging.getLogger("univigu.training")
@@ -91,6 +95,9 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
     g.add_argument("--overwrite_latents_cache", action="store_true")
     g.add_argument("--cache_batch_size", type=int, default=1)
     g.add_argument("--dataloader_num_workers", type=int, default=0)
+    g.add_argument("--allow_external_video_paths", action="store_true",
+                   help="Accept metadata file names that point outside the data folder (absolute paths, `../`); "
+                        "by default they are refused.")
 
     g = p.add_argument_group("task views and loss")
     g.add_argument("--view_ratios", type=float, nargs=3, default=(2.0, 1.0, 1.0),
@@ -105,6 +112,10 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
     g.add_argument("--flow_shift", type=float, default=1.0, help="Shift of the sampled video sigmas (1 = none).")
     g.add_argument("--understanding_video_noise", type=float, default=0.0,
                    help="Max sigma of light noise on the video of understanding views (0 = clean).")
+    g.add_argument("--understanding_attention", choices=("full", "video_prefix"), default="full",
+                   help="full: the reference. video_prefix: in understanding views the video tokens do not attend to "
+                        "the text, so captioning can cache the video's keys/values exactly (video_cache_interval); "
+                        "recorded in the saved pipeline's call defaults.")
 
     g = p.add_argument_group("what trains")
     g.add_argument("--trainable", choices=("text_experts", "all", "lora"), default="text_experts")
@@ -152,6 +163,10 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
     g.add_argument("--checkpoints_total_limit", type=int, default=None)
     g.add_argument("--resume_from_checkpoint", type=str, default=None,
                    help='"latest" or a checkpoint folder name/path.')
+    g.add_argument("--overwrite_output_dir", action="store_true",
+                   help="--output_dir already holds a run (checkpoints, a final model, logs): delete its contents "
+                        "and start a new run there. Without it (or --resume_from_checkpoint) such a folder is "
+                        "refused. A --latents_cache_dir inside it is kept.")
     g.add_argument("--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".')
     g.add_argument("--logging_dir", type=str, default="logs")
     g.add_argument("--tracker_project_name", type=str, default=f"univigu-{stage}")
@@ -230,7 +245,7 @@ class LossHistory:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(dumps_json(record) + "\n")  # a non-finite loss is written as null
 
     def read(self) -> List[dict]:
         if not self.path.exists():
@@ -250,7 +265,7 @@ def plot_losses(history: List[dict], path: Path, title: str = "") -> Optional[Pa
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     steps = [r["step"] for r in history]
     for ax, key in zip(axes, ("loss", "video_loss", "text_loss")):
-        values = [r.get(key, float("nan")) for r in history]
+        values = [float("nan") if r.get(key) is None else r[key] for r in history]  # null: a non-finite loss
         ax.plot(steps, values, alpha=0.35, label="per step")
         smooth, ema = [], None
         for v in values:
@@ -268,6 +283,95 @@ def plot_losses(history: List[dict], path: Path, title: str = "") -> Optional[Pa
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# ------------------------------------------------------------------------------------------------------ output dir
+
+
+def previous_run_files(output_dir, logging_dir: str = "logs") -> List[str]:
+    """What in `output_dir` shows that a training run already wrote there (names relative to it): checkpoints (also
+    half-written ones), a final pipeline or LoRA, the summary, the loss log."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    from .checkpointing import CHECKPOINT_PATTERN, TMP_PREFIX
+
+    found = sorted(p.name + "/" for p in output_dir.iterdir()
+                   if p.is_dir() and (CHECKPOINT_PATTERN.match(p.name) or p.name.startswith(TMP_PREFIX)))
+    for name in ("model_index.json", "pytorch_lora_weights.safetensors", "training_summary.json",
+                 f"{logging_dir}/losses.jsonl"):
+        if (output_dir / name).exists():
+            found.append(name)
+    return found
+
+
+def _run_inputs(args) -> List[Path]:
+    """The local paths a run reads (which --overwrite_output_dir must never delete)."""
+    candidates = [args.pretrained_model_name_or_path, args.train_data_dir, args.validation_data_dir,
+                  args.dataset_name, args.fuse_lora_weights]
+    return [Path(c) for c in candidates if c and os.path.exists(c)]
+
+
+def check_output_dir(args) -> List[str]:
+    """Checks, before anything is loaded, that `--output_dir` can take this run; returns the files of a previous run
+    found there (to be cleared with `--overwrite_output_dir`).
+
+    Refused: a folder holding a previous run without `--resume_from_checkpoint` or `--overwrite_output_dir` (its final
+    model, checkpoints and logs would be overwritten piecemeal, and `latest` would point at the old run's
+    checkpoints); `--overwrite_output_dir` when the folder holds an input of the run; a folder that cannot be written.
+    """
+    output_dir = Path(args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"--output_dir {output_dir} is a file, not a folder. Choose another --output_dir.")
+    if args.overwrite_output_dir and args.resume_from_checkpoint:
+        raise ValueError(
+            "--overwrite_output_dir deletes the checkpoints that --resume_from_checkpoint would resume from: pass "
+            "one of the two."
+        )
+    found = previous_run_files(output_dir, args.logging_dir)
+    if found and not args.resume_from_checkpoint and not args.overwrite_output_dir:
+        shown = ", ".join(found[:8]) + (", ..." if len(found) > 8 else "")
+        raise FileExistsError(
+            f"--output_dir {output_dir} already holds a training run ({shown}). Pass --resume_from_checkpoint latest "
+            "to continue it, --overwrite_output_dir to delete it and start again, or choose another --output_dir."
+        )
+    if found and args.overwrite_output_dir:
+        real = output_dir.resolve()
+        inside = [p for p in _run_inputs(args) if p.resolve() == real or real in p.resolve().parents]
+        if inside:
+            raise ValueError(
+                f"--overwrite_output_dir would delete {output_dir}, which holds an input of this run "
+                f"({', '.join(map(str, inside))}). Choose another --output_dir."
+            )
+    _check_writable_dir(output_dir)
+    return found
+
+
+def _check_writable_dir(folder: Path) -> None:
+    """Create `folder` (with its parents) and write a probe file in it; a clear error now instead of a lost run."""
+    probe = folder / f".univigu-write-test-{uuid.uuid4().hex}"  # unique across processes and machines
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(
+            f"--output_dir {folder} is not writable ({type(error).__name__}: {error}). Choose another --output_dir."
+        ) from None
+
+
+def clear_output_dir(output_dir: Path, keep=()) -> None:
+    """Delete the contents of a previous run's `output_dir` (the folder itself stays), except the paths in `keep`
+    and the folders that contain them (e.g. a latent cache kept inside the run folder: it is reusable)."""
+    kept = [Path(k).resolve() for k in keep if k]
+    for entry in Path(output_dir).iterdir():
+        real = entry.resolve()
+        if any(real == k or real in k.parents for k in kept):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 # ----------------------------------------------------------------------------------------------------------- main
@@ -336,7 +440,13 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     set_seed(args.seed)
     is_sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
+    # Before the (long) model loading and data scanning: refuse an output folder that holds another run or cannot be
+    # written, rather than failing (or overwriting that run) at the end.
+    previous_run = check_output_dir(args)
     if accelerator.is_main_process:
+        if previous_run and args.overwrite_output_dir:
+            clear_output_dir(output_dir, keep=[args.latents_cache_dir])
+            log.info(f"--overwrite_output_dir: removed the previous run in {output_dir}.", main_process_only=True)
         output_dir.mkdir(parents=True, exist_ok=True)
         checkpointing.remove_incomplete_checkpoints(output_dir)
     accelerator.wait_for_everyone()
@@ -403,7 +513,8 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     # 2. Data.
     raw = load_video_text_dataset(
         args.train_data_dir, args.dataset_name, args.dataset_config_name, args.dataset_split, args.video_column,
-        args.cache_dir,
+        args.cache_dir, text_columns=[args.caption_column, args.condition_column],
+        allow_external_video_paths=args.allow_external_video_paths,
     )
     condition_column = args.condition_column
     if condition_column not in raw.column_names:
@@ -438,7 +549,10 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
 
     validation_rows = None
     if args.validation_data_dir:
-        val_raw = load_video_text_dataset(args.validation_data_dir, video_column=args.video_column)
+        val_raw = load_video_text_dataset(
+            args.validation_data_dir, video_column=args.video_column, text_columns=[args.caption_column],
+            allow_external_video_paths=args.allow_external_video_paths, flag="--validation_data_dir",
+        )
         val_problems = find_bad_samples(val_raw, args.video_column, [args.caption_column], preprocessing,
                                         warn=False)
         validation_rows, _ = select_usable(val_raw, val_problems, args.video_column)
@@ -503,7 +617,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         video_loss_weight=args.video_loss_weight, weighting_scheme=args.weighting_scheme,
         logit_mean=args.logit_mean, logit_std=args.logit_std, mode_scale=args.mode_scale,
         flow_shift=args.flow_shift, understanding_video_noise=args.understanding_video_noise,
-        num_train_timesteps=1000,
+        num_train_timesteps=1000, understanding_attention=args.understanding_attention,
     )
     loss_fn = UnifiedLoss(text_scheduler, loss_config)
 
@@ -714,7 +828,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
             "mixed_precision": accelerator.mixed_precision,
             "total_seconds": round(time.time() - start_time, 3),
         }
-        (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=2))
+        (output_dir / "training_summary.json").write_text(dumps_json(summary, indent=2))
         log.info(f"Done: {global_step} steps; wrote {output_dir}. {data_summary.describe()}.", main_process_only=True)
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -778,6 +892,7 @@ def run_validation(components, transformer, rows, args, step: int, output_dir: P
                 max_text_length=args.max_text_length, height=args.height, width=args.width,
                 num_frames=args.num_frames, generator=torch.Generator().manual_seed(args.seed + i),
                 video_latents_mode="argmax", max_sequence_length=args.max_sequence_length,
+                understanding_attention=args.understanding_attention,
             ).text[0]
             predictions.append(text)
             references.append(row[args.caption_column])
@@ -796,7 +911,7 @@ def run_validation(components, transformer, rows, args, step: int, output_dir: P
     }
     folder = output_dir / "validation"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"step-{step:06d}.json").write_text(json.dumps(result, indent=2))
+    (folder / f"step-{step:06d}.json").write_text(dumps_json(result, indent=2))
     return result
 
 
