@@ -49,3 +49,35 @@ def test_switch_keeps_the_prior_and_all_tasks_run(switch):
     caption = pipe(video=joint.frames[0], task="v2t", generator=gen(2), max_text_length=8,
                    num_inference_steps=2).text
     assert len(caption) == 1
+
+
+def test_attention_backend_applies_to_both_streams():
+    pipe, components = make_pipeline()
+    wan = WanPipeline(**{k: copy.deepcopy(v) for k, v in components.items()})
+    wan.set_progress_bar_config(disable=True)
+    for p in (wan, pipe):
+        p.transformer.set_attention_backend("_native_math")
+    backends = {getattr(m.processor._attention_backend, "value", None) for m in pipe.transformer.modules()
+                if hasattr(m, "processor")}
+    assert backends == {"_native_math"}  # the joint self-attention and the cross-attention alike
+    kwargs = dict(SMALL, output_type="pt")
+    assert torch.equal(pipe(PROMPT, generator=gen(3), text_stream=False, **kwargs).frames,
+                       wan(PROMPT, generator=gen(3), **kwargs).frames)
+
+
+def test_compiled_repeated_blocks_keep_the_prior_and_the_cache_works():
+    """`compile_repeated_blocks` compiles one UniViGUTransformerBlock (regional compilation, as for Wan's blocks)."""
+    pipe, components = make_pipeline()
+    wan = WanPipeline(**{k: copy.deepcopy(v) for k, v in components.items()})
+    wan.set_progress_bar_config(disable=True)
+    kwargs = dict(SMALL, output_type="pt")
+    video = wan(PROMPT, generator=gen(3), **kwargs).frames
+    eager_caption = pipe(video=video[0], task="v2t", generator=gen(2), max_text_length=8, num_inference_steps=3,
+                         video_cache_interval=2).text
+    for p in (wan, pipe):
+        p.transformer.compile_repeated_blocks(fullgraph=True)
+    torch.testing.assert_close(pipe(PROMPT, generator=gen(3), text_stream=False, **kwargs).frames, video,
+                               rtol=0, atol=1e-5)
+    caption = pipe(video=video[0], task="v2t", generator=gen(2), max_text_length=8, num_inference_steps=3,
+                   video_cache_interval=2).text
+    assert caption == eager_caption

@@ -414,3 +414,18 @@ def test_missing_component_subfolder_is_named(saved, tmp_path, pipe):
     loaded = UniViGUPipeline.from_pretrained(folder, vae=pipe.vae)
     assert loaded.vae is pipe.vae
     assert not os.path.exists(folder / "vae")
+
+
+def test_non_finite_weights_refuse_to_load(saved, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(saved, broken)
+    weights = broken / "transformer" / "diffusion_pytorch_model.safetensors"
+    state = load_file(str(weights))
+    state["blocks.1.ffn_t.net.2.weight"][0, 0] = float("nan")
+    save_file(state, str(weights))
+    with pytest.raises(ValueError, match=r"`transformer` hold NaN or inf values \(blocks.1.ffn_t.net.2.weight\).*broken"):
+        UniViGUPipeline.from_pretrained(broken)

@@ -252,6 +252,23 @@ def _summarize_keys(keys) -> str:
     return shown + (f", ... ({len(parts) - 8} more)" if len(parts) > 8 else "")
 
 
+def check_finite_weights(pipeline: DiffusionPipeline, passed: Tuple[str, ...] = ()):
+    """After loading: NaN or inf in a model's weights (a broken conversion or fine-tune) would turn every output into
+    NaN far from its cause; name the tensors instead. One reduction per tensor: cheap next to loading."""
+    for name, component in pipeline.components.items():
+        if name in passed or not isinstance(component, torch.nn.Module):
+            continue
+        bad = [key for key, tensor in component.state_dict().items()
+               if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all())]
+        if bad:
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise ValueError(
+                f"The weights of `{name}` hold NaN or inf values ({shown}): the checkpoint is broken. Convert or "
+                "train it again (`univigu convert ...` reports non-finite weights), or pass a healthy component "
+                f"as `{name}=...`."
+            )
+
+
 def check_component_weights(pipeline: DiffusionPipeline, passed: Tuple[str, ...] = (), variant: Optional[str] = None):
     """After loading: the weights file of every model component loaded from a folder must hold exactly the tensors
     its config builds. diffusers and transformers only warn when they differ, then run with randomly initialised
@@ -614,7 +631,8 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
         - a component subfolder that `model_index.json` lists but the local folder lacks is named (`OSError`);
         - after loading, each model's weights must hold exactly the tensors its config builds (`ValueError`
           otherwise): a config with more blocks than the weights would run with randomly initialised layers, one
-          with fewer would drop layers, where diffusers and transformers only warn."""
+          with fewer would drop layers, where diffusers and transformers only warn;
+        - no model weight may be NaN or inf (`ValueError` naming the tensors)."""
         passed = tuple(k for k in kwargs if not k.startswith("_"))
         if isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and os.path.isdir(pretrained_model_name_or_path):
             verify_checksums(pretrained_model_name_or_path)
@@ -622,6 +640,7 @@ class UniViGUPipeline(DiffusionPipeline, UniViGULoraLoaderMixin):
         pipeline = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         if kwargs.get("quantization_config") is None:
             check_component_weights(pipeline, passed, kwargs.get("variant"))
+            check_finite_weights(pipeline, passed)
         return pipeline
 
     # ------------------------------------------------------------------ properties (WanPipeline's)
