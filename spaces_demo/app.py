@@ -6,7 +6,7 @@
 
 On a Hugging Face Space (`SPACE_ID` is set) the app binds 0.0.0.0. Settings also come from the environment:
 `UNIVIGU_MODEL` (pipeline folder or Hub id), `UNIVIGU_DTYPE` (float32 / bfloat16 / float16), `UNIVIGU_DEVICE`,
-`UNIVIGU_CPU_OFFLOAD=1` (`enable_model_cpu_offload`), `UNIVIGU_VAE_TILING=1`, `UNIVIGU_MAX_UPLOAD_MB`,
+`UNIVIGU_CPU_OFFLOAD=1` (`enable_model_cpu_offload`), `UNIVIGU_VAE_TILING=1`, `UNIVIGU_FP8=1` (fp8 weight storage), `UNIVIGU_MAX_UPLOAD_MB`,
 `UNIVIGU_MAX_VIDEO_SECONDS`. Flags win over the environment.
 
 One pipeline is loaded once; every request goes through one queue with a concurrency limit of one, so inference
@@ -54,6 +54,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--cpu-offload", action="store_true", default=env("UNIVIGU_CPU_OFFLOAD", "0") == "1",
                    help="pipe.enable_model_cpu_offload(): weights live on the CPU, each model moves to the GPU in turn")
     p.add_argument("--vae-tiling", action="store_true", default=env("UNIVIGU_VAE_TILING", "0") == "1")
+    p.add_argument("--fp8", action="store_true", default=env("UNIVIGU_FP8", "0") == "1",
+                   help="store the transformer's layers in float8 (layerwise casting; computes in --dtype)")
     p.add_argument("--max-upload-mb", type=float, default=float(env("UNIVIGU_MAX_UPLOAD_MB", "50")))
     p.add_argument("--max-video-seconds", type=float, default=float(env("UNIVIGU_MAX_VIDEO_SECONDS", "60")))
     p.add_argument("--host", default=None, help="default: 0.0.0.0 on a Space (SPACE_ID set), else 127.0.0.1")
@@ -62,7 +64,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def load_pipeline(model: Optional[str] = None, dtype: Optional[str] = None, device: Optional[str] = None,
-                  cpu_offload: bool = False, vae_tiling: bool = False):
+                  cpu_offload: bool = False, vae_tiling: bool = False, fp8: bool = False):
     from univigu import UniViGUPipeline
     from univigu.toyworld import DEFAULT_CHECKPOINT
 
@@ -73,6 +75,8 @@ def load_pipeline(model: Optional[str] = None, dtype: Optional[str] = None, devi
         pipe.vae.to(torch.float32)  # Wan's VAE runs in fp32, as in diffusers' Wan examples
     if vae_tiling:
         pipe.vae.enable_tiling()
+    if fp8:  # keeps in high precision exactly what WanTransformer3DModel keeps (docs/memory.md)
+        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=getattr(torch, dtype))
     if cpu_offload:
         pipe.enable_model_cpu_offload(device=device)
     else:
@@ -349,7 +353,7 @@ def build_demo(demo_app: UniViGUDemo) -> gr.Blocks:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    pipe = load_pipeline(args.model, args.dtype, args.device, args.cpu_offload, args.vae_tiling)
+    pipe = load_pipeline(args.model, args.dtype, args.device, args.cpu_offload, args.vae_tiling, args.fp8)
     app = UniViGUDemo(pipe, max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds)
     host = args.host or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
     build_demo(app).launch(server_name=host, server_port=args.port, show_error=True)
