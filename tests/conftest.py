@@ -4,6 +4,11 @@ from pathlib import Path
 import pytest
 import torch
 
+try:  # diffusers' attention backends (the registry is private and may move)
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+except ImportError:
+    _AttentionBackendRegistry = None
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -19,3 +24,14 @@ torch.set_num_threads(1)
 @pytest.fixture
 def reference_fixture_dir() -> Path:
     return REFERENCE_FIXTURE_DIR
+
+
+@pytest.fixture(autouse=True)
+def restore_diffusers_attention_backend():
+    """`ModelMixin.set_attention_backend` also sets diffusers' process-wide active backend, which every model built
+    afterwards uses (`reset_attention_backend` does not undo it): without this, a test that picks a backend
+    (tests/test_memory_switches.py) changes the numerics of every later test in the session."""
+    active = getattr(_AttentionBackendRegistry, "_active_backend", None)
+    yield
+    if _AttentionBackendRegistry is not None:
+        _AttentionBackendRegistry._active_backend = active

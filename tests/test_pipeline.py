@@ -527,3 +527,106 @@ def test_push_to_hub_goes_through_export(pipe, monkeypatch, tmp_path):
     pipe.save_pretrained(tmp_path / "local", push_to_hub=True, repo_id="univigu-tiny")
     assert uploaded["repo_id"] == "someone/univigu-tiny" and "pipeline_univigu.py" in uploaded["files"]
     assert (tmp_path / "local" / "transformer" / "transformer_univigu.py").is_file()
+
+
+# ---------------------------------------------------------------------- pipeline contract (issue #12)
+
+
+def test_save_pretrained_forwards_variant_and_serialization_to_the_transformer(tmp_path):
+    """DiffusionPipeline.save_pretrained forwards `variant` / `safe_serialization` only to components whose
+    save_pretrained names them: the transformer's must, or it silently writes unsuffixed safetensors."""
+    import inspect
+
+    from diffusers.models.modeling_utils import ModelMixin
+
+    own = list(inspect.signature(UniViGUTransformer3DModel.save_pretrained).parameters)
+    assert own == list(inspect.signature(ModelMixin.save_pretrained).parameters)
+
+    pipe, _ = make_pipeline()
+    pipe.save_pretrained(tmp_path, variant="fp16", safe_serialization=False)
+    files = sorted(os.listdir(tmp_path / "transformer"))
+    assert "diffusion_pytorch_model.fp16.bin" in files, files
+    assert not [f for f in files if f.endswith(".safetensors")], files
+    assert "transformer_univigu.py" in files  # the module file still ships with the weights
+    loaded = UniViGUPipeline.from_pretrained(tmp_path, variant="fp16")
+    for key, value in pipe.transformer.state_dict().items():
+        assert torch.equal(loaded.transformer.state_dict()[key], value), key
+
+
+def test_t2v_without_text_scheduler(pipe, tmp_path):
+    """A pipeline without a text scheduler generates video (text stream on or off) and names what it lacks for
+    captions; it saves and loads without one."""
+    bare = UniViGUPipeline(**{**pipe.components, "text_scheduler": None})
+    bare.set_progress_bar_config(disable=True)
+    for text_stream in (False, True):
+        got = bare(PROMPT, generator=gen(0), text_stream=text_stream, output_type="pt", **SMALL).frames
+        expected = pipe(PROMPT, generator=gen(0), text_stream=text_stream, output_type="pt", **SMALL).frames
+        assert torch.equal(got, expected)
+    for call in (lambda: bare(video=rand_video(), num_inference_steps=1),
+                 lambda: bare(PROMPT, task="t2vt", max_text_length=TEXT_LEN, **SMALL)):
+        with pytest.raises(ValueError, match="text_scheduler=None"):
+            call()
+    bare.save_pretrained(tmp_path)
+    loaded = UniViGUPipeline.from_pretrained(tmp_path)
+    assert loaded.text_scheduler is None
+
+
+@pytest.mark.parametrize("num_videos_per_prompt", [1, 2])
+def test_encode_prompt_outputs_are_call_inputs(pipe, num_videos_per_prompt):
+    """Encode once, generate many times: `pipe(**dict(zip(names, pipe.encode_prompt(...))))` computes what
+    `pipe(prompt)` computes, the text stream included."""
+    n = num_videos_per_prompt
+    with torch.no_grad():  # as in __call__ (autograd-enabled kernels may round differently)
+        encoded = pipe.encode_prompt(PROMPTS, negative_prompt="blurry", num_videos_per_prompt=n,
+                                     max_sequence_length=SMALL["max_sequence_length"])
+    names = ("prompt_embeds", "negative_prompt_embeds", "prompt_text_ids", "prompt_text_mask")
+    inputs = dict(zip(names, encoded))
+    assert inputs["prompt_text_ids"].shape[0] == inputs["prompt_embeds"].shape[0] == 2 * n
+    assert not bool(inputs["prompt_text_mask"].all())  # the two prompts differ in length
+    generators = [gen(i) for i in range(2 * n)]
+    expected = pipe(PROMPTS, negative_prompt="blurry", num_videos_per_prompt=n, generator=generators,
+                    output_type="latent", **SMALL).frames
+    got = pipe(**inputs, generator=[gen(i) for i in range(2 * n)], output_type="latent", **SMALL).frames
+    assert torch.equal(got, expected)
+    # a mask left out means every token is real
+    with torch.no_grad():
+        single = dict(zip(names, pipe.encode_prompt(PROMPT, max_sequence_length=SMALL["max_sequence_length"])))
+    assert bool(single.pop("prompt_text_mask").all())
+    assert torch.equal(pipe(**single, generator=gen(3), output_type="latent", **SMALL).frames,
+                       pipe(PROMPT, generator=gen(3), output_type="latent", **SMALL).frames)
+
+
+def test_encode_prompt_defaults_to_the_call_sequence_length(pipe):
+    embeds, negative, ids, mask = pipe.encode_prompt(PROMPT)
+    assert embeds.shape[1] == negative.shape[1] == pipe.call_default("max_sequence_length", "t2v")
+    assert ids.shape == mask.shape == (1, len(pipe.tokenizer(PROMPT).input_ids))
+    # without guidance there is no negative embedding, and only embeddings give no text-stream tokens
+    embeds, negative, ids, mask = pipe.encode_prompt(None, do_classifier_free_guidance=False, prompt_embeds=embeds)
+    assert negative is None and ids is None and mask is None
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    (dict(prompt=PROMPT), ValueError, "either `prompt` or `prompt_text_ids`"),
+    (dict(task="t2vt"), ValueError, "t2v with text_stream=True"),
+    (dict(text_stream=False), ValueError, "t2v with text_stream=True"),
+    (dict(prompt_text_ids=None), ValueError, "with `prompt_embeds`, `prompt_text_ids`"),
+    (dict(prompt_text_ids=torch.ones(1, 4)), TypeError, "integer tensor"),
+    (dict(prompt_text_ids=torch.ones(2, 4, dtype=torch.long)), ValueError, "batch size 2"),
+    (dict(prompt_text_ids=torch.full((1, 4), 10**6)), ValueError, "outside the transformer's text vocabulary"),
+    (dict(prompt_text_mask=torch.ones(1, 3, dtype=torch.bool)), ValueError, "shape of `prompt_text_ids`"),
+    (dict(prompt_text_mask=torch.zeros(1, 4, dtype=torch.bool)), ValueError, "without any token"),
+])
+def test_prompt_text_ids_are_checked(pipe, kwargs, error, message):
+    call = dict(prompt_embeds=torch.zeros(1, 16, 32), prompt_text_ids=torch.ones(1, 4, dtype=torch.long),
+                prompt_text_mask=torch.ones(1, 4, dtype=torch.bool), max_text_length=TEXT_LEN, **SMALL)
+    call.update(kwargs)
+    if "prompt" in kwargs:
+        call.pop("prompt_embeds")
+    with CallCounter(pipe.transformer) as counter, pytest.raises(error, match=message):
+        pipe(**call)
+    assert not counter.calls
+
+
+def test_prompt_embeds_with_the_text_stream_name_prompt_text_ids(pipe):
+    with pytest.raises(ValueError, match="prompt_text_ids"):
+        pipe(prompt_embeds=torch.zeros(1, 16, 32), **SMALL)

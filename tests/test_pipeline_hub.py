@@ -111,6 +111,13 @@ def test_export_layout(tmp_path):
                  "text_scheduler/scheduling_discrete_flow.py", "transformer/diffusion_pytorch_model.safetensors",
                  "text_scheduler/scheduler_config.json", "model_index.json", "README.md"):
         assert (folder / name).is_file(), name
+    # the modules pipeline_univigu.py imports relatively ship next to it
+    from diffusers.utils.dynamic_modules_utils import get_relative_import_files
+
+    import univigu.pipelines.pipeline_univigu as pipeline_module
+
+    siblings = sorted(os.path.basename(f) for f in get_relative_import_files(pipeline_module.__file__))
+    assert siblings and all((folder / name).is_file() for name in siblings), siblings
     assert not list(folder.rglob("*.bin")) and not list(folder.rglob("*.pt"))
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == ["pipeline_univigu", "UniViGUPipeline"]
@@ -131,6 +138,19 @@ def test_export_layout(tmp_path):
     other = tmp_path / "other"
     pipe.save_pretrained(other, hub_export=True)
     assert json.loads((other / "model_index.json").read_text()) == index
+
+
+def test_pipeline_module_imports_every_sibling_directly():
+    """diffusers copies, for a local folder, only the modules the pipeline file itself imports relatively (not what
+    those import in turn): every sibling module the pipeline needs must be imported by pipeline_univigu.py."""
+    from diffusers.utils.dynamic_modules_utils import get_relative_import_files, get_relative_imports
+
+    import univigu.pipelines.pipeline_univigu as module
+
+    direct = set(get_relative_imports(module.__file__))
+    needed = {os.path.splitext(os.path.basename(f))[0] for f in get_relative_import_files(module.__file__)}
+    assert needed and needed <= direct, sorted(needed - direct)
+    assert {"pipeline_output", "input_checks", "video_input", "hub", "serialization", "lora_loader"} <= needed
 
 
 def test_exported_folder_loads_without_univigu(tmp_path):

@@ -124,7 +124,7 @@ def test_convert_into_a_non_empty_folder_needs_overwrite(workspace, capsys, sour
 
 
 @pytest.mark.parametrize("source, patch", [
-    ("wan", "univigu.conversion.wan.write_provenance"),
+    ("wan", "univigu.conversion.common.write_provenance"),
     ("reference", "univigu.conversion.common.write_provenance"),
 ])
 def test_a_failed_overwrite_leaves_the_old_output_intact(workspace, monkeypatch, capsys, source, patch):

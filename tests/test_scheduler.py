@@ -358,3 +358,90 @@ def test_error_stepping_past_the_schedule():
     s.step(torch.randn(1, 3, V), s.timesteps[0], x)
     with pytest.raises(ValueError, match="set_timesteps"):
         s.step(torch.randn(1, 3, V), s.timesteps[0], x)
+
+
+# ---------------------------------------------------------------- per-sample generators, the reference update
+
+
+def _gens(*seeds):
+    return [torch.Generator().manual_seed(s) for s in seeds]
+
+
+@pytest.mark.parametrize("rule", ["stochastic", "confidence", "reference"])
+@pytest.mark.parametrize("source", ["uniform", "mask"])
+def test_a_list_of_generators_gives_each_row_what_it_gives_alone(rule, source):
+    """One generator per row: the batch equals the single-row runs (each with a scheduler of its own), for the
+    source draw and every update rule, whatever the other rows hold."""
+    strategy = "stochastic" if rule == "reference" else rule
+    logits = torch.randn(5, 3, 10, V + 1, generator=torch.Generator().manual_seed(30))  # step x batch x L x (V + 1)
+
+    def run(rows, seeds):
+        s = make(source=source, commit_strategy=strategy)
+        s.set_timesteps(5)
+        gens = _gens(*seeds)
+        x = s.sample_source((len(rows), 10), generator=gens if len(rows) > 1 else gens[0])
+        step = s.reference_step if rule == "reference" else s.step
+        for i, t in enumerate(s.timesteps):
+            x = step(logits[i][rows], t, x, generator=gens if len(rows) > 1 else gens[0], temperature=0.7).prev_sample
+        return x
+
+    batch = run([0, 1, 2], (1, 2, 3))
+    singles = torch.cat([run([i], (seed,)) for i, seed in enumerate((1, 2, 3))])
+    assert torch.equal(batch, singles)
+
+
+def test_a_list_of_generators_must_match_the_batch():
+    s = make()
+    s.set_timesteps(2)
+    with pytest.raises(ValueError, match="2 generators for a batch of 3"):
+        s.sample_source((3, 4), generator=_gens(0, 1))
+    with pytest.raises(ValueError, match="2 generators for a batch of 3"):
+        s.step(torch.zeros(3, 4, V), s.timesteps[0], torch.zeros(3, 4, dtype=torch.long), generator=_gens(0, 1))
+
+
+def test_sample_tokens_draws_x1_then_the_uniform_from_each_generator():
+    s = make(sampling_dtype="float64")
+    logits = torch.randn(2, 6, V, generator=torch.Generator().manual_seed(31))
+    x1, confidence, u = s.sample_tokens(logits, _gens(4, 5), temperature=1.0, draw_uniform=True)
+    for row, seed in enumerate((4, 5)):
+        g = torch.Generator().manual_seed(seed)
+        probs = torch.softmax(logits[row].double(), dim=-1)
+        expected = torch.multinomial(probs, 1, generator=g).squeeze(-1)
+        assert torch.equal(x1[row], expected)
+        assert torch.equal(u[row], torch.rand(6, generator=g, dtype=torch.float64))
+        assert torch.equal(confidence[row], probs.gather(-1, expected[:, None]).squeeze(-1))
+    x1, _, u = s.sample_tokens(logits, temperature=0.0)
+    assert torch.equal(x1, logits.argmax(-1)) and u is None
+
+
+def test_reference_step_resamples_with_probability_step_over_n_minus_1():
+    """The reference's heuristic: step i of N resamples each position with probability i / (N - 1), whatever kappa
+    and the source (with the mask source, clean positions may change too)."""
+    n, length = 5, 4000
+    s = make(source="mask", kappa_exponent=3.0)
+    s.set_timesteps(n)
+    sample = torch.randint(0, V, (1, length), generator=torch.Generator().manual_seed(32))  # no mask token
+    target = (sample + 1) % V
+    gen = torch.Generator().manual_seed(33)
+    for i, t in enumerate(s.timesteps):
+        out = s.reference_step(peaked_logits(target, V + 1), t, sample, generator=gen)
+        changed = (out.prev_sample != sample).double().mean().item()
+        assert torch.equal(out.pred_original_sample, target)
+        assert abs(changed - i / (n - 1)) < 0.03, (i, changed)
+    with pytest.raises(ValueError, match="steps of the schedule have been taken"):
+        s.reference_step(peaked_logits(target, V + 1), 0.0, sample)
+    one = make()
+    one.set_timesteps(1)
+    assert torch.equal(one.reference_step(peaked_logits(target, V), 1000.0, sample).prev_sample, target)
+
+
+def test_commit_argmax_takes_the_argmax_of_the_real_tokens():
+    s = make(source="mask")
+    logits = torch.randn(2, 6, V + 1, generator=torch.Generator().manual_seed(34))
+    logits[..., V] = 100.0  # the mask row is never predicted
+    sample = torch.full((2, 6), V)
+    assert torch.equal(s.commit_argmax(logits, sample), logits[..., :V].argmax(-1))
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[:, -2:] = False
+    out = s.commit_argmax(logits, sample, attention_mask=mask)
+    assert torch.equal(out[:, :-2], logits[:, :-2, :V].argmax(-1)) and bool((out[:, -2:] == V).all())

@@ -1,3 +1,4 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """univigu: Uni-ViGU (unified video generation and understanding) on diffusers."""
 
 __version__ = "0.1.0.dev0"

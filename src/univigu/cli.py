@@ -1,3 +1,4 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """The `univigu` command: `univigu generate`, `univigu caption`, `univigu params`, `univigu convert ...`,
 `univigu evaluate ...`."""
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """Conversion to UniViGU pipeline folders.
 
 - `convert_wan(wan_path, out_dir)`: an untrained UniViGU pipeline from a Wan2.1 T2V diffusers folder

@@ -19,6 +19,14 @@ def _dtype(name):
     return getattr(torch, name)
 
 
+def _add_write_options(parser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="Replace DIR if it exists and is not empty (only once the new folder is complete; a DIR "
+                        "that is, contains or lies inside an input is always refused).")
+    parser.add_argument("--allow-non-finite", action="store_true",
+                        help="Write the folder even if weights hold NaN/inf (default: refuse, naming the tensors).")
+
+
 def add_convert_parser(subparsers) -> argparse.ArgumentParser:
     """Register `convert` (with `wan` and `reference`) on the `univigu` command's subparsers."""
     parser = subparsers.add_parser(
@@ -45,11 +53,7 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
     wan.add_argument("--seed", type=int, default=0, help="Seed of the vocab_embed initialisation (default 0).")
     wan.add_argument("--dtype", choices=_DTYPES, default="keep",
                      help="Dtype of the written transformer (default: keep the Wan checkpoint's).")
-    wan.add_argument("--overwrite", action="store_true",
-                     help="Replace DIR if it exists and is not empty (only once the new folder is complete; a DIR "
-                     "that is, contains or lies inside an input is always refused).")
-    wan.add_argument("--allow-non-finite", action="store_true",
-                     help="Write the folder even if weights hold NaN/inf (default: refuse, naming the tensors).")
+    _add_write_options(wan)
     wan.set_defaults(func=_run_wan)
 
     ref = sources.add_parser(
@@ -71,11 +75,7 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
                      "checkpoint's rows with the tokenizer's vocabulary size).")
     ref.add_argument("--dtype", choices=_DTYPES, default="keep",
                      help="Dtype of the written transformer (default: keep the checkpoint's).")
-    ref.add_argument("--overwrite", action="store_true",
-                     help="Replace DIR if it exists and is not empty (only once the new folder is complete; a DIR "
-                     "that is, contains or lies inside an input is always refused).")
-    ref.add_argument("--allow-non-finite", action="store_true",
-                     help="Write the folder even if weights hold NaN/inf (default: refuse, naming the tensors).")
+    _add_write_options(ref)
     ref.set_defaults(func=_run_reference)
     return parser
 

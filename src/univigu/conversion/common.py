@@ -11,18 +11,27 @@ the pipeline object holds stand-ins of the right classes built on the meta devic
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
+import mmap as _mmap
 import os
 import re
 import shutil
+import struct
 import types
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
+import huggingface_hub
 import torch
+from transformers import AutoConfig
+
+from .. import __version__
+from ..models import UniViGUTransformer3DModel
+from ..pipelines import UniViGUPipeline
 
 
 logger = logging.getLogger(__name__)
@@ -63,14 +72,13 @@ def resolve_wan_path(wan_path: PathLike) -> Path:
     if not looks_like_repo:
         raise FileNotFoundError(f"Wan folder not found: {path} (pass a local folder or a Hub id like "
                                 "Wan-AI/Wan2.1-T2V-1.3B-Diffusers)")
-    from huggingface_hub import snapshot_download
-
     try:
-        return Path(snapshot_download(text, allow_patterns=WAN_HUB_PATTERNS))
+        return Path(huggingface_hub.snapshot_download(text, allow_patterns=WAN_HUB_PATTERNS))
     except Exception as error:  # offline, unknown repo, gated: say what to do
+        reason = (str(error).strip().splitlines() or [""])[0]
         raise FileNotFoundError(
             f"{text} is not a local folder and could not be downloaded from the Hub ({type(error).__name__}: "
-            f"{error}). Check the id and your connection, or download it first: "
+            f"{reason}). Check the id and your connection, or download it first: "
             f"`huggingface-cli download {text} --local-dir Wan2.1-T2V-1.3B-Diffusers`."
         ) from error
 
@@ -106,15 +114,9 @@ def read_wan_folder(wan_path: PathLike) -> WanFolder:
 
 
 def univigu_config_from_wan(wan_config: Dict[str, Any], **extra) -> Dict[str, Any]:
-    """`UniViGUTransformer3DModel` init kwargs from a Wan transformer config (+ `vocab_size`, ...)."""
-    from ..models import UniViGUTransformer3DModel
-
-    allowed = set(UniViGUTransformer3DModel._get_init_keys(UniViGUTransformer3DModel)) - {"self"}
-    config = {k: v for k, v in wan_config.items() if k in allowed}
-    if "patch_size" in config:
-        config["patch_size"] = tuple(config["patch_size"])
-    config.update(extra)
-    return config
+    """`UniViGUTransformer3DModel` init kwargs from a Wan transformer config (+ `vocab_size`, ...); kept for
+    compatibility: `UniViGUTransformer3DModel.init_kwargs`."""
+    return UniViGUTransformer3DModel.init_kwargs(wan_config, **extra)
 
 
 def _overlap(a: Path, b: Path) -> Optional[str]:
@@ -248,8 +250,6 @@ def _copying_save(src: Path):
 
 
 def _import_class(library: str, class_name: str):
-    import importlib
-
     return getattr(importlib.import_module(library), class_name)
 
 
@@ -260,8 +260,6 @@ def component_standin(wan: WanFolder, name: str):
     cls = _import_class(library, class_name)
     src = wan.path / name
     if library == "transformers":
-        from transformers import AutoConfig
-
         config = AutoConfig.from_pretrained(src)
         with torch.device("meta"):
             obj = cls(config)
@@ -286,8 +284,6 @@ def write_pipeline_folder(
     """Write a `UniViGUPipeline` folder: `transformer`, `scheduler`, `text_scheduler` are saved; `tokenizer`,
     `text_encoder` and `vae` are copied from the Wan folder. `pipeline_config` are the pipeline's own config
     arguments (e.g. `latent_normalization`)."""
-    from ..pipelines import UniViGUPipeline
-
     if tokenizer is None:
         tokenizer = load_tokenizer(wan)
     # the tokenizer is written as the Wan folder has it (byte copy), not re-serialised
@@ -325,22 +321,104 @@ def tokenizer_vocab_sizes(tokenizer, wan: Optional[WanFolder] = None):
     return sorted(sizes)
 
 
+def write_converted_pipeline(
+    out_dir: PathLike,
+    wan: WanFolder,
+    transformer,
+    scheduler,
+    text_scheduler,
+    tokenizer,
+    latent_normalization: str,
+    provenance: Dict[str, Any],
+    overwrite: bool = False,
+    inputs=(),
+    max_shard_size: Union[int, str] = "10GB",
+) -> Path:
+    """The end of both conversions: the pipeline folder (:func:`write_pipeline_folder`) and its provenance record,
+    written into a staged folder that replaces `out_dir` only when complete (:func:`staged_output_dir`)."""
+    with staged_output_dir(out_dir, overwrite, inputs) as staging:
+        write_pipeline_folder(
+            staging,
+            wan,
+            transformer=transformer,
+            scheduler=scheduler,
+            text_scheduler=text_scheduler,
+            tokenizer=tokenizer,
+            pipeline_config={"latent_normalization": latent_normalization},
+            max_shard_size=max_shard_size,
+        )
+        write_provenance(staging, provenance)
+    return Path(out_dir)
+
+
 #: A small record of where a converted folder came from (diffusers ignores unknown files in a pipeline folder).
 PROVENANCE_FILE = "univigu_conversion.json"
 
 
 def write_provenance(out: Path, info: Dict[str, Any]) -> None:
-    import univigu
-
-    info = {"univigu_version": univigu.__version__, **info}
+    info = {"univigu_version": __version__, **info}
     (Path(out) / PROVENANCE_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+if hasattr(torch, "float8_e4m3fn"):
+    _SAFETENSORS_DTYPES.update({"F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2})
+
+
+def load_safetensors_mmap(path: Path) -> Dict[str, torch.Tensor]:
+    """Memory-map a `.safetensors` file: tensors are views of the file (copy-on-write), nothing is read up front."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{path} is not a safetensors file: it is only {len(head)} bytes long.")
+        (header_len,) = struct.unpack("<Q", head)
+        size = os.fstat(f.fileno()).st_size
+        if header_len > min(size - 8, 100_000_000):
+            raise ValueError(f"{path} is not a safetensors file: its header length field ({header_len}) is invalid.")
+        try:
+            header = json.loads(f.read(header_len))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is not a safetensors file: its header is not JSON ({e}).") from None
+        header.pop("__metadata__", None)
+        data_start = 8 + header_len
+        # ACCESS_COPY: a private, writable mapping, so torch.frombuffer does not complain; pages are only read on use.
+        buffer = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_COPY) if size > data_start else None
+    state = {}
+    for name, info in header.items():
+        dtype = _SAFETENSORS_DTYPES.get(info.get("dtype"))
+        if dtype is None:
+            raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info.get('dtype')!r}.")
+        begin, end = info["data_offsets"]
+        shape = info["shape"]
+        numel = 1
+        for s in shape:
+            numel *= s
+        if numel == 0:
+            state[name] = torch.empty(shape, dtype=dtype)
+            continue
+        tensor = torch.frombuffer(buffer, dtype=torch.uint8, count=end - begin, offset=data_start + begin)
+        state[name] = tensor.view(dtype).reshape(shape)
+    return state
+
+
+#: The old (private) name of :func:`load_safetensors_mmap`.
+_load_safetensors_mmap = load_safetensors_mmap
 
 
 def load_safetensors_folder(folder: PathLike) -> Dict[str, torch.Tensor]:
     """Memory-map the weights of a diffusers model folder (one `*.safetensors` file, or shards with an
     `*.safetensors.index.json`). Pickled weights are refused."""
-    from .reference import _load_safetensors_mmap
-
     folder = Path(folder)
     indexes = sorted(folder.glob("*.safetensors.index.json"))
     if indexes:
@@ -361,5 +439,5 @@ def load_safetensors_folder(folder: PathLike) -> Dict[str, torch.Tensor]:
         )
     state: Dict[str, torch.Tensor] = {}
     for name in files:
-        state.update(_load_safetensors_mmap(folder / name))
+        state.update(load_safetensors_mmap(folder / name))
     return state

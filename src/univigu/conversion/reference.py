@@ -19,9 +19,7 @@ and VAE of the Wan folder are copied file by file, never loaded.
 
 from __future__ import annotations
 
-import json
 import logging
-import mmap as _mmap
 import os
 import pickle
 import re
@@ -32,6 +30,20 @@ from pathlib import Path
 from typing import Dict, Iterable, Optional, Tuple, Union
 
 import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from ..models import UniViGUTransformer3DModel
+from ..schedulers import DiscreteFlowScheduler
+from .common import (
+    _load_safetensors_mmap,  # noqa: F401  (its old home; kept importable from here)
+    check_finite,
+    check_output_dir,
+    load_safetensors_mmap,
+    load_tokenizer,
+    read_wan_folder,
+    tokenizer_vocab_sizes,
+    write_converted_pipeline,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -56,22 +68,6 @@ REFERENCE_SAMPLING_DEFAULTS = {
     "source_distribution": "uniform",
     "kappa_exponent": 1.0,
 }
-
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-}
-if hasattr(torch, "float8_e4m3fn"):
-    _SAFETENSORS_DTYPES.update({"F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2})
-
 
 class ReferenceConversionError(ValueError):
     """A reference checkpoint does not match the model it should convert to."""
@@ -100,42 +96,6 @@ def _is_tensor_mapping(obj) -> bool:
         and all(isinstance(k, str) for k in obj)
         and all(isinstance(v, torch.Tensor) for v in obj.values())
     )
-
-
-def _load_safetensors_mmap(path: Path) -> Dict[str, torch.Tensor]:
-    """Memory-map a `.safetensors` file: tensors are views of the file (copy-on-write), nothing is read up front."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise ValueError(f"{path} is not a safetensors file: it is only {len(head)} bytes long.")
-        (header_len,) = struct.unpack("<Q", head)
-        size = os.fstat(f.fileno()).st_size
-        if header_len > min(size - 8, 100_000_000):
-            raise ValueError(f"{path} is not a safetensors file: its header length field ({header_len}) is invalid.")
-        try:
-            header = json.loads(f.read(header_len))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path} is not a safetensors file: its header is not JSON ({e}).") from None
-        header.pop("__metadata__", None)
-        data_start = 8 + header_len
-        # ACCESS_COPY: a private, writable mapping, so torch.frombuffer does not complain; pages are only read on use.
-        buffer = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_COPY) if size > data_start else None
-    state = {}
-    for name, info in header.items():
-        dtype = _SAFETENSORS_DTYPES.get(info.get("dtype"))
-        if dtype is None:
-            raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info.get('dtype')!r}.")
-        begin, end = info["data_offsets"]
-        shape = info["shape"]
-        numel = 1
-        for s in shape:
-            numel *= s
-        if numel == 0:
-            state[name] = torch.empty(shape, dtype=dtype)
-            continue
-        tensor = torch.frombuffer(buffer, dtype=torch.uint8, count=end - begin, offset=data_start + begin)
-        state[name] = tensor.view(dtype).reshape(shape)
-    return state
 
 
 def _checkpoint_format(path: Path) -> Optional[str]:
@@ -183,7 +143,7 @@ def _load_checkpoint(path: PathLike, mmap: bool = True) -> Tuple[Dict[str, torch
 
     kind = _checkpoint_format(path)
     if path.suffix == ".safetensors" or kind == "safetensors":
-        state = _load_safetensors_mmap(path)
+        state = load_safetensors_mmap(path)
         if not state:
             raise ValueError(f"{path} holds no tensors: it is not a Uni-ViGU checkpoint.")
         return state, {}
@@ -248,12 +208,8 @@ def reference_key_to_univigu(key: str) -> Optional[str]:
 
 def _expected_shapes(config: Mapping) -> Dict[str, Tuple[int, ...]]:
     """Name -> shape of every persistent tensor of a `UniViGUTransformer3DModel(**config)`, built on meta."""
-    from ..models import UniViGUTransformer3DModel
-
-    allowed = set(UniViGUTransformer3DModel._get_init_keys(UniViGUTransformer3DModel)) - {"self"}
-    kwargs = {k: v for k, v in config.items() if k in allowed}
     with torch.device("meta"):
-        model = UniViGUTransformer3DModel(**kwargs)
+        model = UniViGUTransformer3DModel(**UniViGUTransformer3DModel.init_kwargs(config))
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -417,10 +373,6 @@ def reference_pipeline_kwargs() -> Dict:
 def reference_schedulers(vocab_size: int, text_mask_token: bool):
     """The reference's samplers: flow-match Euler with shift 3.0 for video; the mixture-path discrete flow with
     `kappa(t) = t` and the uniform source (the mask source when the checkpoint has a mask token) for text."""
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
-    from ..schedulers import DiscreteFlowScheduler
-
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=REFERENCE_SAMPLING_DEFAULTS["scheduler_shift"])
     text_scheduler = DiscreteFlowScheduler(
         vocab_size=vocab_size,
@@ -473,19 +425,6 @@ def convert_reference_checkpoint(
     Returns:
         The output folder (loads with `UniViGUPipeline.from_pretrained`).
     """
-    from ..models import UniViGUTransformer3DModel
-    from .common import (
-        check_finite,
-        check_output_dir,
-        load_tokenizer,
-        read_wan_folder,
-        staged_output_dir,
-        tokenizer_vocab_sizes,
-        univigu_config_from_wan,
-        write_pipeline_folder,
-        write_provenance,
-    )
-
     wan = read_wan_folder(wan_path)
     inputs = [wan.path] + ([] if isinstance(checkpoint, Mapping) else [checkpoint])
     check_output_dir(out_dir, overwrite, inputs)  # before the (long) work
@@ -515,7 +454,7 @@ def convert_reference_checkpoint(
     )
 
     # Architecture from the Wan folder; every checkpoint key and shape is checked against it.
-    config = univigu_config_from_wan(
+    config = UniViGUTransformer3DModel.init_kwargs(
         wan.transformer_config,
         vocab_size=vocab_size,
         text_mask_token=mask,
@@ -534,47 +473,32 @@ def convert_reference_checkpoint(
                 converted[key] = value.clone()
             storages.add(ptr)
 
-    with torch.device("meta"):
-        transformer = UniViGUTransformer3DModel(**config)
-    transformer.load_state_dict(converted, strict=True, assign=True)
+    transformer = UniViGUTransformer3DModel.from_state_dict(config, converted)
     del converted
-    # Non-persistent buffers (the video RoPE tables) are not in the state dict: compute them for real.
-    from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
-
-    transformer.rope = WanRotaryPosEmbed(config["attention_head_dim"], config["patch_size"], config["rope_max_seq_len"])
     transformer.eval()
     non_finite = check_finite(transformer, allow_non_finite)
 
     scheduler, text_scheduler = reference_schedulers(vocab_size, mask)
-    with staged_output_dir(out_dir, overwrite, inputs) as staging:
-        write_pipeline_folder(
-            staging,
-            wan,
-            transformer=transformer,
-            scheduler=scheduler,
-            text_scheduler=text_scheduler,
-            tokenizer=tokenizer,
-            pipeline_config={"latent_normalization": "raw"},
-            max_shard_size=max_shard_size,
-        )
-        write_provenance(
-            staging,
-            {
-                "source": "reference",
-                "checkpoint": os.fspath(checkpoint) if not isinstance(checkpoint, Mapping) else None,
-                **({"step": info["step"]} if "step" in info else {}),
-                "wan_path": os.fspath(wan.path),
-                "vocab_size": vocab_size,
-                "text_mask_token": mask,
-                "text_mask_token_inferred": text_mask_token is None,
-                "latent_normalization": "raw",
-                "sampling_defaults": reference_pipeline_kwargs(),
-                "sampling_defaults_note": (
-                    "UniViGUPipeline keyword arguments that reproduce the reference script's defaults "
-                    "(inference_unified_wan.py: --num_inference_steps 50 --cfg_scale 1.0 --max_length 1024 "
-                    "--scheduler_shift 3.0, 480x832, 21 latent frames); see docs/from_reference.md."
-                ),
-                **({"non_finite_tensors": non_finite} if non_finite else {}),
-            },
-        )
-    return Path(out_dir)
+    return write_converted_pipeline(
+        out_dir, wan, transformer, scheduler, text_scheduler, tokenizer, latent_normalization="raw",
+        provenance={
+            "source": "reference",
+            "checkpoint": os.fspath(checkpoint) if not isinstance(checkpoint, Mapping) else None,
+            **({"step": info["step"]} if "step" in info else {}),
+            "wan_path": os.fspath(wan.path),
+            "vocab_size": vocab_size,
+            "text_mask_token": mask,
+            "text_mask_token_inferred": text_mask_token is None,
+            "latent_normalization": "raw",
+            "sampling_defaults": reference_pipeline_kwargs(),
+            "sampling_defaults_note": (
+                "UniViGUPipeline keyword arguments that reproduce the reference script's defaults "
+                "(inference_unified_wan.py: --num_inference_steps 50 --cfg_scale 1.0 --max_length 1024 "
+                "--scheduler_shift 3.0, 480x832, 21 latent frames); see docs/from_reference.md."
+            ),
+            **({"non_finite_tensors": non_finite} if non_finite else {}),
+        },
+        overwrite=overwrite,
+        inputs=inputs,
+        max_shard_size=max_shard_size,
+    )

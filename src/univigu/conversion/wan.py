@@ -13,19 +13,13 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
+import diffusers
 import torch
 
-from .common import (
-    check_finite,
-    check_output_dir,
-    load_safetensors_folder,
-    load_tokenizer,
-    read_wan_folder,
-    staged_output_dir,
-    univigu_config_from_wan,
-    write_pipeline_folder,
-    write_provenance,
-)
+from ..models import UniViGUTransformer3DModel
+from ..schedulers import DiscreteFlowScheduler
+from .common import check_finite, check_output_dir, load_safetensors_folder, load_tokenizer, read_wan_folder
+from .common import write_converted_pipeline
 
 
 PathLike = Union[str, os.PathLike]
@@ -45,47 +39,18 @@ def univigu_transformer_from_wan_folder(
     vocab_init_std: float = 0.02,
 ):
     """`UniViGUTransformer3DModel.from_wan(WanTransformer3DModel.from_pretrained(wan/transformer), ...)`, computed
-    without holding the Wan model and its copy in memory at once.
+    without holding the Wan model and its copy in memory at once (`from_wan_state_dict` with `share_memory=True`).
 
     The Wan weights are memory-mapped from their safetensors files and assigned, uncopied, to a model built on the
     meta device; only the tensors that must be new are allocated: the text experts that start as copies of the video
     ones (`ffn_t`, the text time embedding and table) and the text tables (`vocab_embed`, drawn exactly as `from_wan`
     draws it for the same `seed`; the zero text head). The result equals `from_wan`'s, tensor for tensor (tested).
     """
-    from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
-
-    from ..models import UniViGUTransformer3DModel, wan_state_dict_to_univigu
-
     wan_state = load_safetensors_folder(wan.path / "transformer")
-    if torch_dtype is None:
-        torch_dtype = next((v.dtype for v in wan_state.values() if v.is_floating_point()), torch.float32)
-    config = univigu_config_from_wan(wan.transformer_config, vocab_size=vocab_size, text_mask_token=text_mask_token)
-
-    state = {}
-    used = set()
-    for key, value in wan_state_dict_to_univigu(wan_state).items():
-        if value.is_floating_point() and value.dtype != torch_dtype:
-            value = value.to(torch_dtype)
-        if id(value) in used:  # a text expert initialised as a copy of a video module: its own storage
-            value = value.clone()
-        used.add(id(value))
-        state[key] = value
-    del wan_state
-
-    # The new text tables, as `from_wan` makes them.
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    rows = vocab_size + (1 if text_mask_token else 0)
-    dim = config["num_attention_heads"] * config["attention_head_dim"]
-    state["vocab_embed.weight"] = (torch.randn(rows, dim, generator=generator) * vocab_init_std).to(torch_dtype)
-    state["text_head.norm_final.weight"] = torch.ones(dim, dtype=torch_dtype)
-    state["text_head.linear.weight"] = torch.zeros(rows, dim, dtype=torch_dtype)
-    state["text_head.linear.bias"] = torch.zeros(rows, dtype=torch_dtype)
-
-    with torch.device("meta"):
-        model = UniViGUTransformer3DModel(**config)
-    model.load_state_dict(state, strict=True, assign=True)
-    # Non-persistent buffers (the video RoPE tables) are not in the state dict: compute them for real.
-    model.rope = WanRotaryPosEmbed(config["attention_head_dim"], config["patch_size"], config["rope_max_seq_len"])
+    model = UniViGUTransformer3DModel.from_wan_state_dict(
+        wan.transformer_config, wan_state, vocab_size, text_mask_token, seed=seed, dtype=torch_dtype, cast=True,
+        share_memory=True, vocab_init_std=vocab_init_std,
+    )
     return model.eval()
 
 
@@ -121,8 +86,6 @@ def convert_wan(
     Returns:
         The output folder (loads with `UniViGUPipeline.from_pretrained`).
     """
-    from ..schedulers import DiscreteFlowScheduler
-
     wan = read_wan_folder(wan_path)
     check_output_dir(out_dir, overwrite, inputs=[wan.path])  # before the (long) work
     tokenizer = load_tokenizer(wan)
@@ -139,36 +102,25 @@ def convert_wan(
         mask_token_id=vocab_size if text_mask_token else None,
     )
 
-    with staged_output_dir(out_dir, overwrite, inputs=[wan.path]) as staging:
-        write_pipeline_folder(
-            staging,
-            wan,
-            transformer=transformer,
-            scheduler=scheduler,
-            text_scheduler=text_scheduler,
-            tokenizer=tokenizer,
-            pipeline_config={"latent_normalization": "diffusers"},
-            max_shard_size=max_shard_size,
-        )
-        write_provenance(
-            staging,
-            {
-                "source": "wan",
-                "wan_path": os.fspath(wan.path),
-                "vocab_size": vocab_size,
-                "text_mask_token": bool(text_mask_token),
-                "seed": seed,
-                "trained": False,
-                **({"non_finite_tensors": non_finite} if non_finite else {}),
-            },
-        )
-    return Path(out_dir)
+    return write_converted_pipeline(
+        out_dir, wan, transformer, scheduler, text_scheduler, tokenizer, latent_normalization="diffusers",
+        provenance={
+            "source": "wan",
+            "wan_path": os.fspath(wan.path),
+            "vocab_size": vocab_size,
+            "text_mask_token": bool(text_mask_token),
+            "seed": seed,
+            "trained": False,
+            **({"non_finite_tensors": non_finite} if non_finite else {}),
+        },
+        overwrite=overwrite,
+        inputs=[wan.path],
+        max_shard_size=max_shard_size,
+    )
 
 
 def _load_wan_scheduler(wan):
     """The Wan folder's video scheduler (Wan2.1-Diffusers ships UniPCMultistepScheduler in flow mode)."""
-    import diffusers
-
     library, class_name = wan.component_class("scheduler")
     cls = getattr(diffusers, class_name, None) if library == "diffusers" else None
     if cls is None:

@@ -19,6 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from ..data import check_columns, find_bad_samples, load_video_text_dataset, select_usable
+from ..utils.json_io import dumps_json
+from . import compute_caption_metrics
+
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +73,6 @@ def load_evaluation_data(data_dir: str, reference_column: str = "caption", video
                          allow_external_video_paths: bool = False):
     """The dataset of `data_dir` (a folder with metadata.jsonl/csv), its columns checked; errors name `evaluate`'s
     options."""
-    from ..training.data import check_columns, load_video_text_dataset
-
     raw = load_video_text_dataset(train_data_dir=data_dir, video_column=video_column, text_columns=[reference_column],
                                   allow_external_video_paths=allow_external_video_paths, flag="--data_dir")
     check_columns(raw, [video_column, reference_column], flags=COLUMN_FLAGS)
@@ -84,9 +86,6 @@ def evaluate_folder(pipe, data_dir: str, reference_column: str = "caption", vide
     `scores`, `samples` (video, reference, prediction), `data` (usable/skipped counts) and `seconds`.
     `on_sample(sample)` is called with each sample as soon as it is captioned (e.g. to save it)."""
     import torch
-
-    from ..training.data import find_bad_samples, select_usable
-    from . import compute_caption_metrics
 
     raw = load_evaluation_data(data_dir, reference_column, video_column, allow_external_video_paths)
     problems = find_bad_samples(raw, video_column, [reference_column])
@@ -154,8 +153,6 @@ def _check_output(output: str) -> None:
 def _write_json(path: Path, value) -> None:
     """Write JSON through a temporary file and a rename, so an interruption never leaves a truncated file. Non-finite
     numbers are written as null (bare NaN is not JSON)."""
-    from ..utils.json_io import dumps_json
-
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(dumps_json(value, indent=2))
     os.replace(tmp, path)
@@ -166,7 +163,6 @@ def run_evaluate(args) -> int:
 
     from ..pipelines import UniViGUPipeline
     from ..pipelines.cli import check_pipeline_folder
-    from ..utils.json_io import dumps_json
 
     logging.basicConfig(format="%(levelname)s - %(message)s", level=logging.INFO)
     # Everything that can be checked cheaply is checked before the pipeline loads and the captioning starts.
@@ -184,9 +180,7 @@ def run_evaluate(args) -> int:
     dtype_key = "dtype" if version.parse(diffusers.__version__) >= version.parse("0.42.0") else "torch_dtype"
     pipe = UniViGUPipeline.from_pretrained(args.pipeline, **{dtype_key: dtype}).to(device)
     if args.lora:
-        from ..training.lora import load_lora_weights
-
-        load_lora_weights(pipe, args.lora)
+        pipe.load_lora_weights(args.lora)  # UniViGUPipeline carries UniViGULoraLoaderMixin
     call_kwargs = {
         "num_inference_steps": args.num_inference_steps,
         "max_text_length": args.max_text_length,

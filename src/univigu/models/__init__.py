@@ -1,3 +1,4 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 from .transformer_univigu import (
     UniViGUTransformer3DModel,
     UniViGUTransformerOutput,

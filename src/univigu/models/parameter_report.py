@@ -1,3 +1,4 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """How many parameters the text stream adds to a Wan backbone, for any config, without allocating memory.
 
     python -m univigu.models.parameter_report               # Wan2.1-T2V-1.3B with the umT5 vocabulary

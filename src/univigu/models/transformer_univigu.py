@@ -464,11 +464,36 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         config_dict = {key: value for key, value in config_dict.items() if key != "auto_map"}
         return super().extract_init_dict(config_dict, **kwargs)
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    def save_pretrained(
+        self,
+        save_directory,
+        is_main_process: bool = True,
+        save_function=None,
+        safe_serialization: bool = True,
+        variant: Optional[str] = None,
+        max_shard_size="10GB",
+        push_to_hub: bool = False,
+        use_flashpack: bool = False,
+        **kwargs,
+    ):
         """`ModelMixin.save_pretrained`, plus a copy of this module file next to the weights, so that the folder
-        loads with `diffusers.AutoModel.from_pretrained(folder, trust_remote_code=True)` without univigu."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
+        loads with `diffusers.AutoModel.from_pretrained(folder, trust_remote_code=True)` without univigu.
+
+        The arguments are `ModelMixin.save_pretrained`'s, spelled out: `DiffusionPipeline.save_pretrained` forwards
+        `safe_serialization`, `variant` and `max_shard_size` only to components whose signature names them."""
+        if use_flashpack:  # a `ModelMixin.save_pretrained` argument since diffusers 0.42
+            kwargs["use_flashpack"] = use_flashpack
+        super().save_pretrained(
+            save_directory,
+            is_main_process=is_main_process,
+            save_function=save_function,
+            safe_serialization=safe_serialization,
+            variant=variant,
+            max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub,
+            **kwargs,
+        )
+        if is_main_process:
             import os
             import shutil
 
@@ -728,15 +753,69 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         The ablation of the paper's modality-driven MoE; every other weight is kept."""
         if self.config.text_ffn == "shared":
             return self
-        allowed = set(self._get_init_keys(self.__class__)) - {"self"}
-        config = {k: v for k, v in self.config.items() if k in allowed}
-        config["text_ffn"] = "shared"
+        config = self.init_kwargs(self.config, text_ffn="shared")
         model = self.__class__(**config)
         state = {k: v for k, v in self.state_dict().items() if ".ffn_t." not in k}
         model.load_state_dict(state)
         return model.to(device=self.device) if self.dtype == torch.float32 else model.to(self.device, self.dtype)
 
     # ------------------------------------------------------------------ construction from Wan
+
+    @classmethod
+    def init_kwargs(cls, config: Dict[str, Any], **extra) -> Dict[str, Any]:
+        """The entries of a model config (ours, or a `WanTransformer3DModel`'s) that are `__init__` arguments, updated
+        with `extra` (e.g. `vocab_size`)."""
+        allowed = set(cls._get_init_keys(cls)) - {"self"}
+        kwargs = {k: v for k, v in config.items() if k in allowed}
+        if "patch_size" in kwargs:
+            kwargs["patch_size"] = tuple(kwargs["patch_size"])
+        return {**kwargs, **extra}
+
+    @classmethod
+    def from_state_dict(cls, config: Dict[str, Any], state: Dict[str, torch.Tensor]) -> "UniViGUTransformer3DModel":
+        """A model of `config` whose weights are the tensors of `state` themselves (assigned to a model built on the
+        meta device, never copied). Every weight must be in `state`; the video RoPE tables are computed."""
+        with torch.device("meta"):
+            model = cls(**config)
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+        if missing or unexpected:
+            raise RuntimeError(f"{cls.__name__}: missing keys {missing}, unexpected keys {unexpected}")
+        model.rope = WanRotaryPosEmbed(config["attention_head_dim"], config["patch_size"], config["rope_max_seq_len"])
+        return model
+
+    @classmethod
+    def from_wan_state_dict(
+        cls, wan_config: Dict[str, Any], wan_state: Dict[str, torch.Tensor], vocab_size: int,
+        text_mask_token: bool = False, seed: Optional[int] = None, dtype: Optional[torch.dtype] = None,
+        cast: bool = False, share_memory: bool = False, vocab_init_std: float = 0.02, **config_overrides,
+    ) -> "UniViGUTransformer3DModel":
+        """:meth:`from_wan` from a Wan config and state dict (e.g. memory-mapped from its files). `dtype`: of the new
+        text tables (default: the first floating Wan tensor's), and with `cast` of every floating Wan tensor.
+        `share_memory`: the Wan tensors themselves become weights (only the text experts that start as copies of
+        video modules get their own storage); otherwise every weight is a fresh copy."""
+        config = cls.init_kwargs(wan_config, vocab_size=vocab_size, text_mask_token=text_mask_token, **config_overrides)
+        if dtype is None:
+            dtype = next((v.dtype for v in wan_state.values() if v.is_floating_point()), torch.float32)
+        state, used = {}, set()
+        for key, value in wan_state_dict_to_univigu(wan_state).items():
+            if cast and value.is_floating_point() and value.dtype != dtype:
+                value = value.to(dtype)
+            if share_memory and id(value) in used:  # a text expert starting as a copy of a video module
+                value = value.clone()
+            used.add(id(value))
+            state[key] = value
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        rows = vocab_size + (1 if text_mask_token else 0)
+        dim = config["num_attention_heads"] * config["attention_head_dim"]
+        state["vocab_embed.weight"] = (torch.randn(rows, dim, generator=generator) * vocab_init_std).to(dtype)
+        state["text_head.norm_final.weight"] = torch.ones(dim, dtype=dtype)
+        state["text_head.linear.weight"] = torch.zeros(rows, dim, dtype=dtype)
+        state["text_head.linear.bias"] = torch.zeros(rows, dtype=dtype)
+        model = cls.from_state_dict(config, state)
+        if not share_memory:  # clones, so training ffn_t or the text tables never moves the video ones (nor Wan's)
+            for param in model.parameters():
+                param.data = param.data.clone()
+        return model
 
     @classmethod
     def from_wan(
@@ -764,36 +843,10 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             )
         if config.get("pos_embed_seq_len") is not None:
             raise ValueError("from_wan does not support Wan transformers with `pos_embed_seq_len`.")
-        allowed = set(cls._get_init_keys(cls)) - {"self"}
-        kwargs = {k: v for k, v in config.items() if k in allowed}
-        kwargs.update(
-            vocab_size=vocab_size,
-            text_mask_token=text_mask_token,
-            text_rope_theta=text_rope_theta,
-            text_rope_max_seq_len=text_rope_max_seq_len,
+        model = cls.from_wan_state_dict(
+            config, wan_transformer.state_dict(), vocab_size, text_mask_token, seed=seed, dtype=wan_transformer.dtype,
+            vocab_init_std=vocab_init_std, text_rope_theta=text_rope_theta, text_rope_max_seq_len=text_rope_max_seq_len,
         )
-        wan_state = wan_transformer.state_dict()
-        dtype = wan_transformer.dtype
-        with torch.device("meta"):
-            model = cls(**kwargs)
-        state = wan_state_dict_to_univigu(wan_state)
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        num_embeddings = vocab_size + (1 if text_mask_token else 0)
-        inner_dim = kwargs["num_attention_heads"] * kwargs["attention_head_dim"]
-        state["vocab_embed.weight"] = (
-            torch.randn(num_embeddings, inner_dim, generator=generator) * vocab_init_std
-        ).to(dtype)
-        state["text_head.norm_final.weight"] = torch.ones(inner_dim, dtype=dtype)
-        state["text_head.linear.weight"] = torch.zeros(num_embeddings, inner_dim, dtype=dtype)
-        state["text_head.linear.bias"] = torch.zeros(num_embeddings, dtype=dtype)
-        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-        if missing or unexpected:
-            raise RuntimeError(f"from_wan: missing keys {missing}, unexpected keys {unexpected}")
-        # Clones, not views, so training ffn_t or the text tables never moves the video ones (nor Wan's).
-        for param in model.parameters():
-            param.data = param.data.clone()
-        # Non-persistent buffers (the video RoPE tables) were never materialised on the meta device.
-        model.rope = WanRotaryPosEmbed(kwargs["attention_head_dim"], kwargs["patch_size"], kwargs["rope_max_seq_len"])
         return model.to(device=wan_transformer.device)
 
 

@@ -36,6 +36,11 @@ fraction of jumped (mask) positions after ``k`` steps is exactly ``k / N``. What
 "confidence"`` replaces the random jumps by deterministic commits of the most confident positions, following the
 same ``kappa`` schedule (see :meth:`DiscreteFlowScheduler.step`).
 
+**The reference's update.** :meth:`DiscreteFlowScheduler.reference_step` is the heuristic of the reference
+implementation's joint sampler (resample every position with probability ``i / (N - 1)`` at step ``i`` of ``N``),
+and :meth:`DiscreteFlowScheduler.commit_argmax` its final argmax pass. Every rule samples through
+:meth:`DiscreteFlowScheduler.sample_tokens`, which takes one generator per sample (a list) as well as one for the batch.
+
 **Timestep convention.** Public methods take and return timesteps on the Wan/diffusers scale
 ``timestep = (1 - t) * num_train_timesteps``: ``1000`` is pure source and ``0`` is clean, exactly like Wan's
 video timesteps, so text and video time can be fed to the transformer the same way (and be equal in joint
@@ -287,14 +292,24 @@ class DiscreteFlowScheduler(SchedulerMixin, ConfigMixin):
         device: str | torch.device | None = None,
     ) -> torch.LongTensor:
         """Token ids drawn from the source distribution (uniform real ids, or all `mask_token_id`): the `t = 0`
-        starting point of sampling."""
+        starting point of sampling.
+
+        `generator` may be a list with one generator per row of `shape` (each row is then drawn from its own
+        generator, so that a batch equals the single draws). Draws are made on the generator's device and returned
+        on `device` (default: the generator's device)."""
+        shape = tuple(shape)
+        if isinstance(generator, list):
+            _check_generator_list(generator, shape[0])
+            device = device if device is not None else generator[0].device
+            rows = [self.sample_source((1, *shape[1:]), generator=g, device=device) for g in generator]
+            return torch.cat(rows) if rows else torch.empty(shape, dtype=torch.long, device=device)
         if device is None and generator is not None:
             device = generator.device
         if self.config.source == "mask":
-            return torch.full(tuple(shape), self.mask_token_id, dtype=torch.long, device=device)
-        return torch.randint(
-            0, self.config.vocab_size, tuple(shape), generator=generator, device=device, dtype=torch.long
-        )
+            return torch.full(shape, self.mask_token_id, dtype=torch.long, device=device)
+        draw_device = generator.device if generator is not None else device
+        ids = torch.randint(0, self.config.vocab_size, shape, generator=generator, device=draw_device, dtype=torch.long)
+        return ids.to(device)
 
     def add_noise(
         self,
@@ -371,6 +386,48 @@ class DiscreteFlowScheduler(SchedulerMixin, ConfigMixin):
         confidence = probs.gather(-1, x1.unsqueeze(-1)).squeeze(-1)
         return x1, confidence
 
+    def sample_tokens(
+        self,
+        model_output: torch.Tensor,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        temperature: float = 1.0,
+        draw_uniform: bool = False,
+    ) -> tuple[torch.LongTensor, torch.Tensor, torch.Tensor | None]:
+        """
+        Categorical sampling from the model's posterior: `x1 ~ softmax(logits / temperature)` over the real tokens
+        (argmax when `temperature == 0`), in `sampling_dtype`. This is the draw every update rule of the scheduler
+        starts from.
+
+        Args:
+            model_output (`torch.FloatTensor` of shape `(batch_size, seq_len, vocab)`):
+                Text logits; rows beyond `vocab_size` (the mask row) are never sampled.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
+                RNG. A list holds one generator per row: each row then draws from its own generator only (its `x1`,
+                then its uniform draw), so that a batch gives exactly what the single rows give. The draws are made
+                on the generator's device.
+            temperature (`float`, defaults to `1.0`):
+                Softmax temperature; `0` means argmax (no randomness).
+            draw_uniform (`bool`, defaults to `False`):
+                Also draw one `U[0, 1)` number (float64) per position, after `x1`, from the same generator.
+
+        Returns:
+            `(x1, confidence, u)` on `model_output.device`: the sampled ids, their probability `p(x1)`, and the uniform
+            draws (`None` unless `draw_uniform`).
+        """
+        if isinstance(generator, list):
+            _check_generator_list(generator, model_output.shape[0])
+            rows = [
+                self.sample_tokens(model_output[i : i + 1], g, temperature, draw_uniform)
+                for i, g in enumerate(generator)
+            ]
+            x1, confidence, u = (None if parts[0] is None else torch.cat(parts) for parts in zip(*rows))
+            return x1, confidence, u
+        device = generator.device if generator is not None else model_output.device
+        x1, confidence = self._sample_x1(model_output.to(device), temperature, generator)
+        u = torch.rand(x1.shape, generator=generator, device=device, dtype=torch.float64) if draw_uniform else None
+        out_device = model_output.device
+        return x1.to(out_device), confidence.to(out_device), None if u is None else u.to(out_device)
+
     def step(
         self,
         model_output: torch.FloatTensor,
@@ -406,8 +463,9 @@ class DiscreteFlowScheduler(SchedulerMixin, ConfigMixin):
                 internal step index advances by one per call.
             sample (`torch.LongTensor` of shape `(batch_size, seq_len)`):
                 Current token ids `x_t`.
-            generator (`torch.Generator`, *optional*):
-                RNG (on `sample.device`) for categorical sampling and the jumps.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*):
+                RNG for categorical sampling and the jumps, on any device (the draws are made there). A list holds one
+                generator per sample, each row then depending on its own generator only (see `sample_tokens`).
             temperature (`float`, defaults to `1.0`):
                 Softmax temperature; `0` means argmax.
             attention_mask (`torch.BoolTensor` of shape `(batch_size, seq_len)`, *optional*):
@@ -415,56 +473,22 @@ class DiscreteFlowScheduler(SchedulerMixin, ConfigMixin):
             return_dict (`bool`, defaults to `True`):
                 Return a [`DiscreteFlowSchedulerOutput`] or a tuple `(prev_sample, pred_original_sample)`.
         """
-        if self.timesteps is None or self.t_schedule is None:
-            raise ValueError(
-                "The scheduler has no timesteps: call `scheduler.set_timesteps(num_inference_steps)` (or "
-                "`set_timesteps(timesteps=...)`) before `scheduler.step(...)`."
-            )
-        if temperature < 0:
-            raise ValueError(f"`temperature` must be >= 0, got {temperature}.")
-        if sample.ndim != 2:
-            raise ValueError(f"`sample` must be token ids of shape (batch_size, seq_len), got {tuple(sample.shape)}.")
-        self._check_logits(model_output, sample)
-        if isinstance(timestep, torch.Tensor) and timestep.numel() > 1:
-            if not (timestep == timestep.flatten()[0]).all():
-                raise ValueError(
-                    "`step` needs one timestep for the whole batch, got different per-sample timesteps."
-                )
-
-        if self.step_index is None:
-            self._init_step_index(timestep)
-        i = self._step_index
-        if i >= self.num_inference_steps:
-            raise ValueError(
-                f"All {self.num_inference_steps} steps of the schedule have been taken; call `set_timesteps` again "
-                f"to start a new sampling run."
-            )
+        i, valid = self._begin_step("step", model_output, timestep, sample, temperature, attention_mask)
         t = float(self.t_schedule[i])
         t_next = float(self.t_schedule[i + 1])
 
-        if attention_mask is None:
-            valid = torch.ones_like(sample, dtype=torch.bool)
-        else:
-            if attention_mask.shape != sample.shape:
-                raise ValueError(
-                    f"`attention_mask` must have the shape of `sample` {tuple(sample.shape)}, got "
-                    f"{tuple(attention_mask.shape)}."
-                )
-            valid = attention_mask.to(device=sample.device, dtype=torch.bool)
-
-        x1, confidence = self._sample_x1(model_output, temperature, generator)
-        x1 = x1.to(sample.device)
-        confidence = confidence.to(sample.device)
+        stochastic = self.config.commit_strategy == "stochastic"
+        x1, confidence, u = self.sample_tokens(model_output, generator, temperature, draw_uniform=stochastic)
+        x1, confidence = x1.to(sample.device), confidence.to(sample.device)
         is_mask_source = self.config.source == "mask"
 
-        if self.config.commit_strategy == "stochastic":
+        if stochastic:
             if t_next >= 1.0:
                 jump_prob = 1.0
             else:
                 rate = self.kappa_derivative(t) / (1.0 - self.kappa(t))
                 jump_prob = min(1.0, (t_next - t) * rate)
-            u = torch.rand(sample.shape, generator=generator, device=sample.device, dtype=torch.float64)
-            jump = (u < jump_prob) & valid
+            jump = (u.to(sample.device) < jump_prob) & valid
             if is_mask_source:
                 jump &= sample == self.mask_token_id
             prev_sample = torch.where(jump, x1, sample)
@@ -506,6 +530,101 @@ class DiscreteFlowScheduler(SchedulerMixin, ConfigMixin):
         if not return_dict:
             return prev_sample, pred_original_sample
         return DiscreteFlowSchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
+
+    def reference_step(
+        self,
+        model_output: torch.FloatTensor,
+        timestep: float | torch.Tensor,
+        sample: torch.LongTensor,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        temperature: float = 1.0,
+        attention_mask: torch.BoolTensor | None = None,
+        return_dict: bool = True,
+    ) -> DiscreteFlowSchedulerOutput | tuple:
+        """
+        The reference implementation's text update (its joint text-to-video+caption sampler), a heuristic rather
+        than a discretisation of the probability path: at step `i` of the `N`-step schedule every valid position is
+        resampled to `x1 ~ softmax(logits / temperature)` with probability `i / (N - 1)` (1 when `N = 1`), whatever
+        `kappa`, `source` and `commit_strategy`. The reference then ends with one argmax pass on the clean video
+        ([`~DiscreteFlowScheduler.commit_argmax`]).
+
+        Only the number of steps of the schedule matters (`set_timesteps(N)`); the arguments are those of
+        [`~DiscreteFlowScheduler.step`].
+        """
+        i, valid = self._begin_step("reference_step", model_output, timestep, sample, temperature, attention_mask)
+        n = self.num_inference_steps
+        resample_prob = i / (n - 1) if n > 1 else 1.0
+        x1, _, u = self.sample_tokens(model_output, generator, temperature, draw_uniform=True)
+        x1, u = x1.to(sample.device), u.to(sample.device)
+        prev_sample = torch.where((u < resample_prob) & valid, x1, sample)
+        pred_original_sample = torch.where(valid, x1, sample)
+        self._step_index += 1
+
+        if not return_dict:
+            return prev_sample, pred_original_sample
+        return DiscreteFlowSchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
+
+    def commit_argmax(
+        self,
+        model_output: torch.FloatTensor,
+        sample: torch.LongTensor,
+        attention_mask: torch.BoolTensor | None = None,
+    ) -> torch.LongTensor:
+        """The model's argmax over the real tokens at every valid position (padding keeps `sample`): the final pass
+        of the reference sampler, outside the schedule (it takes no step and uses no randomness)."""
+        if sample.ndim != 2:
+            raise ValueError(f"`sample` must be token ids of shape (batch_size, seq_len), got {tuple(sample.shape)}.")
+        self._check_logits(model_output, sample)
+        x1 = model_output[..., : self.config.vocab_size].argmax(dim=-1).to(sample.device)
+        if attention_mask is None:
+            return x1
+        return torch.where(self._valid_positions(sample, attention_mask), x1, sample)
+
+    def _valid_positions(self, sample: torch.LongTensor, attention_mask: torch.BoolTensor | None) -> torch.BoolTensor:
+        if attention_mask is None:
+            return torch.ones_like(sample, dtype=torch.bool)
+        if attention_mask.shape != sample.shape:
+            raise ValueError(
+                f"`attention_mask` must have the shape of `sample` {tuple(sample.shape)}, got "
+                f"{tuple(attention_mask.shape)}."
+            )
+        return attention_mask.to(device=sample.device, dtype=torch.bool)
+
+    def _begin_step(self, name, model_output, timestep, sample, temperature, attention_mask):
+        """Checks the arguments of a step, locates it in the schedule; returns its index and the valid positions."""
+        if self.timesteps is None or self.t_schedule is None:
+            raise ValueError(
+                "The scheduler has no timesteps: call `scheduler.set_timesteps(num_inference_steps)` (or "
+                f"`set_timesteps(timesteps=...)`) before `scheduler.{name}(...)`."
+            )
+        if temperature < 0:
+            raise ValueError(f"`temperature` must be >= 0, got {temperature}.")
+        if sample.ndim != 2:
+            raise ValueError(f"`sample` must be token ids of shape (batch_size, seq_len), got {tuple(sample.shape)}.")
+        self._check_logits(model_output, sample)
+        if isinstance(timestep, torch.Tensor) and timestep.numel() > 1:
+            if not (timestep == timestep.flatten()[0]).all():
+                raise ValueError(
+                    f"`{name}` needs one timestep for the whole batch, got different per-sample timesteps."
+                )
+
+        if self.step_index is None:
+            self._init_step_index(timestep)
+        i = self._step_index
+        if i >= self.num_inference_steps:
+            raise ValueError(
+                f"All {self.num_inference_steps} steps of the schedule have been taken; call `set_timesteps` again "
+                f"to start a new sampling run."
+            )
+        return i, self._valid_positions(sample, attention_mask)
+
+
+def _check_generator_list(generators: list, batch_size: int):
+    if len(generators) != batch_size:
+        raise ValueError(
+            f"Got a list of {len(generators)} generators for a batch of {batch_size}: pass one generator per sample "
+            "(or a single generator)."
+        )
 
 
 __all__ = ["DiscreteFlowScheduler", "DiscreteFlowSchedulerOutput"]

@@ -1,16 +1,4 @@
-# Copyright 2025 The univigu authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """ShapesWorld (`shapesworld-v1`): the tiny synthetic world in which the whole Uni-ViGU recipe runs on a CPU and is
 scored exactly. See docs/toyworld.md for the fixed spec.
 

@@ -1,16 +1,4 @@
-# Copyright 2025 The univigu authors.
-#
-# Licensed under the Apache License, Version 2.0 (the "License");
-# you may not use this file except in compliance with the License.
-# You may obtain a copy of the License at
-#
-#     http://www.apache.org/licenses/LICENSE-2.0
-#
-# Unless required by applicable law or agreed to in writing, software
-# distributed under the License is distributed on an "AS IS" BASIS,
-# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
-# See the License for the specific language governing permissions and
-# limitations under the License.
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """ShapesWorld v1 datasets on disk: a 🤗 datasets "videofolder"-style folder of lossless mp4 files + metadata.jsonl.
 
 Why lossless: ordinary H.264 (yuv420p, lossy) smears the saturated palette colours across the hard shape edges
@@ -29,6 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..data.video import NoFramesError, read_video
 from .text import scene_to_caption, scene_to_prompt
 from .world import DEFAULT_FPS, DEFAULT_NUM_FRAMES, SHAPESWORLD_VERSION, Scene, iter_scenes, render_scene
 
@@ -73,17 +62,11 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = DEFAULT_
 
 
 def load_video_frames(path: str | os.PathLike) -> np.ndarray:
-    """Read a video file as uint8 `(F, H, W, 3)` RGB frames (through imageio's ffmpeg plugin)."""
-    import imageio
-
-    reader = imageio.get_reader(os.fspath(path), format="FFMPEG")
+    """Read a video file as uint8 `(F, H, W, 3)` RGB frames (`univigu.data.read_video`: imageio's ffmpeg plugin)."""
     try:
-        frames = [np.asarray(frame) for frame in reader]
-    finally:
-        reader.close()
-    if not frames:
-        raise ValueError(f"No frames could be read from {path}.")
-    return np.stack(frames).astype(np.uint8, copy=False)
+        return read_video(path)
+    except NoFramesError:
+        raise ValueError(f"No frames could be read from {path}.") from None
 
 
 def sample_record(scene: Scene, file_name: str, split: str, index: int) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..training.encoding import encode_prompts, encode_prompts_padded, encode_videos
 from .dataset import iter_samples
 from .scoring import score_generation
 from .text import scene_to_prompt
@@ -68,13 +69,9 @@ def build_generator(text_dim: int, width: int = 128, num_layers: int = 4, num_he
         )
 
 
-@torch.no_grad()
 def encode_prompt_batch(tokenizer, text_encoder, prompts, max_sequence_length: int):
     """umT5 embeddings exactly as WanPipeline computes them: real tokens kept, the rest zero."""
-    from ..training.data import encode_prompts, pad_prompt_embeds
-
-    return pad_prompt_embeds(encode_prompts(tokenizer, text_encoder, prompts, max_sequence_length),
-                             max_sequence_length)
+    return encode_prompts_padded(tokenizer, text_encoder, prompts, max_sequence_length)
 
 
 @torch.no_grad()
@@ -82,8 +79,6 @@ def build_latent_cache(vae, tokenizer, text_encoder, num_clips: int, seed: int, 
                        batch_size: int = 32):
     """Render, encode and keep in memory: latents (N, 16, 5, 16, 16), prompt embeddings trimmed to the longest real
     prompt (the rest of the 512 positions is zeros and restored at train time), and the prompts."""
-    from ..training.data import encode_prompts, encode_videos
-
     latents, embeds, prompts = [], [], []
     frames_batch = []
     samples = iter_samples(num_clips, split="train", seed=seed)

@@ -10,6 +10,7 @@ A run starts from either
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -17,7 +18,18 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
+import diffusers
+import huggingface_hub
 import torch
+import transformers
+from diffusers import AutoencoderKLWan, WanTransformer3DModel
+from packaging import version
+from transformers import AutoTokenizer, UMT5EncoderModel
+
+from ..models import UniViGUTransformer3DModel
+from ..pipelines import UniViGUPipeline
+from ..schedulers import DiscreteFlowScheduler
+from .lora import save_lora_weights
 
 
 logger = logging.getLogger(__name__)
@@ -63,27 +75,15 @@ def load_components(
 
     `encoder_dtype` loads the frozen umT5 directly in that dtype (umT5-XXL is 22 GB in fp32: loading it in bf16
     halves every process's host-memory peak)."""
-    import diffusers
-    from diffusers import AutoencoderKLWan
-    from transformers import AutoTokenizer, UMT5EncoderModel
-
-    from ..models import UniViGUTransformer3DModel
-    from ..schedulers import DiscreteFlowScheduler
-
     path = pretrained_model_name_or_path
     if not os.path.isdir(path):
-        from huggingface_hub import snapshot_download
-
-        path = snapshot_download(path, revision=revision)
+        path = huggingface_hub.snapshot_download(path, revision=revision)
     index = _model_index(path)
     kind = index.get("_class_name")
     common = {"revision": revision}
     tokenizer = AutoTokenizer.from_pretrained(path, subfolder="tokenizer", **common)
     te_kwargs = dict(common)
     if encoder_dtype is not None:
-        import transformers
-        from packaging import version
-
         key = "dtype" if version.parse(transformers.__version__) >= version.parse("4.56") else "torch_dtype"
         te_kwargs[key] = encoder_dtype
     text_encoder = UMT5EncoderModel.from_pretrained(path, subfolder="text_encoder", variant=variant, **te_kwargs)
@@ -100,8 +100,6 @@ def load_components(
             call_defaults=index.get("call_defaults"),
         )
     if kind in ("WanPipeline", None) and "transformer" in index:
-        from diffusers import WanTransformer3DModel
-
         wan = WanTransformer3DModel.from_pretrained(path, subfolder="transformer", variant=variant, **common)
         # the same text vocabulary as `univigu convert wan` (umT5: 256,384 ids incl. the extra ids)
         vocab_size = max(int(getattr(tokenizer, "vocab_size", 0) or 0), len(tokenizer))
@@ -170,8 +168,6 @@ def training_call_defaults(args, base: Optional[dict] = None) -> dict:
     caption steps its validation used, and the training-time rule for reading videos — latents are the VAE
     posterior's mode (`encode_videos`), so inference must use `video_latents_mode="argmax"` too. Merged over the
     starting pipeline's own defaults (e.g. tuned t2v steps)."""
-    import copy
-
     defaults = copy.deepcopy(base or {})
     defaults.update(height=args.height, width=args.width, num_frames=args.num_frames,
                     max_sequence_length=args.max_sequence_length, video_latents_mode="argmax")
@@ -184,8 +180,6 @@ def training_call_defaults(args, base: Optional[dict] = None) -> dict:
 
 
 def build_pipeline(components: Components, transformer=None, call_defaults: Optional[dict] = None):
-    from ..pipelines import UniViGUPipeline
-
     return UniViGUPipeline(
         tokenizer=components.tokenizer,
         text_encoder=components.text_encoder,
@@ -200,6 +194,4 @@ def build_pipeline(components: Components, transformer=None, call_defaults: Opti
 
 def save_lora(output_dir: str, transformer) -> str:
     """Writes `pytorch_lora_weights.safetensors` (loadable with `pipe.load_lora_weights(output_dir)`)."""
-    from .lora import save_lora_weights
-
     return save_lora_weights(output_dir, transformer)

@@ -1,3 +1,4 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """Pictures people would rather look at than tensors: a grid of videos (one row per video, one column per frame)."""
 
 from typing import Optional, Sequence
