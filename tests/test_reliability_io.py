@@ -541,3 +541,31 @@ def test_evaluate_refuses_external_video_paths_without_its_flag(evaluation, tmp_
         cli_main(evaluation.args)
     assert evaluation.loads == 0
     assert cli_main(evaluation.args + ["--allow_external_video_paths"]) == 0
+
+
+def test_a_transient_decoder_failure_is_retried_and_a_broken_file_is_not(tmp_path, monkeypatch):
+    """Which samples a run keeps must not depend on the machine's load: imageio's ffmpeg reader can fail once under
+    load on a good file (seen in a training run); a broken file still fails."""
+    import imageio
+
+    from univigu.data import video as video_io
+    from univigu.toyworld import render_scene, sample_scene, scene_rng, write_video
+
+    path = tmp_path / "clip.mp4"
+    write_video(path, render_scene(sample_scene(scene_rng(0, "train", 0))))
+    real = imageio.get_reader
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("Could not load meta information")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imageio, "get_reader", flaky)
+    assert video_io.read_video(path).shape == (9, 64, 64, 3) and len(calls) == 2
+    monkeypatch.setattr(imageio, "get_reader", real)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    with pytest.raises(OSError):
+        video_io.read_video(broken)

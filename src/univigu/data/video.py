@@ -11,6 +11,10 @@ from typing import List
 import numpy as np
 
 
+#: How many times a video file is opened before an `OSError` from the decoder counts as a broken file.
+READ_ATTEMPTS = 3
+
+
 class BadSample(Exception):
     """Raised while reading one sample; the message is the reason it is skipped."""
 
@@ -28,11 +32,21 @@ def read_video(source) -> np.ndarray:
             tmp.write(source)
             tmp.flush()
             return read_video(tmp.name)
-    reader = imageio.get_reader(os.fspath(source), format="FFMPEG")
-    try:
-        frames = [np.asarray(frame) for frame in reader]
-    finally:
-        reader.close()
+    path = os.fspath(source)
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            reader = imageio.get_reader(path, format="FFMPEG")
+            try:
+                frames = [np.asarray(frame) for frame in reader]
+            finally:
+                reader.close()
+            break
+        except OSError:
+            # imageio talks to an ffmpeg subprocess; on a loaded machine reading its header can fail once ("Could not
+            # load meta information") for a file that is fine. Retry, so that which samples a run keeps does not
+            # depend on the machine's load; a file that is really broken fails every time and is raised.
+            if attempt == READ_ATTEMPTS - 1 or not os.path.isfile(path):
+                raise
     if not frames:
         raise NoFramesError("no frames")
     frames = np.stack(frames)
