@@ -301,11 +301,11 @@ def build_demo(demo_app: UniViGUDemo) -> gr.Blocks:
                     t2v_prompt = gr.Textbox(label="Prompt", value=EXAMPLE_PROMPTS[0], elem_id="t2v-prompt")
                     with gr.Accordion("Settings", open=False):
                         t2v_seed = gr.Number(label="Seed", value=0, precision=0)
-                        t2v_steps = gr.Slider(1, LIMITS["steps"][1], value=d["t2v_steps"], step=1, label="Steps")
-                        t2v_guidance = gr.Slider(0, 20, value=d["guidance"], step=0.5, label="Guidance scale")
-                        t2v_height = gr.Slider(16, 1024, value=d["height"], step=16, label="Height")
-                        t2v_width = gr.Slider(16, 1024, value=d["width"], step=16, label="Width")
-                        t2v_frames = gr.Slider(1, 161, value=d["num_frames"], step=4, label="Frames (4k+1)")
+                        t2v_steps = gr.Slider(*LIMITS["steps"], value=d["t2v_steps"], step=1, label="Steps")
+                        t2v_guidance = gr.Slider(*LIMITS["guidance"], value=d["guidance"], step=0.5, label="Guidance scale")
+                        t2v_height = gr.Slider(*LIMITS["size"], value=d["height"], step=16, label="Height")
+                        t2v_width = gr.Slider(*LIMITS["size"], value=d["width"], step=16, label="Width")
+                        t2v_frames = gr.Slider(*LIMITS["frames"], value=d["num_frames"], step=4, label="Frames (4k+1)")
                     t2v_button = gr.Button("Generate video", variant="primary", elem_id="t2v-run")
                 t2v_video = gr.Video(label="Generated video", elem_id="t2v-video", autoplay=True, loop=True)
             gr.Examples([[p] for p in EXAMPLE_PROMPTS], inputs=[t2v_prompt])
@@ -315,8 +315,8 @@ def build_demo(demo_app: UniViGUDemo) -> gr.Blocks:
                     v2t_video = gr.Video(label="Video to caption", sources=["upload"], elem_id="v2t-video")
                     with gr.Accordion("Settings", open=False):
                         v2t_seed = gr.Number(label="Seed", value=0, precision=0)
-                        v2t_steps = gr.Slider(1, LIMITS["steps"][1], value=d["v2t_steps"], step=1, label="Text steps")
-                        v2t_length = gr.Slider(4, 128, value=d["text_length"], step=1, label="Text length (tokens)")
+                        v2t_steps = gr.Slider(*LIMITS["steps"], value=d["v2t_steps"], step=1, label="Text steps")
+                        v2t_length = gr.Slider(*LIMITS["text_length"], value=d["text_length"], step=1, label="Text length (tokens)")
                     v2t_button = gr.Button("Caption it", variant="primary", elem_id="v2t-run")
                 with gr.Column():
                     v2t_caption = gr.Textbox(label="Caption", elem_id="v2t-caption", interactive=False)
@@ -329,9 +329,9 @@ def build_demo(demo_app: UniViGUDemo) -> gr.Blocks:
                     joint_prompt = gr.Textbox(label="Prompt", value=EXAMPLE_PROMPTS[3], elem_id="joint-prompt")
                     with gr.Accordion("Settings", open=False):
                         joint_seed = gr.Number(label="Seed", value=0, precision=0)
-                        joint_steps = gr.Slider(1, LIMITS["steps"][1], value=d["t2v_steps"], step=1, label="Steps")
-                        joint_guidance = gr.Slider(0, 20, value=d["guidance"], step=0.5, label="Guidance scale")
-                        joint_length = gr.Slider(4, 128, value=d["text_length"], step=1, label="Text length (tokens)")
+                        joint_steps = gr.Slider(*LIMITS["steps"], value=d["t2v_steps"], step=1, label="Steps")
+                        joint_guidance = gr.Slider(*LIMITS["guidance"], value=d["guidance"], step=0.5, label="Guidance scale")
+                        joint_length = gr.Slider(*LIMITS["text_length"], value=d["text_length"], step=1, label="Text length (tokens)")
                     joint_button = gr.Button("Generate video and caption", variant="primary", elem_id="joint-run")
                 with gr.Column():
                     joint_video = gr.Video(label="Generated video", autoplay=True, loop=True, elem_id="joint-video")
