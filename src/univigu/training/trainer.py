@@ -11,8 +11,10 @@ gradient accumulation, checkpoint/resume and multi-process runs; 🤗 datasets f
 The command line is in `arguments`, the output folder checks and the loss log in `outputs`.
 
 Reproducibility: every random draw of a training step (task views, sigmas, noise, text times and text noise) comes
-from a generator seeded by (seed, step, micro-step, process), and the data order depends only on (seed, epoch);
-resuming from a checkpoint therefore replays exactly the steps an uninterrupted run would take.
+from a generator seeded by (seed, step, slot), where slot = micro-step x processes + process is the micro-batch's
+place in the step's global batch order, and the data order depends only on (seed, epoch); resuming from a checkpoint
+therefore replays exactly the steps an uninterrupted run would take, and P processes x A accumulation micro-steps
+compute the same steps as 1 process x P*A micro-steps (same per-device batch), up to floating-point reduction order.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ import torch
 import transformers
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
+from accelerate.state import PartialState
+from accelerate.utils import (
+    DistributedType,
+    FullyShardedDataParallelPlugin,
+    ProjectConfiguration,
+    parse_flag_from_env,
+    set_seed,
+)
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import cast_training_params
 from tqdm.auto import tqdm
@@ -100,6 +109,36 @@ def _multi_process_without_accelerator() -> bool:
     return not (mps is not None and mps.is_available())
 
 
+def _sharding_on_cpu(accelerator) -> None:
+    """Honours an FSDP or DeepSpeed config (`accelerate launch` sets ACCELERATE_USE_FSDP / _DEEPSPEED) on CPU processes.
+
+    accelerate 1.x selects FSDP and DeepSpeed only on GPUs and other accelerators: on several CPU processes it
+    silently runs DDP over gloo (MULTI_CPU) and ignores the config. torch's FSDP2 (`fully_shard`) runs on CPU over
+    gloo, so an FSDP config switches the state to FSDP the way accelerate does on a GPU (`AcceleratorState.__init__`):
+    the run then shards weights, gradients and optimizer state, writes sharded checkpoints and gathers the final
+    weights, as on GPUs (tests/test_distributed_training.py). A DeepSpeed config is refused rather than run as DDP."""
+    if accelerator.distributed_type != DistributedType.MULTI_CPU:
+        return
+    if parse_flag_from_env("ACCELERATE_USE_DEEPSPEED"):
+        raise ValueError(
+            "A DeepSpeed config on CPU processes: accelerate runs DeepSpeed only on GPUs and would silently train with "
+            "DDP instead. On CPU use configs/accelerate_fsdp_cpu_2proc.yaml (FSDP2 over gloo) or "
+            "configs/accelerate_cpu_2proc.yaml (DDP)."
+        )
+    if not parse_flag_from_env("ACCELERATE_USE_FSDP"):
+        return
+    plugin = FullyShardedDataParallelPlugin()  # from the FSDP_* variables `accelerate launch` set from the config
+    if plugin.fsdp_version != 2:
+        raise ValueError("FSDP on CPU (gloo) needs `fsdp_version: 2` in the accelerate config: accelerate's FSDP1 "
+                         "path assumes a GPU.")
+    if accelerator.mixed_precision != "no":
+        plugin.set_mixed_precision(accelerator.mixed_precision)
+    accelerator.state.fsdp_plugin = plugin
+    accelerator.state.distributed_type = DistributedType.FSDP
+    # every later AcceleratorState() copies PartialState's type back: set it there too, as accelerate does
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+
+
 def _cast_frozen_base(transformer, device, dtype):
     """Moves the model to `device` and casts its weights to `dtype`, except those of `_keep_in_fp32_modules`."""
     keep = tuple(getattr(transformer, "_keep_in_fp32_modules", None) or ())
@@ -142,6 +181,7 @@ def setup_accelerator(args) -> Accelerator:
         project_config=ProjectConfiguration(project_dir=str(output_dir),
                                             logging_dir=str(output_dir / args.logging_dir)),
     )
+    _sharding_on_cpu(accelerator)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
                         level=logging.INFO if accelerator.is_local_main_process else logging.ERROR)
     logging.getLogger("univigu").setLevel(logging.INFO if accelerator.is_local_main_process else logging.ERROR)
@@ -522,9 +562,11 @@ def train_loop(args, global_step: int, opt: Optimization, data: TrainingData, co
             micro_index += 1
             with accelerator.accumulate(model):
                 latents, embeds = model_inputs(batch, components, args, device)
-                generator = torch.Generator().manual_seed(
-                    step_seed(args.seed, global_step, micro, accelerator.process_index)
-                )
+                # The draws follow the micro-batch's place in the step's global batch order (the loader gives process
+                # p its micro-step m's batch at place m * processes + p), not the split into processes and
+                # micro-steps. One process: slot = micro (the seeds of earlier single-process runs).
+                slot = micro * accelerator.num_processes + accelerator.process_index
+                generator = torch.Generator().manual_seed(step_seed(args.seed, global_step, slot, 0))
                 out = opt.loss_fn(
                     model, latents, batch["text_ids"].to(device), batch["text_attention_mask"].to(device), embeds,
                     generator=generator, generation_attention_mask=batch["text_token_mask"].to(device),
