@@ -43,9 +43,11 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
         description="Copy every Wan weight, initialise the text experts from the video ones (ffn_t <- ffn, ...), "
         "a fresh vocab_embed and a zero text head. Its text-to-video output equals the Wan pipeline's.",
     )
-    wan.add_argument("--wan", required=True, metavar="PATH", help="Wan2.1 T2V diffusers folder (model_index.json, "
+    wan.add_argument("--wan", required=True, metavar="PATH", help="Wan T2V diffusers folder (model_index.json, "
                      "transformer/, vae/, text_encoder/, tokenizer/, scheduler/) or its Hub id, e.g. "
-                     "Wan-AI/Wan2.1-T2V-1.3B-Diffusers (only those files are downloaded).")
+                     "Wan-AI/Wan2.1-T2V-1.3B-Diffusers, Wan-AI/Wan2.1-T2V-14B-Diffusers or "
+                     "Wan-AI/Wan2.2-TI2V-5B-Diffusers (only those files are downloaded). Two-transformer Wan2.2-A14B "
+                     "folders are refused (docs/backbones.md).")
     wan.add_argument("--out", required=True, metavar="DIR", help="Output pipeline folder.")
     wan.add_argument("--text-mask-token", action="store_true",
                      help="Add a [MASK] token (id = vocab size) and use the mask source for text (default: uniform "

@@ -72,15 +72,23 @@ def resolve_wan_path(wan_path: PathLike) -> Path:
     if not looks_like_repo:
         raise FileNotFoundError(f"Wan folder not found: {path} (pass a local folder or a Hub id like "
                                 "Wan-AI/Wan2.1-T2V-1.3B-Diffusers)")
-    try:
-        return Path(huggingface_hub.snapshot_download(text, allow_patterns=WAN_HUB_PATTERNS))
-    except Exception as error:  # offline, unknown repo, gated: say what to do
-        reason = (str(error).strip().splitlines() or [""])[0]
-        raise FileNotFoundError(
-            f"{text} is not a local folder and could not be downloaded from the Hub ({type(error).__name__}: "
-            f"{reason}). Check the id and your connection, or download it first: "
-            f"`huggingface-cli download {text} --local-dir Wan2.1-T2V-1.3B-Diffusers`."
-        ) from error
+
+    def download(patterns):
+        try:
+            return Path(huggingface_hub.snapshot_download(text, allow_patterns=patterns))
+        except Exception as error:  # offline, unknown repo, gated: say what to do
+            reason = (str(error).strip().splitlines() or [""])[0]
+            raise FileNotFoundError(
+                f"{text} is not a local folder and could not be downloaded from the Hub ({type(error).__name__}: "
+                f"{reason}). Check the id and your connection, or download it first: "
+                f"`huggingface-cli download {text} --local-dir Wan2.1-T2V-1.3B-Diffusers`."
+            ) from error
+
+    # model_index.json first: a layout that is refused (Wan2.2-A14B) is refused before gigabytes are fetched
+    index_file = download(["model_index.json"]) / "model_index.json"
+    if index_file.is_file():
+        check_single_transformer(text, json.loads(index_file.read_text()))
+    return download(WAN_HUB_PATTERNS)
 
 
 def read_wan_folder(wan_path: PathLike) -> WanFolder:
@@ -94,6 +102,7 @@ def read_wan_folder(wan_path: PathLike) -> WanFolder:
             "Wan2.1-T2V-1.3B-Diffusers with model_index.json, transformer/, vae/, text_encoder/, tokenizer/."
         )
     model_index = json.loads(index_file.read_text())
+    check_single_transformer(path, model_index)
     missing = [name for name in ("transformer",) + COPIED_COMPONENTS + ("scheduler",) if not (path / name).is_dir()]
     if missing:
         raise ValueError(f"{path} lacks the component folder(s) {missing} of a Wan2.1 T2V pipeline.")
@@ -111,6 +120,25 @@ def read_wan_folder(wan_path: PathLike) -> WanFolder:
             "text-to-video."
         )
     return WanFolder(path=path, model_index=model_index, transformer_config=config)
+
+
+def check_single_transformer(path: PathLike, model_index: Dict[str, Any]) -> None:
+    """Refuse a Wan2.2-A14B folder: two transformers (`transformer` for high noise, `transformer_2` for low noise)
+    switched at `boundary_ratio`. A UniViGU model is one transformer that holds video *and* text: its text stream
+    (captioning at video time 0, and joint generation with the caption at the video's time) would need text experts
+    in both, trained jointly across the switch; that is not implemented (docs/backbones.md). Neither expert alone
+    keeps the prior: each was trained on its part of the noise range only."""
+    second = model_index.get("transformer_2")
+    has_second = (isinstance(second, (list, tuple)) and any(second)) or (Path(path) / "transformer_2").is_dir()
+    if has_second or model_index.get("boundary_ratio") is not None:
+        raise ValueError(
+            f"{path} is a two-expert Wan2.2 pipeline (Wan2.2-A14B layout: transformer + transformer_2, "
+            f"boundary_ratio={model_index.get('boundary_ratio')}). UniViGU builds on one transformer, and this "
+            "layout is not supported: its text stream would need text experts in both transformers, trained "
+            "across the high/low-noise switch, and neither expert alone keeps Wan's prior over the whole "
+            "schedule. Convert a single-transformer Wan folder instead: Wan2.1-T2V-1.3B or -14B, or "
+            "Wan2.2-TI2V-5B (see docs/backbones.md). Nothing was written."
+        )
 
 
 def univigu_config_from_wan(wan_config: Dict[str, Any], **extra) -> Dict[str, Any]:
@@ -333,9 +361,11 @@ def write_converted_pipeline(
     overwrite: bool = False,
     inputs=(),
     max_shard_size: Union[int, str] = "10GB",
+    pipeline_config: Optional[Dict[str, Any]] = None,
 ) -> Path:
     """The end of both conversions: the pipeline folder (:func:`write_pipeline_folder`) and its provenance record,
-    written into a staged folder that replaces `out_dir` only when complete (:func:`staged_output_dir`)."""
+    written into a staged folder that replaces `out_dir` only when complete (:func:`staged_output_dir`).
+    `pipeline_config`: further pipeline config arguments (e.g. `expand_timesteps`)."""
     with staged_output_dir(out_dir, overwrite, inputs) as staging:
         write_pipeline_folder(
             staging,
@@ -344,7 +374,7 @@ def write_converted_pipeline(
             scheduler=scheduler,
             text_scheduler=text_scheduler,
             tokenizer=tokenizer,
-            pipeline_config={"latent_normalization": latent_normalization},
+            pipeline_config={"latent_normalization": latent_normalization, **(pipeline_config or {})},
             max_shard_size=max_shard_size,
         )
         write_provenance(staging, provenance)

@@ -1,5 +1,6 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
-"""Build an untrained UniViGU pipeline folder from a Wan2.1 text-to-video diffusers folder.
+"""Build an untrained UniViGU pipeline folder from a Wan text-to-video diffusers folder (Wan2.1-T2V-1.3B/14B,
+Wan2.2-TI2V-5B; a two-expert Wan2.2-A14B folder is refused, see docs/backbones.md).
 
 Every Wan weight is kept; the text experts start as copies of their video counterparts and the text head at zero
 (`UniViGUTransformer3DModel.from_wan`). The Wan folder's tokenizer, text encoder and VAE are copied as files, and
@@ -67,7 +68,10 @@ def convert_wan(
     """Write an untrained `UniViGUPipeline` folder built from a Wan2.1 T2V diffusers folder.
 
     Args:
-        wan_path: Wan2.1 text-to-video folder in diffusers format (e.g. a local Wan2.1-T2V-1.3B-Diffusers).
+        wan_path: Wan text-to-video folder in diffusers format (e.g. a local Wan2.1-T2V-1.3B-Diffusers,
+            Wan2.1-T2V-14B-Diffusers or Wan2.2-TI2V-5B-Diffusers), or its Hub id. Wan2.2-TI2V-5B's
+            `expand_timesteps=True` is kept in the pipeline config; a Wan2.2-A14B folder (`transformer_2`,
+            `boundary_ratio`) is refused before anything is written.
         out_dir: the output folder.
         text_mask_token: add a `[MASK]` token (id `vocab_size`) and use the mask source for text; default: the
             uniform source, as the reference.
@@ -116,6 +120,8 @@ def convert_wan(
         overwrite=overwrite,
         inputs=[wan.path],
         max_shard_size=max_shard_size,
+        # Wan2.2-TI2V-5B: per-token video timesteps, as its WanPipeline (the prior stays exactly Wan's)
+        pipeline_config={"expand_timesteps": bool(wan.model_index.get("expand_timesteps", False))},
     )
 
 

@@ -2,6 +2,8 @@
 """How many parameters the text stream adds to a Wan backbone, for any config, without allocating memory.
 
     python -m univigu.models.parameter_report               # Wan2.1-T2V-1.3B with the umT5 vocabulary
+    univigu params --backbone wan2.2-ti2v-5b                # another supported backbone (see BACKBONES)
+    univigu params --config WAN/transformer/config.json     # a Wan (or UniViGU) transformer config
     univigu params --num-layers 2 --vocab-size 64 ...       # any config
 """
 
@@ -30,6 +32,25 @@ WAN21_T2V_1_3B_CONFIG: Dict[str, Any] = {
     "rope_max_seq_len": 1024,
     "vocab_size": 256384,
     "text_mask_token": False,
+}
+
+# Wan2.1-T2V-14B: 40 heads x 128 (dim 5120), ffn 13824, 40 layers; same VAE and latent space as the 1.3B.
+WAN21_T2V_14B_CONFIG: Dict[str, Any] = {
+    **WAN21_T2V_1_3B_CONFIG, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40,
+}
+
+# Wan2.2-TI2V-5B: 24 heads x 128 (dim 3072), ffn 14336, 30 layers, 48 latent channels (Wan2.2's 16x VAE); its
+# pipeline gives the video one timestep per token (`expand_timesteps`), which changes no parameter.
+WAN22_TI2V_5B_CONFIG: Dict[str, Any] = {
+    **WAN21_T2V_1_3B_CONFIG, "num_attention_heads": 24, "ffn_dim": 14336, "num_layers": 30,
+    "in_channels": 48, "out_channels": 48,
+}
+
+#: The backbones `univigu convert wan` supports (docs/backbones.md), for `univigu params --backbone`.
+BACKBONES: Dict[str, Dict[str, Any]] = {
+    "wan2.1-t2v-1.3b": WAN21_T2V_1_3B_CONFIG,
+    "wan2.1-t2v-14b": WAN21_T2V_14B_CONFIG,
+    "wan2.2-ti2v-5b": WAN22_TI2V_5B_CONFIG,
 }
 
 # Groups of text-expert parameters, by name prefix/infix, in report order.
@@ -85,6 +106,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
                 "vocab_size", "in_channels"):
         parser.add_argument("--" + key.replace("_", "-"), type=int, default=defaults[key])
     parser.add_argument("--text-mask-token", action="store_true", help="Add a [MASK] row to the text vocabulary.")
+    parser.add_argument("--backbone", choices=sorted(BACKBONES),
+                        help="A supported Wan backbone's config (overrides the size flags; --vocab-size and "
+                        "--text-mask-token still apply).")
     parser.add_argument("--config", help="A transformer config.json to report on (overrides the flags).")
     parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
@@ -97,6 +121,8 @@ def _run_params(args) -> int:
         config.setdefault("vocab_size", args.vocab_size)
         for key in ("image_dim", "added_kv_proj_dim", "pos_embed_seq_len"):
             config.pop(key, None)
+    elif args.backbone:
+        config = dict(BACKBONES[args.backbone], vocab_size=args.vocab_size, text_mask_token=args.text_mask_token)
     else:
         config = dict(WAN21_T2V_1_3B_CONFIG)
         for key in ("num_attention_heads", "attention_head_dim", "text_dim", "freq_dim", "ffn_dim", "num_layers",

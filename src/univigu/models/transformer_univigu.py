@@ -1,25 +1,17 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
-"""UniViGUTransformer3DModel: one Wan2.1 diffusion transformer for video (continuous flow) and text
-(discrete flow), with a modality-driven mixture of experts.
-
-The sequence a block sees is ``[video patch tokens ; text tokens]``. Everything in a block is shared
-between the two streams (norms, self-attention over the joint sequence, cross-attention to the umT5
-prompt embedding, the block's ``scale_shift_table``) except the feed-forward network: ``ffn`` (Wan's) for
-video tokens and ``ffn_t`` for text tokens. Each stream has its own timestep, time embedding and output
-head. Video tokens use Wan's interleaved 3D RoPE; text tokens use a 1D rotate-half RoPE over positions
-``0..L_t-1``.
-
-Module names follow the reference checkpoint's state-dict names, so converting a reference checkpoint is a
-rename of its ``_fsdp_wrapped_module.`` infix and nothing else (see ``univigu.conversion``). The pieces are
-diffusers' own Wan modules (``WanAttention``, ``WanRotaryPosEmbed``, ``FeedForward``, ``FP32LayerNorm``,
-``Timesteps``/``TimestepEmbedding``, ``PixArtAlphaTextProjection``); with no text stream the computation is
-exactly ``WanTransformer3DModel``'s.
+"""UniViGUTransformer3DModel: one Wan2.1 diffusion transformer for video (continuous flow) and text (discrete flow)
+over the joint sequence ``[video patch tokens ; text tokens]``, with a modality-driven mixture of experts: everything
+in a block is shared but the feed-forward network (``ffn`` for video, ``ffn_t`` for text). Built from diffusers' own
+Wan modules; with no text stream it computes exactly what ``WanTransformer3DModel`` computes. univigu's
+docs/architecture.md has the diagram and the mapping to the paper and to the reference checkpoint's names.
 
 This file is self-contained on purpose: it is copied verbatim into exported Hub folders so that
 ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` works without univigu installed.
 """
 
 import math
+import os
+import shutil
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
@@ -73,6 +65,17 @@ def _apply_rotate_half_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tenso
     return (x.float() * cos + rotated.float() * sin).type_as(x)
 
 
+def _apply_joint_rope(x: torch.Tensor, rotary_emb: Dict[str, Any]) -> torch.Tensor:
+    # `x` is `[video ; text]` (either part may be absent): each part takes its own stream's RoPE.
+    video_rope, text_rope = rotary_emb.get("video"), rotary_emb.get("text")
+    if text_rope is None:
+        return _apply_interleaved_rope(x, *video_rope)
+    if video_rope is None:
+        return _apply_rotate_half_rope(x, *text_rope)
+    n = rotary_emb["num_video_tokens"]
+    return torch.cat([_apply_interleaved_rope(x[:, :n], *video_rope), _apply_rotate_half_rope(x[:, n:], *text_rope)], 1)
+
+
 class UniViGUTextRotaryPosEmbed(nn.Module):
     """1D rotary embedding of the text stream: base `theta` over the full head dim, positions 0..L-1."""
 
@@ -94,17 +97,14 @@ class UniViGUTextRotaryPosEmbed(nn.Module):
 
 
 class UniViGUVideoKVCache:
-    """Keys and values of the clean video tokens in every block's self-attention, kept across captioning steps.
+    """Keys and values of the clean video tokens in every block's self-attention (after q/k norm and RoPE), kept
+    across captioning steps: the video never changes in video -> text, so between *refresh* steps (the full joint
+    forward, which stores them) the text tokens run alone against the stored video keys/values.
 
-    In video -> text the video never changes, yet the exact sampler runs all its tokens (32,760 at 81x480x832) at every
-    text step. With a cache, a *refresh* step is the full joint forward and each block stores its video keys and
-    values (after the q/k norm and RoPE); the steps in between run the text tokens alone: text queries attend to the
-    stored video keys/values plus fresh text keys/values, and cross-attention and FFN run on text only.
-
-    Exact when the video tokens do not attend to the text (`understanding_attention="video_prefix"`); with full
-    attention the stored video keys/values are those of the text at the last refresh (an approximation, as in the
-    KV caches of diffusion language models). Pass it as `attention_kwargs={"video_kv_cache": cache}`; set
-    `cache.refresh = True` for a full forward (which stores) and `False` for a text-only one (`hidden_states=None`).
+    Exact with `understanding_attention="video_prefix"`; with full attention the stored keys/values saw the text of the
+    last refresh (an approximation, as in diffusion language models' KV caches). Pass it as
+    `attention_kwargs={"video_kv_cache": cache}`, with `cache.refresh = True` for a full forward and `False` for a
+    text-only one (`hidden_states=None`).
     """
 
     def __init__(self):
@@ -163,25 +163,8 @@ class UniViGUAttnProcessor:
         value = value.unflatten(2, (attn.heads, -1))
 
         if rotary_emb is not None:
-            num_video = rotary_emb["num_video_tokens"]
-            video_rope = rotary_emb.get("video")
-            text_rope = rotary_emb.get("text")
-
-            def rope(x):
-                if text_rope is None:
-                    return _apply_interleaved_rope(x, *video_rope)
-                if video_rope is None:
-                    return _apply_rotate_half_rope(x, *text_rope)
-                return torch.cat(
-                    [
-                        _apply_interleaved_rope(x[:, :num_video], *video_rope),
-                        _apply_rotate_half_rope(x[:, num_video:], *text_rope),
-                    ],
-                    dim=1,
-                )
-
-            query = rope(query)
-            key = rope(key)
+            query = _apply_joint_rope(query, rotary_emb)
+            key = _apply_joint_rope(key, rotary_emb)
 
         if video_kv is not None:
             cache, layer = video_kv
@@ -192,16 +175,9 @@ class UniViGUAttnProcessor:
                 key, value = cache.extend(layer, key, value)
 
         hidden_states = dispatch_attention_fn(
-            query,
-            key,
-            value,
-            attn_mask=attention_mask,
-            dropout_p=0.0,
-            is_causal=False,
-            backend=self._attention_backend,
+            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False, backend=self._attention_backend
         )
-        hidden_states = hidden_states.flatten(2, 3)
-        hidden_states = hidden_states.type_as(query)
+        hidden_states = hidden_states.flatten(2, 3).type_as(query)
 
         hidden_states = attn.to_out[0](hidden_states)
         hidden_states = attn.to_out[1](hidden_states)
@@ -218,8 +194,12 @@ class UniViGUTimeEmbedding(nn.Module):
         self.act_fn = nn.SiLU()
         self.time_proj = nn.Linear(dim, time_proj_dim)
 
-    def forward(self, timestep: torch.Tensor, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, timestep: torch.Tensor, dtype: torch.dtype, timestep_seq_len: Optional[int] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         timestep = self.timesteps_proj(timestep)
+        if timestep_seq_len is not None:  # per-token timesteps (Wan2.2 TI2V `expand_timesteps`), as in diffusers
+            timestep = timestep.unflatten(0, (-1, timestep_seq_len))
         time_embedder_dtype = next(iter(self.time_embedder.parameters())).dtype
         if timestep.dtype != time_embedder_dtype and time_embedder_dtype != torch.int8:
             timestep = timestep.to(time_embedder_dtype)
@@ -237,7 +217,11 @@ class UniViGUVideoHead(nn.Module):
         self.proj_out = nn.Linear(dim, out_features)
 
     def forward(self, hidden_states, temb, scale_shift_table):
-        shift, scale = (scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
+        if temb.ndim == 3:  # (B, N, D): per-token timesteps (Wan2.2 TI2V), as in WanTransformer3DModel
+            shift, scale = (scale_shift_table.unsqueeze(0).to(temb.device) + temb.unsqueeze(2)).chunk(2, dim=2)
+            shift, scale = shift.squeeze(2), scale.squeeze(2)
+        else:
+            shift, scale = (scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
         shift = shift.to(hidden_states.device)
         scale = scale.to(hidden_states.device)
         hidden_states = (self.norm_out(hidden_states.float()) * (1 + scale) + shift).type_as(hidden_states)
@@ -246,10 +230,8 @@ class UniViGUVideoHead(nn.Module):
 
 class UniViGUTextHead(nn.Module):
     """Text output layer: weight-only LayerNorm in fp32, modulation from `scale_shift_table_t`, then a
-    zero-initialised linear map to the vocabulary (so a fresh model predicts uniform logits).
-
-    The norm's epsilon is PyTorch's LayerNorm default (1e-5), not Wan's 1e-6: that is what the reference uses
-    (checked against its outputs, see tests/test_transformer.py)."""
+    zero-initialised linear map to the vocabulary (so a fresh model predicts uniform logits). The norm's epsilon is
+    PyTorch's default (1e-5), not Wan's 1e-6, as in the reference (checked against its outputs)."""
 
     def __init__(self, dim: int, num_embeddings: int, eps: float = 1e-5):
         super().__init__()
@@ -270,6 +252,8 @@ class UniViGUTextHead(nn.Module):
 
 def _modulation(scale_shift_table: torch.Tensor, timestep_proj: torch.Tensor):
     # (1, 6, D) + (B, 6, D) -> six (B, 1, D) tensors: shift, scale, gate, c_shift, c_scale, c_gate
+    if timestep_proj.ndim == 4:  # (B, N, 6, D), per-token timesteps (Wan2.2 TI2V): six (B, N, D), as diffusers
+        return tuple(m.squeeze(2) for m in (scale_shift_table.unsqueeze(0) + timestep_proj.float()).chunk(6, dim=2))
     return (scale_shift_table + timestep_proj.float()).chunk(6, dim=1)
 
 
@@ -287,21 +271,14 @@ class UniViGUTransformerBlock(nn.Module):
         text_ffn: str = "expert",
     ):
         super().__init__()
+        head_dim = dim // num_heads
         self.norm1 = FP32LayerNorm(dim, eps, elementwise_affine=False)
         self.attn1 = WanAttention(
-            dim=dim,
-            heads=num_heads,
-            dim_head=dim // num_heads,
-            eps=eps,
-            cross_attention_dim_head=None,
+            dim=dim, heads=num_heads, dim_head=head_dim, eps=eps, cross_attention_dim_head=None,
             processor=UniViGUAttnProcessor(),
         )
         self.attn2 = WanAttention(
-            dim=dim,
-            heads=num_heads,
-            dim_head=dim // num_heads,
-            eps=eps,
-            cross_attention_dim_head=dim // num_heads,
+            dim=dim, heads=num_heads, dim_head=head_dim, eps=eps, cross_attention_dim_head=head_dim,
             processor=WanAttnProcessor(),
         )
         self.norm2 = FP32LayerNorm(dim, eps, elementwise_affine=True) if cross_attn_norm else nn.Identity()
@@ -337,9 +314,7 @@ class UniViGUTransformerBlock(nn.Module):
             return [tensor] if len(lengths) == 1 else list(tensor.split(lengths, dim=1))
 
         # 1. Self-attention over the joint sequence, each stream modulated and gated by its own timestep.
-        normed = [
-            (self.norm1(x.float()) * (1 + mod[1]) + mod[0]).type_as(x) for x, mod, _ in streams
-        ]
+        normed = [(self.norm1(x.float()) * (1 + mod[1]) + mod[0]).type_as(x) for x, mod, _ in streams]
         attn_kwargs = {"video_kv": video_kv} if video_kv is not None else {}
         attn_output = split(self.attn1(joint(normed), None, attention_mask, rotary_emb, **attn_kwargs))
         for stream, out in zip(streams, attn_output):
@@ -386,15 +361,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         "patch_embedding", "cond_text_embedder", "time_embedding", "vocab_embed", "norm", "video_head",
     ]
     _no_split_modules = ["UniViGUTransformerBlock"]
-    _keep_in_fp32_modules = [
-        "rope",
-        "time_embedder",
-        "scale_shift_table",
-        "norm1",
-        "norm2",
-        "norm3",
-        "norm_final",
-    ]
+    _keep_in_fp32_modules = ["rope", "time_embedder", "scale_shift_table", "norm1", "norm2", "norm3", "norm_final"]
     _repeated_blocks = ["UniViGUTransformerBlock"]
 
     @register_to_config
@@ -441,10 +408,8 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
 
         # 3. Blocks
         self.blocks = nn.ModuleList(
-            [
-                UniViGUTransformerBlock(inner_dim, ffn_dim, num_attention_heads, qk_norm, cross_attn_norm, eps, text_ffn)
-                for _ in range(num_layers)
-            ]
+            UniViGUTransformerBlock(inner_dim, ffn_dim, num_attention_heads, qk_norm, cross_attn_norm, eps, text_ffn)
+            for _ in range(num_layers)
         )
 
         # 4. Output heads and their modulation tables
@@ -484,19 +449,11 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         if use_flashpack:  # a `ModelMixin.save_pretrained` argument since diffusers 0.42
             kwargs["use_flashpack"] = use_flashpack
         super().save_pretrained(
-            save_directory,
-            is_main_process=is_main_process,
-            save_function=save_function,
-            safe_serialization=safe_serialization,
-            variant=variant,
-            max_shard_size=max_shard_size,
-            push_to_hub=push_to_hub,
-            **kwargs,
+            save_directory, is_main_process=is_main_process, save_function=save_function,
+            safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub, **kwargs,
         )
         if is_main_process:
-            import os
-            import shutil
-
             shutil.copyfile(__file__, os.path.join(save_directory, os.path.basename(__file__)))
 
     @property
@@ -540,18 +497,18 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
                     )
             if timestep is None:
                 raise ValueError("`timestep` (one per sample, 0..1000 scale) is required with a video stream.")
-            if timestep.ndim != 1 or timestep.shape[0] != batch_size:
+            num_tokens = (frames // p_t) * (height // p_h) * (width // p_w)
+            if timestep.shape not in ((batch_size,), (batch_size, num_tokens)):
                 raise ValueError(
-                    f"`timestep` must have shape ({batch_size},) (one per sample), got {tuple(timestep.shape)}: "
-                    "expand a scalar with `timestep.expand(batch_size)`."
+                    f"`timestep` must have shape ({batch_size},) (one per sample) or ({batch_size}, {num_tokens}) (one "
+                    f"per video token, Wan2.2 TI2V's `expand_timesteps`), got {tuple(timestep.shape)}: expand a "
+                    "scalar with `timestep.expand(batch_size)`."
                 )
         if text_ids is not None:
             if text_ids.ndim != 2:
                 raise ValueError(f"`text_ids` must have shape (batch, length), got {tuple(text_ids.shape)}.")
             if batch_size is not None and text_ids.shape[0] != batch_size:
-                raise ValueError(
-                    f"`text_ids` has batch size {text_ids.shape[0]} but `hidden_states` has {batch_size}."
-                )
+                raise ValueError(f"`text_ids` has batch size {text_ids.shape[0]} but `hidden_states` has {batch_size}.")
             batch_size = text_ids.shape[0]
             if text_ids.shape[1] > self.config.text_rope_max_seq_len:
                 raise ValueError(
@@ -572,9 +529,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
                     "`text_timestep` (one per sample, 0..1000 scale; 0 = clean text) is required with `text_ids`."
                 )
             if text_timestep.ndim != 1 or text_timestep.shape[0] != batch_size:
-                raise ValueError(
-                    f"`text_timestep` must have shape ({batch_size},), got {tuple(text_timestep.shape)}."
-                )
+                raise ValueError(f"`text_timestep` must have shape ({batch_size},), got {tuple(text_timestep.shape)}.")
             if text_attention_mask is not None and text_attention_mask.shape != text_ids.shape:
                 raise ValueError(
                     f"`text_attention_mask` must have the shape of `text_ids` {tuple(text_ids.shape)}, "
@@ -666,8 +621,12 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             rotary_emb["video"] = self.rope(hidden_states)
             video_states = self.patch_embedding(hidden_states).flatten(2).transpose(1, 2).contiguous()
             rotary_emb["num_video_tokens"] = video_states.shape[1]
-            video_temb, video_proj = self.time_embedding_v(timestep, dtype=encoder_hidden_states.dtype)
-            video_proj = video_proj.unflatten(1, (6, -1))
+            # (B,) or, per token (Wan2.2 TI2V `expand_timesteps`), (B, N): flattened as WanTransformer3DModel does
+            video_temb, video_proj = self.time_embedding_v(
+                timestep.flatten(), dtype=encoder_hidden_states.dtype,
+                timestep_seq_len=timestep.shape[1] if timestep.ndim == 2 else None,
+            )
+            video_proj = video_proj.unflatten(-1, (6, -1))  # (B, 6, D), or (B, N, 6, D) per token
 
         text_states = text_temb = text_proj = None
         attention_mask = None

@@ -3,14 +3,14 @@
 and does both at once (t2vt).
 
 This module and the sibling modules it imports relatively (`pipeline_output`, `call_arguments`, `input_checks`,
-`video_input`, `serialization`, `hub`, `lora_loader`) import diffusers, transformers, torch, numpy and PIL only, never
-`univigu`: `export_for_hub` copies them to the root of an exported folder, so that `DiffusionPipeline.from_pretrained(
-folder, trust_remote_code=True)` works without univigu installed. The text stream's sampling lives in its scheduler
-(`DiscreteFlowScheduler.step`, `.reference_step`, `.commit_argmax`).
+`prompt_input`, `video_input`, `serialization`, `hub`, `lora_loader`) import diffusers, transformers, torch, numpy
+and PIL only, never `univigu`: `export_for_hub` copies them to the root of an exported folder, so that
+`DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` works without univigu installed. The text
+stream's sampling lives in its scheduler (`DiscreteFlowScheduler.step`, `.reference_step`, `.commit_argmax`).
 """
 
 from functools import partial
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 from transformers import AutoTokenizer, UMT5EncoderModel
@@ -19,7 +19,6 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.models import AutoencoderKLWan
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
-from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 from diffusers.schedulers import FlowMatchEulerDiscreteScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import logging, replace_example_docstring
@@ -31,6 +30,7 @@ from .hub import export_for_hub
 from .input_checks import UniViGUInputChecksMixin
 from .lora_loader import UniViGULoraLoaderMixin
 from .pipeline_output import UniViGUPipelineOutput
+from .prompt_input import UniViGUPromptInputMixin
 from .serialization import UniViGUSerializationMixin, write_checksums  # noqa: F401 (write_checksums: re-exported)
 from .video_input import UniViGUVideoInputMixin
 
@@ -62,7 +62,7 @@ EXAMPLE_DOC_STRING = """
 
 class UniViGUPipeline(
     UniViGUSerializationMixin, DiffusionPipeline, UniViGULoraLoaderMixin, UniViGUInputChecksMixin,
-    UniViGUVideoInputMixin,
+    UniViGUPromptInputMixin, UniViGUVideoInputMixin,
 ):
     r"""
     Uni-ViGU: text-to-video, video-to-text and joint text-to-video+caption with one Wan2.1-based diffusion
@@ -89,6 +89,12 @@ class UniViGUPipeline(
             `"diffusers"`: latents are normalised with the VAE's `latents_mean` / `latents_std` (as `WanPipeline`
             does). `"raw"`: the reference implementation's convention (raw `latent_dist` values, decoded without
             de-normalisation); folders converted from the reference checkpoint set it.
+        expand_timesteps (`bool`, defaults to `False`):
+            Give the transformer one video timestep per latent token, `(batch, num_video_tokens)`, as `WanPipeline`
+            does for Wan2.2-TI2V-5B (`expand_timesteps=True` in its `model_index.json`, which `univigu convert wan`
+            carries over). Every token gets the step's timestep, so the values are those of the per-sample
+            timestep; it keeps text-to-video exactly `WanPipeline`'s for that backbone. The text stream keeps one
+            timestep per sample.
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
@@ -105,6 +111,7 @@ class UniViGUPipeline(
         text_scheduler: Optional[SchedulerMixin] = None,
         latent_normalization: str = "diffusers",
         call_defaults: Optional[Dict[str, Any]] = None,
+        expand_timesteps: bool = False,  # Wan2.2 TI2V-5B, as in WanPipeline
     ):
         super().__init__()
         if latent_normalization not in LATENT_NORMALIZATIONS:
@@ -121,6 +128,7 @@ class UniViGUPipeline(
             text_scheduler=text_scheduler,
         )
         self.register_to_config(latent_normalization=latent_normalization, call_defaults=call_defaults)
+        self.register_to_config(expand_timesteps=bool(expand_timesteps))
         self.vae_scale_factor_temporal = self.vae.config.scale_factor_temporal if getattr(self, "vae", None) else 4
         self.vae_scale_factor_spatial = self.vae.config.scale_factor_spatial if getattr(self, "vae", None) else 8
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
@@ -157,147 +165,14 @@ class UniViGUPipeline(
         patch = self.transformer.config.patch_size
         return self.vae_scale_factor_spatial * max(patch[1], patch[2])
 
-    # ------------------------------------------------------------------ prompt encoding
-
-    def _tokenize(self, prompt: List[str], max_sequence_length: int):
-        prompt = [prompt_clean(u) for u in prompt]
-        text_inputs = self.tokenizer(
-            prompt,
-            padding="max_length",
-            max_length=max_sequence_length,
-            truncation=True,
-            add_special_tokens=True,
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
-        return text_inputs.input_ids, text_inputs.attention_mask
-
-    def _get_t5_prompt_embeds(
-        self,
-        prompt: Union[str, List[str]] = None,
-        num_videos_per_prompt: int = 1,
-        max_sequence_length: int = 226,
-        device: Optional[torch.device] = None,
-        dtype: Optional[torch.dtype] = None,
-    ):
-        # The same computation as WanPipeline._get_t5_prompt_embeds (the parity test depends on it).
-        device = device or self._execution_device
-        dtype = dtype or self.text_encoder.dtype
-
-        prompt = [prompt] if isinstance(prompt, str) else prompt
-        batch_size = len(prompt)
-        text_input_ids, mask = self._tokenize(prompt, max_sequence_length)
-        seq_lens = mask.gt(0).sum(dim=1).long()
-
-        model_device = get_module_execution_device(self.text_encoder)
-        prompt_embeds = self.text_encoder(text_input_ids.to(model_device), mask.to(model_device)).last_hidden_state
-        prompt_embeds = prompt_embeds.to(dtype=dtype, device=device)
-        prompt_embeds = [u[:v] for u, v in zip(prompt_embeds, seq_lens)]
-        prompt_embeds = torch.stack(
-            [torch.cat([u, u.new_zeros(max_sequence_length - u.size(0), u.size(1))]) for u in prompt_embeds], dim=0
-        )
-
-        _, seq_len, _ = prompt_embeds.shape
-        prompt_embeds = prompt_embeds.repeat(1, num_videos_per_prompt, 1)
-        prompt_embeds = prompt_embeds.view(batch_size * num_videos_per_prompt, seq_len, -1)
-        return prompt_embeds
-
-    def encode_prompt(
-        self,
-        prompt: Union[str, List[str]],
-        negative_prompt: Optional[Union[str, List[str]]] = None,
-        do_classifier_free_guidance: bool = True,
-        num_videos_per_prompt: int = 1,
-        prompt_embeds: Optional[torch.Tensor] = None,
-        negative_prompt_embeds: Optional[torch.Tensor] = None,
-        max_sequence_length: Optional[int] = None,
-        device: Optional[torch.device] = None,
-        dtype: Optional[torch.dtype] = None,
-        prompt_text_ids: Optional[torch.LongTensor] = None,
-        prompt_text_mask: Optional[torch.Tensor] = None,
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.LongTensor], Optional[torch.BoolTensor]]:
-        r"""
-        Encodes the prompt (and, with guidance, the negative prompt; `""` by default) into umT5 hidden states, exactly
-        as `WanPipeline.encode_prompt` does, and tokenizes it for the text stream of t2v ([`prompt_text_stream`]).
-        What is passed in (`prompt_embeds`, ...) is returned as given.
-
-        `max_sequence_length` defaults to the one `__call__` uses (the checkpoint's `call_defaults`, else 512).
-
-        Returns `(prompt_embeds, negative_prompt_embeds, prompt_text_ids, prompt_text_mask)`, each an argument of
-        `__call__` of the same name: encode once (under `torch.no_grad()`, as `__call__` does), then generate many
-        times with `pipe(prompt_embeds=..., negative_prompt_embeds=..., prompt_text_ids=..., prompt_text_mask=...,
-        ...)`, which computes what `pipe(prompt, ...)` computes. `negative_prompt_embeds` is `None` without guidance;
-        the text-stream tokens are `None` when only `prompt_embeds` are given.
-        """
-        device = device or self._execution_device
-        if max_sequence_length is None:
-            max_sequence_length = self.call_default("max_sequence_length", "t2v")
-
-        prompt = [prompt] if isinstance(prompt, str) else prompt
-        if prompt is not None:
-            batch_size = len(prompt)
-        else:
-            batch_size = prompt_embeds.shape[0]
-
-        if prompt_embeds is None:
-            prompt_embeds = self._get_t5_prompt_embeds(
-                prompt=prompt,
-                num_videos_per_prompt=num_videos_per_prompt,
-                max_sequence_length=max_sequence_length,
-                device=device,
-                dtype=dtype,
-            )
-
-        if do_classifier_free_guidance and negative_prompt_embeds is None:
-            negative_prompt = negative_prompt or ""
-            negative_prompt = batch_size * [negative_prompt] if isinstance(negative_prompt, str) else negative_prompt
-
-            if prompt is not None and type(prompt) is not type(negative_prompt):
-                raise TypeError(
-                    f"`negative_prompt` should be the same type to `prompt`, but got {type(negative_prompt)} !="
-                    f" {type(prompt)}."
-                )
-            elif batch_size != len(negative_prompt):
-                raise ValueError(
-                    f"`negative_prompt` has batch size {len(negative_prompt)}, but `prompt` has batch size "
-                    f"{batch_size}: pass one negative prompt per prompt (or a single string)."
-                )
-
-            negative_prompt_embeds = self._get_t5_prompt_embeds(
-                prompt=negative_prompt,
-                num_videos_per_prompt=num_videos_per_prompt,
-                max_sequence_length=max_sequence_length,
-                device=device,
-                dtype=dtype,
-            )
-
-        if prompt_text_ids is None and prompt is not None:
-            prompt_text_ids, prompt_text_mask = self.prompt_text_stream(
-                prompt, num_videos_per_prompt, max_sequence_length, device
-            )
-        elif prompt_text_ids is not None:
-            prompt_text_ids = prompt_text_ids.to(device=device, dtype=torch.long)
-            if prompt_text_mask is not None:
-                prompt_text_mask = prompt_text_mask.to(device=device, dtype=torch.bool)
-
-        return prompt_embeds, negative_prompt_embeds, prompt_text_ids, prompt_text_mask
-
-    def prompt_text_stream(
-        self,
-        prompt: Union[str, List[str]],
-        num_videos_per_prompt: int = 1,
-        max_sequence_length: int = 512,
-        device: Optional[torch.device] = None,
-    ) -> Tuple[torch.LongTensor, torch.BoolTensor]:
-        """The prompt's own token ids (same tokenizer and cleaning as the umT5 input) and their attention mask, for
-        the text stream of text-to-video; trimmed to the longest prompt of the batch."""
-        device = device or self._execution_device
-        prompt = [prompt] if isinstance(prompt, str) else prompt
-        ids, mask = self._tokenize(prompt, max_sequence_length)
-        length = max(int(mask.sum(dim=1).max()), 1)
-        ids = ids[:, :length].repeat_interleave(num_videos_per_prompt, dim=0)
-        mask = mask[:, :length].bool().repeat_interleave(num_videos_per_prompt, dim=0)
-        return ids.to(device), mask.to(device)
+    def video_timestep(self, t: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """The transformer's video `timestep` at time `t` for `latents` `(B, C, F, H, W)`: `(B,)`, or with
+        `expand_timesteps` one per video token, `(B, F/p_t * H/p_h * W/p_w)`, built as `WanPipeline` builds it."""
+        if not self.config.get("expand_timesteps", False):
+            return t.expand(latents.shape[0])
+        p_t, p_h, p_w = self.transformer.config.patch_size
+        mask = torch.ones(latents.shape[2:], dtype=torch.float32, device=latents.device)
+        return (mask[::p_t, ::p_h, ::p_w] * t).flatten().unsqueeze(0).expand(latents.shape[0], -1)
 
     # ------------------------------------------------------------------ latents
 
@@ -702,7 +577,8 @@ class UniViGUPipeline(
         if task == "t2vt" and text_update == "reference":
             zeros = torch.zeros(latents.shape[0], device=device, dtype=timesteps.dtype)
             logits = self.transformer(
-                hidden_states=latents.to(transformer_dtype), timestep=zeros, text_ids=text_ids, text_timestep=zeros,
+                hidden_states=latents.to(transformer_dtype), timestep=self.video_timestep(zeros[0], latents),
+                text_ids=text_ids, text_timestep=zeros,
                 encoder_hidden_states=tensors["prompt_embeds"], attention_kwargs=attention_kwargs, return_dict=False,
             )[1]
             text_ids = text_scheduler.commit_argmax(logits[..., : self._text_vocab_size()], text_ids)
@@ -733,13 +609,13 @@ class UniViGUPipeline(
         In t2v the text stream, when on, holds the prompt's clean tokens (text time 0)."""
         latents, text_ids = tensors["latents"], tensors["text_ids"]
         latent_model_input = latents.to(self.transformer.dtype)
-        timestep = t.expand(latents.shape[0])
+        timestep = self.video_timestep(t, latents)
         stream_kwargs = {}
         if text_ids is not None and text_step is None:  # t2v: the prompt's tokens, clean
-            stream_kwargs = dict(text_ids=text_ids, text_timestep=torch.zeros_like(timestep))
+            stream_kwargs = dict(text_ids=text_ids, text_timestep=torch.zeros_like(t.expand(latents.shape[0])))
             stream_kwargs["text_attention_mask"] = stream_mask
-        elif text_ids is not None:  # t2vt: the caption being written, at the video's time
-            stream_kwargs = dict(text_ids=text_ids, text_timestep=timestep)
+        elif text_ids is not None:  # t2vt: the caption being written, at the video's time (one per sample)
+            stream_kwargs = dict(text_ids=text_ids, text_timestep=t.expand(latents.shape[0]))
 
         output = self.transformer(
             hidden_states=latent_model_input,
@@ -780,7 +656,7 @@ class UniViGUPipeline(
             video_kv_cache.refresh = with_video
         logits = self.transformer(
             hidden_states=tensors["latents"] if with_video else None,
-            timestep=t.new_zeros(text_ids.shape[0]) if with_video else None,
+            timestep=self.video_timestep(t.new_zeros(()), tensors["latents"]) if with_video else None,
             encoder_hidden_states=tensors["prompt_embeds"],
             text_ids=text_ids,
             text_timestep=t.expand(text_ids.shape[0]),

@@ -85,6 +85,9 @@ def _frames_to_float(frames: Union[np.ndarray, torch.Tensor], channels_last: boo
 
 
 def _read_video_file(path: str) -> torch.Tensor:
+    # diffusers' `load_video`, not `univigu.data.read_video`: this module ships in exported folders, which load
+    # without univigu, and the two differ (`load_video` reads GIFs through PIL; `read_video` forces ffmpeg, retries
+    # under load and takes encoded bytes), so the pipeline decodes what diffusers pipelines decode.
     if not os.path.isfile(path):
         raise ValueError(
             f"The video file {path!r} does not exist: pass the path of a video file (mp4, gif, ...), or the frames "

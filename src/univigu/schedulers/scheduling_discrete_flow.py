@@ -524,12 +524,7 @@ class DiscreteFlowScheduler(SchedulerMixin, ConfigMixin):
             self._committed = committed | new
             prev_sample = torch.where(new, x1, sample)
 
-        pred_original_sample = torch.where(valid, x1, sample)
-        self._step_index += 1
-
-        if not return_dict:
-            return prev_sample, pred_original_sample
-        return DiscreteFlowSchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
+        return self._end_step(prev_sample, x1, sample, valid, return_dict)
 
     def reference_step(
         self,
@@ -557,12 +552,7 @@ class DiscreteFlowScheduler(SchedulerMixin, ConfigMixin):
         x1, _, u = self.sample_tokens(model_output, generator, temperature, draw_uniform=True)
         x1, u = x1.to(sample.device), u.to(sample.device)
         prev_sample = torch.where((u < resample_prob) & valid, x1, sample)
-        pred_original_sample = torch.where(valid, x1, sample)
-        self._step_index += 1
-
-        if not return_dict:
-            return prev_sample, pred_original_sample
-        return DiscreteFlowSchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
+        return self._end_step(prev_sample, x1, sample, valid, return_dict)
 
     def commit_argmax(
         self,
@@ -617,6 +607,15 @@ class DiscreteFlowScheduler(SchedulerMixin, ConfigMixin):
                 f"to start a new sampling run."
             )
         return i, self._valid_positions(sample, attention_mask)
+
+    def _end_step(self, prev_sample, x1, sample, valid, return_dict):
+        """Ends a step of either update rule: the clean prediction is `x1` at the valid positions, and the schedule
+        advances by one."""
+        pred_original_sample = torch.where(valid, x1, sample)
+        self._step_index += 1
+        if not return_dict:
+            return prev_sample, pred_original_sample
+        return DiscreteFlowSchedulerOutput(prev_sample=prev_sample, pred_original_sample=pred_original_sample)
 
 
 def _check_generator_list(generators: list, batch_size: int):

@@ -140,6 +140,16 @@ def _object_accuracies(total: dict[str, float], prefix: str = "") -> dict[str, f
     return scores
 
 
+def _with_held_out_and_counts(scores: dict[str, float], total: dict[str, float], num_samples: int) -> dict[str, float]:
+    """The keys every batch scorer ends with: the held-out accuracies (when there are held-out objects), then
+    `num_samples` and `num_objects`."""
+    if total["held_out/objects"]:
+        scores.update(_object_accuracies(total, prefix="held_out/"))
+    scores["num_samples"] = float(num_samples)
+    scores["num_objects"] = total["objects"]
+    return scores
+
+
 def _check_lengths(**sequences: Sequence[Any]) -> int:
     lengths = {name: len(seq) for name, seq in sequences.items()}
     if len(set(lengths.values())) > 1:
@@ -174,11 +184,7 @@ def score_understanding(
         scores["size_accuracy"] = _ratio(total["size"], total["objects"])
         scores["region_accuracy"] = _ratio(total["regions"], total["objects"])
         scores["detailed_exact_match"] = _ratio(total["detailed_exact"], total["objects"])
-    if total["held_out/objects"]:
-        scores.update(_object_accuracies(total, prefix="held_out/"))
-    scores["num_samples"] = float(num_samples)
-    scores["num_objects"] = total["objects"]
-    return scores
+    return _with_held_out_and_counts(scores, total, num_samples)
 
 
 def generation_counts(
@@ -228,11 +234,7 @@ def score_generation(videos: Sequence[Any], prompts: Sequence[ObjectsLike], **an
         return {"num_samples": 0.0, "num_objects": 0.0}
     scores = _object_accuracies(total)
     scores["extra_objects_per_sample"] = _ratio(total["extra_objects"], num_samples)
-    if total["held_out/objects"]:
-        scores.update(_object_accuracies(total, prefix="held_out/"))
-    scores["num_samples"] = float(num_samples)
-    scores["num_objects"] = total["objects"]
-    return scores
+    return _with_held_out_and_counts(scores, total, num_samples)
 
 
 def score_joint(

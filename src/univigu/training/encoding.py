@@ -15,6 +15,7 @@ import torch
 from diffusers.pipelines.wan.pipeline_wan import prompt_clean
 
 from ..pipelines import UniViGUPipeline
+from ..pipelines.prompt_input import tokenize_prompts
 
 
 def encoding_pipeline(tokenizer=None, text_encoder=None, vae=None, latent_normalization: str = "diffusers"):
@@ -65,15 +66,7 @@ def clean_text(text: str) -> str:
 
 def tokenize(tokenizer, texts: Sequence[str], max_length: int):
     """Cleaned `texts` tokenized as the pipeline tokenizes a prompt: padded and truncated to `max_length`, with EOS."""
-    return tokenizer(
-        [clean_text(t) for t in texts],
-        padding="max_length",
-        max_length=max_length,
-        truncation=True,
-        add_special_tokens=True,
-        return_attention_mask=True,
-        return_tensors="pt",
-    )
+    return tokenize_prompts(tokenizer, list(texts), max_length)
 
 
 def pad_prompt_embeds(embeds: Sequence[torch.Tensor], max_sequence_length: int) -> torch.Tensor:

@@ -50,6 +50,7 @@ class Components:
     latent_normalization: str = "diffusers"
     source_kind: str = "univigu"  # "wan" or "univigu"
     call_defaults: Optional[dict] = None  # the starting pipeline's stored call defaults (UniViGU folders)
+    expand_timesteps: bool = False  # per-token video timesteps at inference (Wan2.2-TI2V-5B's pipeline flag)
 
 
 def _model_index(path: str) -> dict:
@@ -80,6 +81,12 @@ def load_components(
         path = huggingface_hub.snapshot_download(path, revision=revision)
     index = _model_index(path)
     kind = index.get("_class_name")
+    if index.get("boundary_ratio") is not None or any(index.get("transformer_2") or ()):
+        raise ValueError(
+            f"{path} is a two-expert Wan2.2-A14B pipeline (transformer + transformer_2, boundary_ratio="
+            f"{index.get('boundary_ratio')}), which UniViGU does not support (docs/backbones.md): start from "
+            "Wan2.1-T2V-1.3B/14B or Wan2.2-TI2V-5B."
+        )
     common = {"revision": revision}
     tokenizer = AutoTokenizer.from_pretrained(path, subfolder="tokenizer", **common)
     te_kwargs = dict(common)
@@ -97,7 +104,7 @@ def load_components(
         return Components(
             tokenizer, text_encoder, vae, transformer, scheduler, text_scheduler,
             latent_normalization=index.get("latent_normalization", "diffusers"), source_kind="univigu",
-            call_defaults=index.get("call_defaults"),
+            call_defaults=index.get("call_defaults"), expand_timesteps=bool(index.get("expand_timesteps", False)),
         )
     if kind in ("WanPipeline", None) and "transformer" in index:
         wan = WanTransformer3DModel.from_pretrained(path, subfolder="transformer", variant=variant, **common)
@@ -111,6 +118,7 @@ def load_components(
         return Components(
             tokenizer, text_encoder, vae, transformer, scheduler, text_scheduler,
             latent_normalization=latent_normalization, source_kind="wan",
+            expand_timesteps=bool(index.get("expand_timesteps", False)),
         )
     raise ValueError(
         f"{path} holds a {kind!r}; training starts from a Wan2.1 text-to-video folder (WanPipeline) or a "
@@ -189,6 +197,7 @@ def build_pipeline(components: Components, transformer=None, call_defaults: Opti
         text_scheduler=components.text_scheduler,
         latent_normalization=components.latent_normalization,
         call_defaults=call_defaults if call_defaults is not None else components.call_defaults,
+        expand_timesteps=components.expand_timesteps,
     )
 
 
