@@ -163,6 +163,13 @@ def test_text_experts_from_the_latent_cache(workdir):
           EXPECTED_TEXT_EXPERTS_CACHED)
 
 
+def test_text_experts_learning_rate_applies_when_only_text_experts_train(workdir):
+    """`--text_experts_learning_rate` is the text experts' rate in every mode: with `--trainable text_experts` it
+    computes exactly what `--learning_rate` at that value does (the shared rate, here absurdly small, has no group)."""
+    check(train(workdir, "cached_expert_lr", "--learning_rate", "1e-9", "--text_experts_learning_rate", "5e-3",
+                "--latents_cache_dir", str(workdir / "cache")), EXPECTED_TEXT_EXPERTS_CACHED)
+
+
 def test_lora_with_accumulation(workdir):
     """`--trainable lora` from Wan (text head adapted too; the adapters draw from the global RNG), 2 accumulation
     micro-steps of batch 1, a linear schedule with warmup, 3 steps."""

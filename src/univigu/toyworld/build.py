@@ -141,6 +141,12 @@ def stage_convert(args, out: Path, stage0_dir: Path) -> Path:
     return folder
 
 
+def _stage_value(args, stage: str, name: str):
+    """A training setting of `stage`: `--refine-<name>` when given for Refine, else the setting both stages share."""
+    value = getattr(args, f"refine_{name}") if stage == "refine" else None
+    return getattr(args, name) if value is None else value
+
+
 def _train_args(args, stage: str, start: Path, data: Path, out_dir: Path) -> list[str]:
     steps = args.recall_steps if stage == "recall" else args.refine_steps
     text_length = 16 if stage == "recall" else 40
@@ -155,11 +161,11 @@ def _train_args(args, stage: str, start: Path, data: Path, out_dir: Path) -> lis
         "--max_text_length", str(text_length), "--max_sequence_length", "32",
         "--train_batch_size", str(args.batch_size),
         "--max_train_steps", str(steps),
-        "--learning_rate", str(args.learning_rate),
+        "--learning_rate", str(_stage_value(args, stage, "learning_rate")),
         *(["--text_experts_learning_rate", str(args.text_experts_learning_rate)]
           if args.text_experts_learning_rate else []),
         "--lr_scheduler", "cosine", "--lr_warmup_steps", str(max(1, steps // 20)),
-        "--trainable", args.trainable,
+        "--trainable", _stage_value(args, stage, "trainable"),
         "--view_ratios", *[str(r) for r in args.view_ratios],
         "--adam_weight_decay", "0.0",
         "--seed", str(args.seed),
@@ -194,8 +200,10 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
         "stage0_clips": args.stage0_clips,
         "stage0_line": f"{stage0_summary['steps']} steps in {stage0_summary['train_seconds'] / 60:.0f} min, "
                        f"{stage0_summary['params'] / 1e6:.2f} M parameters",
-        "train_line": f"--trainable {args.trainable}, --view_ratios {' '.join(map(str, args.view_ratios))}, "
-                      f"lr {args.learning_rate} (text experts {args.text_experts_learning_rate or args.learning_rate}), "
+        "train_line": f"--trainable {args.trainable} (Refine: {_stage_value(args, 'refine', 'trainable')}), "
+                      f"--view_ratios {' '.join(map(str, args.view_ratios))}, lr {args.learning_rate} "
+                      f"(Refine: {_stage_value(args, 'refine', 'learning_rate')}; text experts "
+                      f"{args.text_experts_learning_rate or args.learning_rate}), "
                       f"{args.num_processes} processes x batch {args.batch_size}, {args.recall_steps} Recall + "
                       f"{args.refine_steps} Refine steps",
     }
@@ -246,6 +254,10 @@ def parse_args(argv=None):
     p.add_argument("--learning-rate", type=float, default=5e-4)
     p.add_argument("--text-experts-learning-rate", type=float, default=None)
     p.add_argument("--trainable", default="all", choices=("all", "text_experts", "lora"))
+    p.add_argument("--refine-trainable", default=None, choices=("all", "text_experts", "lora"),
+                   help="what trains in Refine (default: --trainable)")
+    p.add_argument("--refine-learning-rate", type=float, default=None,
+                   help="learning rate of the shared weights in Refine (default: --learning-rate)")
     p.add_argument("--view-ratios", type=float, nargs=3, default=(2.0, 2.0, 1.0))
     p.add_argument("--eval-samples", type=int, default=48)
     p.add_argument("--install", action="store_true",

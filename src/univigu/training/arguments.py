@@ -116,8 +116,9 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
     g.add_argument("--learning_rate", type=float, default=1e-4)
     g.add_argument("--text_experts_learning_rate", type=float, default=None,
                    help="Learning rate of the text experts (vocab_embed, text_head, ffn_t, text time embedding and "
-                        "table) when they train with the shared weights (--trainable all): the fresh text parameters "
-                        "can learn fast while the shared, pretrained ones move slowly. Default: --learning_rate.")
+                        "table), in every --trainable mode: with --trainable all the fresh text parameters can learn "
+                        "fast while the shared, pretrained ones move slowly; with lora the LoRA weights keep "
+                        "--learning_rate. Default: --learning_rate.")
     g.add_argument("--scale_lr", action="store_true",
                    help="Scale the learning rate by processes x accumulation x batch size.")
     g.add_argument("--lr_scheduler", type=str, default="constant",

@@ -378,15 +378,17 @@ def prepare_optimization(args, transformer, data: TrainingData, text_scheduler, 
         args.learning_rate *= args.gradient_accumulation_steps * args.train_batch_size * accelerator.num_processes
     params = [p for p in transformer.parameters() if p.requires_grad]
     param_groups = params
-    if args.text_experts_learning_rate is not None and args.trainable == "all":
+    if args.text_experts_learning_rate is not None:
         if args.scale_lr:
             args.text_experts_learning_rate *= (args.gradient_accumulation_steps * args.train_batch_size
                                                 * accelerator.num_processes)
         expert_ids = {id(p) for _, p in transformer.text_expert_parameters()}
-        param_groups = [
+        groups = [
             {"params": [p for p in params if id(p) not in expert_ids], "lr": args.learning_rate},
             {"params": [p for p in params if id(p) in expert_ids], "lr": args.text_experts_learning_rate},
         ]
+        # --trainable text_experts leaves the first group empty; an empty group would only confuse the lr logs
+        param_groups = [group for group in groups if group["params"]]
     optimizer = torch.optim.AdamW(param_groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.adam_weight_decay, eps=args.adam_epsilon)
     # One process's share of an epoch, as accelerate will shard the loader (recomputed after `prepare`).
