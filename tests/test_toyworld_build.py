@@ -30,12 +30,17 @@ def test_stage0_writes_a_folder_wan_pipeline_runs(tmp_path):
 def test_build_training_flags_are_the_scripts_flags(tmp_path):
     from univigu.training.trainer import parse_args as trainer_args
 
-    args = parse_args(["--out", str(tmp_path), "--text-experts-learning-rate", "2e-3"])
+    args = parse_args(["--out", str(tmp_path)])  # the shipped recipe is the default
     for stage in ("recall", "refine"):
         flags = _train_args(args, stage, tmp_path / "start", tmp_path / "data", tmp_path / stage)
         parsed = trainer_args(stage, flags)
-        assert parsed.trainable == "all" and parsed.text_experts_learning_rate == 2e-3
+        assert parsed.trainable == ("all" if stage == "recall" else "text_experts")
+        assert parsed.text_experts_learning_rate == 2e-3 and parsed.learning_rate == 5e-4
+        assert parsed.max_train_steps == 1600 and parsed.view_ratios == [2.0, 2.0, 1.0]
         assert parsed.max_text_length == (16 if stage == "recall" else 40)
+    args = parse_args(["--out", str(tmp_path), "--refine-trainable", "all", "--refine-learning-rate", "1e-4"])
+    parsed = trainer_args("refine", _train_args(args, "refine", tmp_path, tmp_path / "data", tmp_path / "refine"))
+    assert parsed.trainable == "all" and parsed.learning_rate == 1e-4
 
 
 def test_evaluation_scores_a_pipeline():

@@ -247,15 +247,16 @@ def parse_args(argv=None):
     p.add_argument("--stage0-clips", type=int, default=4000)
     p.add_argument("--stage0-probe-minutes", type=float, default=5.0, help="probe t2v every so often (0 = never)")
     p.add_argument("--stop-after", choices=STAGES, default=None, help="stop after this stage")
-    p.add_argument("--recall-steps", type=int, default=2000)
-    p.add_argument("--refine-steps", type=int, default=2000)
+    p.add_argument("--recall-steps", type=int, default=1600)
+    p.add_argument("--refine-steps", type=int, default=1600)
     p.add_argument("--batch-size", type=int, default=8, help="per process")
     p.add_argument("--num-processes", type=int, default=2, help="data-parallel training processes (one per core)")
     p.add_argument("--learning-rate", type=float, default=5e-4)
-    p.add_argument("--text-experts-learning-rate", type=float, default=None)
+    p.add_argument("--text-experts-learning-rate", type=float, default=2e-3)
     p.add_argument("--trainable", default="all", choices=("all", "text_experts", "lora"))
-    p.add_argument("--refine-trainable", default=None, choices=("all", "text_experts", "lora"),
-                   help="what trains in Refine (default: --trainable)")
+    p.add_argument("--refine-trainable", default="text_experts", choices=("all", "text_experts", "lora"),
+                   help="what trains in Refine: text_experts (the default) keeps the video path Recall left, see "
+                        "docs/toyworld_model.md")
     p.add_argument("--refine-learning-rate", type=float, default=None,
                    help="learning rate of the shared weights in Refine (default: --learning-rate)")
     p.add_argument("--view-ratios", type=float, nargs=3, default=(2.0, 2.0, 1.0))

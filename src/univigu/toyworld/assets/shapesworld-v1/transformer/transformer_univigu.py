@@ -1,25 +1,17 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
-"""UniViGUTransformer3DModel: one Wan2.1 diffusion transformer for video (continuous flow) and text
-(discrete flow), with a modality-driven mixture of experts.
-
-The sequence a block sees is ``[video patch tokens ; text tokens]``. Everything in a block is shared
-between the two streams (norms, self-attention over the joint sequence, cross-attention to the umT5
-prompt embedding, the block's ``scale_shift_table``) except the feed-forward network: ``ffn`` (Wan's) for
-video tokens and ``ffn_t`` for text tokens. Each stream has its own timestep, time embedding and output
-head. Video tokens use Wan's interleaved 3D RoPE; text tokens use a 1D rotate-half RoPE over positions
-``0..L_t-1``.
-
-Module names follow the reference checkpoint's state-dict names, so converting a reference checkpoint is a
-rename of its ``_fsdp_wrapped_module.`` infix and nothing else (see ``univigu.conversion``). The pieces are
-diffusers' own Wan modules (``WanAttention``, ``WanRotaryPosEmbed``, ``FeedForward``, ``FP32LayerNorm``,
-``Timesteps``/``TimestepEmbedding``, ``PixArtAlphaTextProjection``); with no text stream the computation is
-exactly ``WanTransformer3DModel``'s.
+"""UniViGUTransformer3DModel: one Wan2.1 diffusion transformer for video (continuous flow) and text (discrete flow)
+over the joint sequence ``[video patch tokens ; text tokens]``, with a modality-driven mixture of experts: everything
+in a block is shared but the feed-forward network (``ffn`` for video, ``ffn_t`` for text). Built from diffusers' own
+Wan modules; with no text stream it computes exactly what ``WanTransformer3DModel`` computes. univigu's
+docs/architecture.md has the diagram and the mapping to the paper and to the reference checkpoint's names.
 
 This file is self-contained on purpose: it is copied verbatim into exported Hub folders so that
 ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` works without univigu installed.
 """
 
 import math
+import os
+import shutil
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
@@ -73,6 +65,17 @@ def _apply_rotate_half_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tenso
     return (x.float() * cos + rotated.float() * sin).type_as(x)
 
 
+def _apply_joint_rope(x: torch.Tensor, rotary_emb: Dict[str, Any]) -> torch.Tensor:
+    # `x` is `[video ; text]` (either part may be absent): each part takes its own stream's RoPE.
+    video_rope, text_rope = rotary_emb.get("video"), rotary_emb.get("text")
+    if text_rope is None:
+        return _apply_interleaved_rope(x, *video_rope)
+    if video_rope is None:
+        return _apply_rotate_half_rope(x, *text_rope)
+    n = rotary_emb["num_video_tokens"]
+    return torch.cat([_apply_interleaved_rope(x[:, :n], *video_rope), _apply_rotate_half_rope(x[:, n:], *text_rope)], 1)
+
+
 class UniViGUTextRotaryPosEmbed(nn.Module):
     """1D rotary embedding of the text stream: base `theta` over the full head dim, positions 0..L-1."""
 
@@ -93,6 +96,42 @@ class UniViGUTextRotaryPosEmbed(nn.Module):
         return emb.cos()[None, :, None, :], emb.sin()[None, :, None, :]
 
 
+class UniViGUVideoKVCache:
+    """Keys and values of the clean video tokens in every block's self-attention (after q/k norm and RoPE), kept
+    across captioning steps: the video never changes in video -> text, so between *refresh* steps (the full joint
+    forward, which stores them) the text tokens run alone against the stored video keys/values.
+
+    Exact with `understanding_attention="video_prefix"`; with full attention the stored keys/values saw the text of the
+    last refresh (an approximation, as in diffusion language models' KV caches). Pass it as
+    `attention_kwargs={"video_kv_cache": cache}`, with `cache.refresh = True` for a full forward and `False` for a
+    text-only one (`hidden_states=None`).
+    """
+
+    def __init__(self):
+        self.refresh = True
+        self.keys: Dict[int, torch.Tensor] = {}
+        self.values: Dict[int, torch.Tensor] = {}
+
+    @property
+    def num_video_tokens(self) -> int:
+        return next(iter(self.keys.values())).shape[1] if self.keys else 0
+
+    def store(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> None:
+        self.keys[layer], self.values[layer] = key, value
+
+    def extend(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        if layer not in self.keys:
+            raise RuntimeError(
+                "The video key/value cache is empty: run a refresh step (cache.refresh = True, with the video) first."
+            )
+        if self.keys[layer].shape[0] != key.shape[0]:
+            raise ValueError(
+                f"The video key/value cache holds a batch of {self.keys[layer].shape[0]}, this step has {key.shape[0]}: "
+                "refresh it when the batch changes."
+            )
+        return torch.cat([self.keys[layer], key], dim=1), torch.cat([self.values[layer], value], dim=1)
+
+
 class UniViGUAttnProcessor:
     """Joint self-attention over `[video ; text]`: Wan's 3D RoPE on the video part of q/k, the 1D rotate-half
     RoPE on the text part, and a key-padding mask for text. Without text it is Wan's processor, op for op."""
@@ -107,6 +146,7 @@ class UniViGUAttnProcessor:
         encoder_hidden_states: Optional[torch.Tensor] = None,
         attention_mask: Optional[torch.Tensor] = None,
         rotary_emb: Optional[Dict[str, Any]] = None,
+        video_kv: Optional[Tuple["UniViGUVideoKVCache", int]] = None,
     ) -> torch.Tensor:
         if attn.fused_projections:
             query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
@@ -123,37 +163,21 @@ class UniViGUAttnProcessor:
         value = value.unflatten(2, (attn.heads, -1))
 
         if rotary_emb is not None:
-            num_video = rotary_emb["num_video_tokens"]
-            video_rope = rotary_emb.get("video")
-            text_rope = rotary_emb.get("text")
+            query = _apply_joint_rope(query, rotary_emb)
+            key = _apply_joint_rope(key, rotary_emb)
 
-            def rope(x):
-                if text_rope is None:
-                    return _apply_interleaved_rope(x, *video_rope)
-                if video_rope is None:
-                    return _apply_rotate_half_rope(x, *text_rope)
-                return torch.cat(
-                    [
-                        _apply_interleaved_rope(x[:, :num_video], *video_rope),
-                        _apply_rotate_half_rope(x[:, num_video:], *text_rope),
-                    ],
-                    dim=1,
-                )
-
-            query = rope(query)
-            key = rope(key)
+        if video_kv is not None:
+            cache, layer = video_kv
+            if cache.refresh:
+                num_video = rotary_emb["num_video_tokens"]
+                cache.store(layer, key[:, :num_video], value[:, :num_video])
+            else:  # text-only step: the text attends to the stored video keys/values and to itself
+                key, value = cache.extend(layer, key, value)
 
         hidden_states = dispatch_attention_fn(
-            query,
-            key,
-            value,
-            attn_mask=attention_mask,
-            dropout_p=0.0,
-            is_causal=False,
-            backend=self._attention_backend,
+            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False, backend=self._attention_backend
         )
-        hidden_states = hidden_states.flatten(2, 3)
-        hidden_states = hidden_states.type_as(query)
+        hidden_states = hidden_states.flatten(2, 3).type_as(query)
 
         hidden_states = attn.to_out[0](hidden_states)
         hidden_states = attn.to_out[1](hidden_states)
@@ -170,8 +194,12 @@ class UniViGUTimeEmbedding(nn.Module):
         self.act_fn = nn.SiLU()
         self.time_proj = nn.Linear(dim, time_proj_dim)
 
-    def forward(self, timestep: torch.Tensor, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, timestep: torch.Tensor, dtype: torch.dtype, timestep_seq_len: Optional[int] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         timestep = self.timesteps_proj(timestep)
+        if timestep_seq_len is not None:  # per-token timesteps (Wan2.2 TI2V `expand_timesteps`), as in diffusers
+            timestep = timestep.unflatten(0, (-1, timestep_seq_len))
         time_embedder_dtype = next(iter(self.time_embedder.parameters())).dtype
         if timestep.dtype != time_embedder_dtype and time_embedder_dtype != torch.int8:
             timestep = timestep.to(time_embedder_dtype)
@@ -189,7 +217,11 @@ class UniViGUVideoHead(nn.Module):
         self.proj_out = nn.Linear(dim, out_features)
 
     def forward(self, hidden_states, temb, scale_shift_table):
-        shift, scale = (scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
+        if temb.ndim == 3:  # (B, N, D): per-token timesteps (Wan2.2 TI2V), as in WanTransformer3DModel
+            shift, scale = (scale_shift_table.unsqueeze(0).to(temb.device) + temb.unsqueeze(2)).chunk(2, dim=2)
+            shift, scale = shift.squeeze(2), scale.squeeze(2)
+        else:
+            shift, scale = (scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
         shift = shift.to(hidden_states.device)
         scale = scale.to(hidden_states.device)
         hidden_states = (self.norm_out(hidden_states.float()) * (1 + scale) + shift).type_as(hidden_states)
@@ -198,10 +230,8 @@ class UniViGUVideoHead(nn.Module):
 
 class UniViGUTextHead(nn.Module):
     """Text output layer: weight-only LayerNorm in fp32, modulation from `scale_shift_table_t`, then a
-    zero-initialised linear map to the vocabulary (so a fresh model predicts uniform logits).
-
-    The norm's epsilon is PyTorch's LayerNorm default (1e-5), not Wan's 1e-6: that is what the reference uses
-    (checked against its outputs, see tests/test_transformer.py)."""
+    zero-initialised linear map to the vocabulary (so a fresh model predicts uniform logits). The norm's epsilon is
+    PyTorch's default (1e-5), not Wan's 1e-6, as in the reference (checked against its outputs)."""
 
     def __init__(self, dim: int, num_embeddings: int, eps: float = 1e-5):
         super().__init__()
@@ -222,6 +252,8 @@ class UniViGUTextHead(nn.Module):
 
 def _modulation(scale_shift_table: torch.Tensor, timestep_proj: torch.Tensor):
     # (1, 6, D) + (B, 6, D) -> six (B, 1, D) tensors: shift, scale, gate, c_shift, c_scale, c_gate
+    if timestep_proj.ndim == 4:  # (B, N, 6, D), per-token timesteps (Wan2.2 TI2V): six (B, N, D), as diffusers
+        return tuple(m.squeeze(2) for m in (scale_shift_table.unsqueeze(0) + timestep_proj.float()).chunk(6, dim=2))
     return (scale_shift_table + timestep_proj.float()).chunk(6, dim=1)
 
 
@@ -239,21 +271,14 @@ class UniViGUTransformerBlock(nn.Module):
         text_ffn: str = "expert",
     ):
         super().__init__()
+        head_dim = dim // num_heads
         self.norm1 = FP32LayerNorm(dim, eps, elementwise_affine=False)
         self.attn1 = WanAttention(
-            dim=dim,
-            heads=num_heads,
-            dim_head=dim // num_heads,
-            eps=eps,
-            cross_attention_dim_head=None,
+            dim=dim, heads=num_heads, dim_head=head_dim, eps=eps, cross_attention_dim_head=None,
             processor=UniViGUAttnProcessor(),
         )
         self.attn2 = WanAttention(
-            dim=dim,
-            heads=num_heads,
-            dim_head=dim // num_heads,
-            eps=eps,
-            cross_attention_dim_head=dim // num_heads,
+            dim=dim, heads=num_heads, dim_head=head_dim, eps=eps, cross_attention_dim_head=head_dim,
             processor=WanAttnProcessor(),
         )
         self.norm2 = FP32LayerNorm(dim, eps, elementwise_affine=True) if cross_attn_norm else nn.Identity()
@@ -272,6 +297,7 @@ class UniViGUTransformerBlock(nn.Module):
         text_timestep_proj: Optional[torch.Tensor],
         rotary_emb: Dict[str, Any],
         attention_mask: Optional[torch.Tensor] = None,
+        video_kv: Optional[Tuple[UniViGUVideoKVCache, int]] = None,
     ):
         streams = []  # (states, modulation, ffn) for the streams present, video first
         if video_states is not None:
@@ -288,10 +314,9 @@ class UniViGUTransformerBlock(nn.Module):
             return [tensor] if len(lengths) == 1 else list(tensor.split(lengths, dim=1))
 
         # 1. Self-attention over the joint sequence, each stream modulated and gated by its own timestep.
-        normed = [
-            (self.norm1(x.float()) * (1 + mod[1]) + mod[0]).type_as(x) for x, mod, _ in streams
-        ]
-        attn_output = split(self.attn1(joint(normed), None, attention_mask, rotary_emb))
+        normed = [(self.norm1(x.float()) * (1 + mod[1]) + mod[0]).type_as(x) for x, mod, _ in streams]
+        attn_kwargs = {"video_kv": video_kv} if video_kv is not None else {}
+        attn_output = split(self.attn1(joint(normed), None, attention_mask, rotary_emb, **attn_kwargs))
         for stream, out in zip(streams, attn_output):
             x, mod, _ = stream
             stream[0] = (x.float() + out * mod[2]).type_as(x)
@@ -329,16 +354,14 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
     """
 
     _supports_gradient_checkpointing = True
-    _skip_layerwise_casting_patterns = ["patch_embedding", "cond_text_embedder", "vocab_embed", "norm"]
-    _no_split_modules = ["UniViGUTransformerBlock"]
-    _keep_in_fp32_modules = [
-        "time_embedder",
-        "scale_shift_table",
-        "norm1",
-        "norm2",
-        "norm3",
-        "norm_final",
+    # Wan's own lists, under our names (its `condition_embedder` is our `cond_text_embedder` + `time_embedding_*`,
+    # and its `^proj_out$`, a diffusers default, is our `video_head`), so that fp8 layerwise casting keeps in high
+    # precision exactly what it keeps for WanTransformer3DModel.
+    _skip_layerwise_casting_patterns = [
+        "patch_embedding", "cond_text_embedder", "time_embedding", "vocab_embed", "norm", "video_head",
     ]
+    _no_split_modules = ["UniViGUTransformerBlock"]
+    _keep_in_fp32_modules = ["rope", "time_embedder", "scale_shift_table", "norm1", "norm2", "norm3", "norm_final"]
     _repeated_blocks = ["UniViGUTransformerBlock"]
 
     @register_to_config
@@ -385,10 +408,8 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
 
         # 3. Blocks
         self.blocks = nn.ModuleList(
-            [
-                UniViGUTransformerBlock(inner_dim, ffn_dim, num_attention_heads, qk_norm, cross_attn_norm, eps, text_ffn)
-                for _ in range(num_layers)
-            ]
+            UniViGUTransformerBlock(inner_dim, ffn_dim, num_attention_heads, qk_norm, cross_attn_norm, eps, text_ffn)
+            for _ in range(num_layers)
         )
 
         # 4. Output heads and their modulation tables
@@ -408,14 +429,31 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         config_dict = {key: value for key, value in config_dict.items() if key != "auto_map"}
         return super().extract_init_dict(config_dict, **kwargs)
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    def save_pretrained(
+        self,
+        save_directory,
+        is_main_process: bool = True,
+        save_function=None,
+        safe_serialization: bool = True,
+        variant: Optional[str] = None,
+        max_shard_size="10GB",
+        push_to_hub: bool = False,
+        use_flashpack: bool = False,
+        **kwargs,
+    ):
         """`ModelMixin.save_pretrained`, plus a copy of this module file next to the weights, so that the folder
-        loads with `diffusers.AutoModel.from_pretrained(folder, trust_remote_code=True)` without univigu."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            import os
-            import shutil
+        loads with `diffusers.AutoModel.from_pretrained(folder, trust_remote_code=True)` without univigu.
 
+        The arguments are `ModelMixin.save_pretrained`'s, spelled out: `DiffusionPipeline.save_pretrained` forwards
+        `safe_serialization`, `variant` and `max_shard_size` only to components whose signature names them."""
+        if use_flashpack:  # a `ModelMixin.save_pretrained` argument since diffusers 0.42
+            kwargs["use_flashpack"] = use_flashpack
+        super().save_pretrained(
+            save_directory, is_main_process=is_main_process, save_function=save_function,
+            safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub, **kwargs,
+        )
+        if is_main_process:
             shutil.copyfile(__file__, os.path.join(save_directory, os.path.basename(__file__)))
 
     @property
@@ -459,25 +497,26 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
                     )
             if timestep is None:
                 raise ValueError("`timestep` (one per sample, 0..1000 scale) is required with a video stream.")
-            if timestep.ndim != 1 or timestep.shape[0] != batch_size:
+            num_tokens = (frames // p_t) * (height // p_h) * (width // p_w)
+            if timestep.shape not in ((batch_size,), (batch_size, num_tokens)):
                 raise ValueError(
-                    f"`timestep` must have shape ({batch_size},) (one per sample), got {tuple(timestep.shape)}: "
-                    "expand a scalar with `timestep.expand(batch_size)`."
+                    f"`timestep` must have shape ({batch_size},) (one per sample) or ({batch_size}, {num_tokens}) (one "
+                    f"per video token, Wan2.2 TI2V's `expand_timesteps`), got {tuple(timestep.shape)}: expand a "
+                    "scalar with `timestep.expand(batch_size)`."
                 )
         if text_ids is not None:
             if text_ids.ndim != 2:
                 raise ValueError(f"`text_ids` must have shape (batch, length), got {tuple(text_ids.shape)}.")
             if batch_size is not None and text_ids.shape[0] != batch_size:
-                raise ValueError(
-                    f"`text_ids` has batch size {text_ids.shape[0]} but `hidden_states` has {batch_size}."
-                )
+                raise ValueError(f"`text_ids` has batch size {text_ids.shape[0]} but `hidden_states` has {batch_size}.")
             batch_size = text_ids.shape[0]
             if text_ids.shape[1] > self.config.text_rope_max_seq_len:
                 raise ValueError(
                     f"Text length {text_ids.shape[1]} exceeds text_rope_max_seq_len="
                     f"{self.config.text_rope_max_seq_len}: truncate the text or raise the config value."
                 )
-            if text_ids.numel() and (text_ids.min() < 0 or text_ids.max() >= self.num_text_embeddings):
+            # (Meta tensors, e.g. for FLOP counting at full size, hold no values to check.)
+            if text_ids.numel() and not text_ids.is_meta and (text_ids.min() < 0 or text_ids.max() >= self.num_text_embeddings):
                 raise ValueError(
                     f"`text_ids` must lie in [0, {self.num_text_embeddings}) but range over "
                     f"[{int(text_ids.min())}, {int(text_ids.max())}]: tokenize with the tokenizer this model was "
@@ -490,9 +529,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
                     "`text_timestep` (one per sample, 0..1000 scale; 0 = clean text) is required with `text_ids`."
                 )
             if text_timestep.ndim != 1 or text_timestep.shape[0] != batch_size:
-                raise ValueError(
-                    f"`text_timestep` must have shape ({batch_size},), got {tuple(text_timestep.shape)}."
-                )
+                raise ValueError(f"`text_timestep` must have shape ({batch_size},), got {tuple(text_timestep.shape)}.")
             if text_attention_mask is not None and text_attention_mask.shape != text_ids.shape:
                 raise ValueError(
                     f"`text_attention_mask` must have the shape of `text_ids` {tuple(text_ids.shape)}, "
@@ -524,19 +561,31 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             text_timestep (`torch.Tensor` of shape `(B,)`): text timestep, 0..1000 (0 = clean text).
             text_attention_mask (`torch.Tensor` of shape `(B, L)`, *optional*): 1/True for real tokens; padded
                 positions are excluded as attention keys, so they change no other output.
-            attention_kwargs (`dict`, *optional*): `{"scale": lora_scale}` for PEFT adapters.
+            attention_kwargs (`dict`, *optional*): `{"scale": lora_scale}` for PEFT adapters;
+                `"understanding_attention"`: `"full"` (default, the reference) or `"video_prefix"` (video tokens do
+                not attend to text tokens, so clean video features do not depend on the caption being written), or a
+                bool tensor `(B,)` choosing `"video_prefix"` per sample; `"video_kv_cache"`: a
+                [`UniViGUVideoKVCache`] (see there) for fast captioning.
 
         Returns:
             [`UniViGUTransformerOutput`] with `.sample` (video velocity) and `.text_logits`, each `None` when
             its stream is absent, or a tuple `(sample, text_logits)` if `return_dict=False`.
         """
-        lora_scale = (attention_kwargs or {}).get("scale", 1.0)
+        attention_kwargs = dict(attention_kwargs or {})
+        video_kv_cache = attention_kwargs.pop("video_kv_cache", None)
+        understanding_attention = attention_kwargs.pop("understanding_attention", "full")
+        lora_scale = attention_kwargs.pop("scale", 1.0)
+        if attention_kwargs:
+            raise ValueError(
+                f"Unknown attention_kwargs {sorted(attention_kwargs)}: expected 'scale', 'understanding_attention' or "
+                "'video_kv_cache'."
+            )
         if USE_PEFT_BACKEND:
             scale_lora_layers(self, lora_scale)
         try:
             return self._forward(
                 hidden_states, timestep, encoder_hidden_states, text_ids, text_timestep, text_attention_mask,
-                return_dict,
+                return_dict, understanding_attention, video_kv_cache,
             )
         finally:
             if USE_PEFT_BACKEND:
@@ -544,9 +593,17 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
 
     def _forward(
         self, hidden_states, timestep, encoder_hidden_states, text_ids, text_timestep, text_attention_mask,
-        return_dict,
+        return_dict, understanding_attention="full", video_kv_cache=None,
     ):
         batch_size = self._validate_inputs(hidden_states, timestep, text_ids, text_timestep, text_attention_mask)
+        if video_kv_cache is not None:
+            if text_ids is None:
+                raise ValueError("A video key/value cache serves the text stream: pass `text_ids`.")
+            if video_kv_cache.refresh != (hidden_states is not None):
+                raise ValueError(
+                    "With a video key/value cache, a refresh step (cache.refresh = True) takes the video "
+                    "(`hidden_states`) and a cached step takes none (`hidden_states=None`)."
+                )
         p_t, p_h, p_w = self.config.patch_size
         param_dtype = self.patch_embedding.weight.dtype
 
@@ -564,8 +621,12 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             rotary_emb["video"] = self.rope(hidden_states)
             video_states = self.patch_embedding(hidden_states).flatten(2).transpose(1, 2).contiguous()
             rotary_emb["num_video_tokens"] = video_states.shape[1]
-            video_temb, video_proj = self.time_embedding_v(timestep, dtype=encoder_hidden_states.dtype)
-            video_proj = video_proj.unflatten(1, (6, -1))
+            # (B,) or, per token (Wan2.2 TI2V `expand_timesteps`), (B, N): flattened as WanTransformer3DModel does
+            video_temb, video_proj = self.time_embedding_v(
+                timestep.flatten(), dtype=encoder_hidden_states.dtype,
+                timestep_seq_len=timestep.shape[1] if timestep.ndim == 2 else None,
+            )
+            video_proj = video_proj.unflatten(-1, (6, -1))  # (B, 6, D), or (B, N, 6, D) per token
 
         text_states = text_temb = text_proj = None
         attention_mask = None
@@ -574,14 +635,15 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             rotary_emb["text"] = self.rotary_emb_text(text_ids.shape[1], text_ids.device)
             text_temb, text_proj = self.time_embedding_t(text_timestep, dtype=encoder_hidden_states.dtype)
             text_proj = text_proj.unflatten(1, (6, -1))
-            if text_attention_mask is not None and not bool(text_attention_mask.bool().all()):
-                # Key-padding mask over the joint sequence: every video key is real.
-                keys = text_attention_mask.bool()
-                if video_states is not None:
-                    keys = torch.cat([keys.new_ones(batch_size, video_states.shape[1]), keys], dim=1)
-                attention_mask = keys[:, None, None, :]
+            num_video_keys = video_states.shape[1] if video_states is not None else 0
+            if video_kv_cache is not None and not video_kv_cache.refresh:
+                num_video_keys = video_kv_cache.num_video_tokens
+            attention_mask = self._joint_attention_mask(
+                text_attention_mask, batch_size, num_video_keys, text_ids.shape[1], video_states is not None,
+                understanding_attention, text_ids.device,
+            )
 
-        for block in self.blocks:
+        for index, block in enumerate(self.blocks):
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 video_states, text_states = self._gradient_checkpointing_func(
                     block, video_states, text_states, encoder_hidden_states, video_proj, text_proj, rotary_emb,
@@ -590,7 +652,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             else:
                 video_states, text_states = block(
                     video_states, text_states, encoder_hidden_states, video_proj, text_proj, rotary_emb,
-                    attention_mask,
+                    attention_mask, (video_kv_cache, index) if video_kv_cache is not None else None,
                 )
 
         sample = text_logits = None
@@ -606,20 +668,113 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             return (sample, text_logits)
         return UniViGUTransformerOutput(sample=sample, text_logits=text_logits)
 
+    @staticmethod
+    def video_kv_cache() -> UniViGUVideoKVCache:
+        """A fresh, empty video key/value cache for fast captioning (see [`UniViGUVideoKVCache`])."""
+        return UniViGUVideoKVCache()
+
+    @staticmethod
+    def _joint_attention_mask(text_attention_mask, batch_size, num_video_keys, num_text, has_video_queries,
+                              understanding_attention, device):
+        """Boolean mask over the joint `[video ; text]` keys (True = attend), or `None` when every key is visible.
+
+        Text padding removes padded text keys for every query. `"video_prefix"` removes the text keys from the
+        video queries' rows (per sample when given as a bool tensor)."""
+        if isinstance(understanding_attention, str):
+            if understanding_attention not in ("full", "video_prefix"):
+                raise ValueError(
+                    f"understanding_attention must be 'full' or 'video_prefix', got {understanding_attention!r}."
+                )
+            prefix = None if understanding_attention == "full" else torch.ones(batch_size, dtype=torch.bool, device=device)
+        else:
+            prefix = torch.as_tensor(understanding_attention, device=device).bool().reshape(-1)
+            if prefix.shape[0] != batch_size:
+                raise ValueError(f"understanding_attention has {prefix.shape[0]} entries for a batch of {batch_size}.")
+            prefix = prefix if bool(prefix.any()) else None
+        if not has_video_queries or num_video_keys == 0:
+            prefix = None  # only text queries: video_prefix changes nothing for them
+        padded = text_attention_mask is not None and not bool(text_attention_mask.bool().all())
+        if prefix is None and not padded:
+            return None
+        keys = torch.ones(batch_size, num_video_keys + num_text, dtype=torch.bool, device=device)
+        if padded:
+            keys[:, num_video_keys:] = text_attention_mask.bool()
+        if prefix is None:
+            return keys[:, None, None, :]
+        num_queries = (num_video_keys if has_video_queries else 0) + num_text
+        mask = keys[:, None, None, :].expand(batch_size, 1, num_queries, keys.shape[1]).clone()
+        video_rows = mask[:, :, :num_video_keys, num_video_keys:]
+        mask[:, :, :num_video_keys, num_video_keys:] = video_rows & ~prefix[:, None, None, None]
+        return mask
+
     def with_shared_text_ffn(self) -> "UniViGUTransformer3DModel":
         """A copy without text experts in the blocks (`text_ffn="shared"`): text tokens go through the video `ffn`.
         The ablation of the paper's modality-driven MoE; every other weight is kept."""
         if self.config.text_ffn == "shared":
             return self
-        allowed = set(self._get_init_keys(self.__class__)) - {"self"}
-        config = {k: v for k, v in self.config.items() if k in allowed}
-        config["text_ffn"] = "shared"
+        config = self.init_kwargs(self.config, text_ffn="shared")
         model = self.__class__(**config)
         state = {k: v for k, v in self.state_dict().items() if ".ffn_t." not in k}
         model.load_state_dict(state)
         return model.to(device=self.device) if self.dtype == torch.float32 else model.to(self.device, self.dtype)
 
     # ------------------------------------------------------------------ construction from Wan
+
+    @classmethod
+    def init_kwargs(cls, config: Dict[str, Any], **extra) -> Dict[str, Any]:
+        """The entries of a model config (ours, or a `WanTransformer3DModel`'s) that are `__init__` arguments, updated
+        with `extra` (e.g. `vocab_size`)."""
+        allowed = set(cls._get_init_keys(cls)) - {"self"}
+        kwargs = {k: v for k, v in config.items() if k in allowed}
+        if "patch_size" in kwargs:
+            kwargs["patch_size"] = tuple(kwargs["patch_size"])
+        return {**kwargs, **extra}
+
+    @classmethod
+    def from_state_dict(cls, config: Dict[str, Any], state: Dict[str, torch.Tensor]) -> "UniViGUTransformer3DModel":
+        """A model of `config` whose weights are the tensors of `state` themselves (assigned to a model built on the
+        meta device, never copied). Every weight must be in `state`; the video RoPE tables are computed."""
+        with torch.device("meta"):
+            model = cls(**config)
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+        if missing or unexpected:
+            raise RuntimeError(f"{cls.__name__}: missing keys {missing}, unexpected keys {unexpected}")
+        model.rope = WanRotaryPosEmbed(config["attention_head_dim"], config["patch_size"], config["rope_max_seq_len"])
+        return model
+
+    @classmethod
+    def from_wan_state_dict(
+        cls, wan_config: Dict[str, Any], wan_state: Dict[str, torch.Tensor], vocab_size: int,
+        text_mask_token: bool = False, seed: Optional[int] = None, dtype: Optional[torch.dtype] = None,
+        cast: bool = False, share_memory: bool = False, vocab_init_std: float = 0.02, **config_overrides,
+    ) -> "UniViGUTransformer3DModel":
+        """:meth:`from_wan` from a Wan config and state dict (e.g. memory-mapped from its files). `dtype`: of the new
+        text tables (default: the first floating Wan tensor's), and with `cast` of every floating Wan tensor.
+        `share_memory`: the Wan tensors themselves become weights (only the text experts that start as copies of
+        video modules get their own storage); otherwise every weight is a fresh copy."""
+        config = cls.init_kwargs(wan_config, vocab_size=vocab_size, text_mask_token=text_mask_token, **config_overrides)
+        if dtype is None:
+            dtype = next((v.dtype for v in wan_state.values() if v.is_floating_point()), torch.float32)
+        state, used = {}, set()
+        for key, value in wan_state_dict_to_univigu(wan_state).items():
+            if cast and value.is_floating_point() and value.dtype != dtype:
+                value = value.to(dtype)
+            if share_memory and id(value) in used:  # a text expert starting as a copy of a video module
+                value = value.clone()
+            used.add(id(value))
+            state[key] = value
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        rows = vocab_size + (1 if text_mask_token else 0)
+        dim = config["num_attention_heads"] * config["attention_head_dim"]
+        state["vocab_embed.weight"] = (torch.randn(rows, dim, generator=generator) * vocab_init_std).to(dtype)
+        state["text_head.norm_final.weight"] = torch.ones(dim, dtype=dtype)
+        state["text_head.linear.weight"] = torch.zeros(rows, dim, dtype=dtype)
+        state["text_head.linear.bias"] = torch.zeros(rows, dtype=dtype)
+        model = cls.from_state_dict(config, state)
+        if not share_memory:  # clones, so training ffn_t or the text tables never moves the video ones (nor Wan's)
+            for param in model.parameters():
+                param.data = param.data.clone()
+        return model
 
     @classmethod
     def from_wan(
@@ -647,36 +802,10 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             )
         if config.get("pos_embed_seq_len") is not None:
             raise ValueError("from_wan does not support Wan transformers with `pos_embed_seq_len`.")
-        allowed = set(cls._get_init_keys(cls)) - {"self"}
-        kwargs = {k: v for k, v in config.items() if k in allowed}
-        kwargs.update(
-            vocab_size=vocab_size,
-            text_mask_token=text_mask_token,
-            text_rope_theta=text_rope_theta,
-            text_rope_max_seq_len=text_rope_max_seq_len,
+        model = cls.from_wan_state_dict(
+            config, wan_transformer.state_dict(), vocab_size, text_mask_token, seed=seed, dtype=wan_transformer.dtype,
+            vocab_init_std=vocab_init_std, text_rope_theta=text_rope_theta, text_rope_max_seq_len=text_rope_max_seq_len,
         )
-        wan_state = wan_transformer.state_dict()
-        dtype = wan_transformer.dtype
-        with torch.device("meta"):
-            model = cls(**kwargs)
-        state = wan_state_dict_to_univigu(wan_state)
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        num_embeddings = vocab_size + (1 if text_mask_token else 0)
-        inner_dim = kwargs["num_attention_heads"] * kwargs["attention_head_dim"]
-        state["vocab_embed.weight"] = (
-            torch.randn(num_embeddings, inner_dim, generator=generator) * vocab_init_std
-        ).to(dtype)
-        state["text_head.norm_final.weight"] = torch.ones(inner_dim, dtype=dtype)
-        state["text_head.linear.weight"] = torch.zeros(num_embeddings, inner_dim, dtype=dtype)
-        state["text_head.linear.bias"] = torch.zeros(num_embeddings, dtype=dtype)
-        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-        if missing or unexpected:
-            raise RuntimeError(f"from_wan: missing keys {missing}, unexpected keys {unexpected}")
-        # Clones, not views, so training ffn_t or the text tables never moves the video ones (nor Wan's).
-        for param in model.parameters():
-            param.data = param.data.clone()
-        # Non-persistent buffers (the video RoPE tables) were never materialised on the meta device.
-        model.rope = WanRotaryPosEmbed(kwargs["attention_head_dim"], kwargs["patch_size"], kwargs["rope_max_seq_len"])
         return model.to(device=wan_transformer.device)
 
 
