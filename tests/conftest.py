@@ -22,6 +22,18 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread for the test, restored after it. The training tests use it (`pytest.mark.usefixtures`): two
+    threads on a 2-core machine shared with other jobs oversubscribe badly (the tiny VAE runs 10x slower), and one
+    thread is what their subprocess runs use (OMP_NUM_THREADS=1), so in-process and subprocess runs compute bit for
+    bit the same."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def reference_fixture_dir() -> Path:
     return REFERENCE_FIXTURE_DIR
 

@@ -25,17 +25,18 @@ import types
 import pytest
 import torch
 
-from test_training import (  # noqa: F401  (one_thread and workdir are fixtures)
+from test_training import (  # noqa: F401  (workdir is a fixture)
     NUM_SAMPLES,
     REPO,
     common_args,
-    one_thread,
     subprocess_env,
     transformer_weights,
     workdir,
 )
 from univigu.training import checkpointing
 
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 FSDP_CONFIG = REPO / "configs" / "accelerate_fsdp_cpu_2proc.yaml"
 # 8 clips, 2 processes x batch 2: 2 steps per epoch; 3 steps cross an epoch boundary, and checkpoint-1 is mid-epoch

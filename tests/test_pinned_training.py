@@ -36,18 +36,13 @@ def _versions():
     return {"torch": torch.__version__, "diffusers": diffusers.__version__, "transformers": transformers.__version__}
 
 
-pytestmark = pytest.mark.skipif(
-    _versions() != PINNED_VERSIONS and not os.environ.get("UNIVIGU_PRINT_PINS"),
-    reason=f"pins computed with {PINNED_VERSIONS}, found {_versions()}",
-)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = [
+    pytest.mark.skipif(
+        _versions() != PINNED_VERSIONS and not os.environ.get("UNIVIGU_PRINT_PINS"),
+        reason=f"pins computed with {PINNED_VERSIONS}, found {_versions()}",
+    ),
+    pytest.mark.usefixtures("one_thread"),  # tests/conftest.py
+]
 
 
 @pytest.fixture(scope="module")

@@ -30,14 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 NUM_SAMPLES = 8
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two threads on a 2-core machine shared with other jobs oversubscribe badly; one thread is also what the
-    # subprocess runs use (OMP_NUM_THREADS=1), so in-process and subprocess runs compute bit for bit the same.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

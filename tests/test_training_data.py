@@ -28,13 +28,7 @@ from univigu.training.data import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two threads on a 2-core machine shared with other jobs oversubscribe badly (the tiny VAE runs 10x slower).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
