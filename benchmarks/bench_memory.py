@@ -81,50 +81,229 @@ def estimate():
         print(f"{name:<50} {peak / GiB:>28.1f}")
 
 
-def measure(model: str, height: int, width: int, num_frames: int):
+SWITCHES = {  # in the order measured
+    "none": "everything on the GPU (bf16; VAE fp32, tiled)",
+    "model_cpu_offload": "enable_model_cpu_offload",
+    "model_cpu_offload+fp8": "model offload + fp8 layerwise casting of the transformer",
+    "group_offload_block_stream": "group offload: transformer block level, umT5 leaf level, CUDA streams",
+    "group_offload_leaf_stream": "group offload, leaf level everywhere, CUDA streams",
+    "fp8+group_offload_te": "fp8 transformer on the GPU, umT5 group offload (leaf, stream)",
+    "sequential_cpu_offload": "enable_sequential_cpu_offload",
+}
+PROMPT = "a red circle moving left and a blue square moving up"
+DEVICE = "cuda"
+
+
+def random_pipeline(device: str = DEVICE):
+    """A UniViGUPipeline at the Wan2.1-T2V-1.3B config with random weights, built on the GPU (fast init) and left on
+    the CPU: umT5-XXL encoder (bf16), Wan's VAE (fp32), the Wan transformer converted with `from_wan_state_dict`
+    (bf16), and a word-level tokenizer padded to umT5's 256,384 tokens. Random weights change neither the memory nor
+    the time of a call. Also returns the Wan transformer (CPU, bf16) for a side-by-side WanPipeline."""
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from univigu import DiscreteFlowScheduler, UniViGUPipeline, UniViGUTransformer3DModel
+    from univigu.models.parameter_report import WAN21_T2V_1_3B_CONFIG
+    from univigu.toyworld.components import build_tokenizer
+
+    vocab = WAN21_T2V_1_3B_CONFIG["vocab_size"]
+    wan_config = {k: v for k, v in WAN21_T2V_1_3B_CONFIG.items() if k not in ("vocab_size", "text_mask_token")}
+    torch.manual_seed(0)
+    with torch.device(device):
+        text_encoder = UMT5EncoderModel(UMT5Config(**UMT5_XXL)).to(torch.bfloat16).eval()
+        text_encoder.to("cpu")
+        wan = keep_in_fp32_like_from_pretrained(WanTransformer3DModel(**wan_config).to(torch.bfloat16)).eval()
+        transformer = UniViGUTransformer3DModel.from_wan_state_dict(dict(wan.config), wan.state_dict(),
+                                                                     vocab_size=vocab, seed=0)
+        transformer = keep_in_fp32_like_from_pretrained(transformer.to(dtype=torch.bfloat16)).to("cpu").eval()
+        wan.to("cpu")
+        vae = AutoencoderKLWan().eval().to("cpu")
+    with torch.no_grad():  # from_wan leaves the text head zero: give it weights so that captions depend on the video
+        transformer.text_head.linear.weight.normal_(0, 0.02)
+    torch.cuda.empty_cache()
+    pipe = UniViGUPipeline(
+        tokenizer=build_tokenizer(vocab_size=vocab, model_max_length=512), text_encoder=text_encoder, vae=vae,
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        text_scheduler=DiscreteFlowScheduler(vocab_size=vocab),
+    )
+    return pipe, wan
+
+
+def keep_in_fp32_like_from_pretrained(model):
+    """`from_pretrained(dtype=torch.bfloat16)` keeps a model's `_keep_in_fp32_modules` in float32: do the same."""
+    keep = getattr(model, "_keep_in_fp32_modules", None) or []
+    for name, param in model.named_parameters():
+        if any(k in name.split(".") for k in keep):
+            param.data = param.data.float()
+    return model
+
+
+def group_offload(module, device, **kwargs):
+    """diffusers models have `enable_group_offload`; the umT5 encoder (a transformers model) takes the same hook."""
+    from diffusers.hooks import apply_group_offloading
+
+    apply_group_offloading(module, onload_device=device, **kwargs)
+
+
+def apply_switch(pipe, switch: str, device: str = DEVICE):
+    dev = torch.device(device)
+    if "fp8" in switch:
+        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+    if switch == "none":
+        pipe.to(device)
+    elif switch.startswith("model_cpu_offload"):
+        pipe.enable_model_cpu_offload(device=device)
+    elif switch == "fp8+group_offload_te":
+        group_offload(pipe.text_encoder, dev, offload_type="leaf_level", use_stream=True)
+        pipe.transformer.to(device)
+        pipe.vae.to(device)
+    elif switch == "group_offload_block_stream":
+        group_offload(pipe.text_encoder, dev, offload_type="leaf_level", use_stream=True)
+        pipe.transformer.enable_group_offload(dev, offload_type="block_level", num_blocks_per_group=1,
+                                              use_stream=True)
+        pipe.vae.to(device)
+    elif switch == "group_offload_leaf_stream":
+        for component in (pipe.text_encoder, pipe.transformer):
+            group_offload(component, dev, offload_type="leaf_level", use_stream=True)
+        pipe.vae.to(device)
+    elif switch == "sequential_cpu_offload":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        raise ValueError(f"unknown switch {switch!r}; one of {sorted(SWITCHES)}")
+    pipe.vae.enable_tiling()
+
+
+def _timed(fn):
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = fn()
+    torch.cuda.synchronize()
+    return out, time.perf_counter() - start
+
+
+def measure_switch(switch: str, model, height: int, width: int, num_frames: int, steps: int) -> dict:
     from univigu import UniViGUPipeline
 
-    device = "cuda"
-    for switch in ("none", "model_cpu_offload", "fp8", "group_offload_leaf"):
-        pipe = UniViGUPipeline.from_pretrained(model, dtype=torch.bfloat16)
+    if model is None:
+        pipe, wan = random_pipeline()
+    else:
+        pipe, wan = UniViGUPipeline.from_pretrained(model, dtype=torch.bfloat16), None
         pipe.vae.to(torch.float32)
-        pipe.vae.enable_tiling()
-        if switch == "fp8":
-            pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
-        if switch == "group_offload_leaf":
-            for component in (pipe.text_encoder, pipe.transformer):
-                component.enable_group_offload(torch.device(device), offload_type="leaf_level", use_stream=True)
-            pipe.vae.to(device)
-        elif switch in ("model_cpu_offload", "fp8"):
-            pipe.enable_model_cpu_offload()
+    pipe.set_progress_bar_config(disable=True)
+    apply_switch(pipe, switch)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    size = dict(height=height, width=width, num_frames=num_frames)
+    result = {"switch": switch, "steps": steps, **size}
+    video, result["t2v_s"] = _timed(lambda: pipe(prompt=PROMPT, num_inference_steps=steps, output_type="np",
+                                                 generator=torch.Generator().manual_seed(0), **size).frames[0])
+    result["t2v_peak_gib"] = torch.cuda.max_memory_allocated() / GiB
+    torch.cuda.reset_peak_memory_stats()
+    caption, result["v2t_s"] = _timed(lambda: pipe(video=video, task="v2t", num_inference_steps=steps,
+                                                   max_text_length=128, generator=torch.Generator().manual_seed(0),
+                                                   **size).text[0])
+    result["v2t_peak_gib"] = torch.cuda.max_memory_allocated() / GiB
+    result["peak_gib"] = max(result["t2v_peak_gib"], result["v2t_peak_gib"])
+    result["finite_video"] = bool(torch.isfinite(torch.as_tensor(video)).all())
+    if switch == "none" and wan is not None:
+        result.update(side_by_side(pipe, wan, size, steps))
+    return result
+
+
+def side_by_side(pipe, wan, size: dict, steps: int) -> dict:
+    """t2v latents of WanPipeline and of UniViGUPipeline (text stream off, and joint t2vt) on the same weights and
+    noise, on the GPU in bf16: seconds per call (`output_type="latent"`, after one warm-up call) and the largest
+    difference of the video latents."""
+    from diffusers import WanPipeline
+
+    wan_pipe = WanPipeline(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, vae=pipe.vae,
+                           transformer=wan.to(DEVICE), scheduler=pipe.scheduler)
+    wan_pipe.set_progress_bar_config(disable=True)
+    kwargs = dict(prompt=PROMPT, num_inference_steps=steps, output_type="latent", **size)
+    runs = {
+        "wan": lambda: wan_pipe(generator=torch.Generator().manual_seed(0), **kwargs).frames,
+        "univigu_text_off": lambda: pipe(generator=torch.Generator().manual_seed(0), text_stream=False,
+                                         **kwargs).frames,
+        "univigu_t2vt": lambda: pipe(task="t2vt", generator=torch.Generator().manual_seed(0), max_text_length=128,
+                                     **kwargs).frames,
+    }
+    out, latents = {}, {}
+    for name, fn in runs.items():
+        fn()  # warm-up
+        latents[name], out[f"{name}_latent_s"] = _timed(fn)
+    out["text_off_vs_wan_max_abs_diff"] = (latents["univigu_text_off"].float() - latents["wan"].float()).abs().max().item()
+    out["text_off_vs_wan_time_ratio"] = out["univigu_text_off_latent_s"] / out["wan_latent_s"]
+    out["t2vt_vs_wan_time_ratio"] = out["univigu_t2vt_latent_s"] / out["wan_latent_s"]
+    return out
+
+
+def measure(model, height: int, width: int, num_frames: int, steps: int, switches, json_out=None, timeout=300):
+    """Each switch in its own process, so that peaks and hooks do not leak from one to the next."""
+    import json
+    import subprocess
+    import sys
+
+    results = []
+    for switch in switches:
+        cmd = [sys.executable, __file__, "--measure", "--switch", switch, "--height", str(height), "--width",
+               str(width), "--num-frames", str(num_frames), "--steps", str(steps)]
+        if model is not None:
+            cmd += ["--model", model]
+        start = time.time()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(f"{switch}: timed out after {timeout} s", flush=True)
+            results.append({"switch": switch, "error": f"timed out after {timeout} s"})
+            continue
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            print(f"{switch}: failed after {time.time() - start:.0f} s\n{proc.stderr[-3000:]}", flush=True)
+            results.append({"switch": switch, "error": proc.stderr[-500:]})
         else:
-            pipe.to(device)
-        torch.cuda.reset_peak_memory_stats()
-        start = time.time()
-        video = pipe(prompt="a cat walking in the snow", height=height, width=width, num_frames=num_frames,
-                     num_inference_steps=4, output_type="np").frames[0]
-        t2v = time.time() - start
-        start = time.time()
-        pipe(video=video, task="v2t", num_inference_steps=4)
-        v2t = time.time() - start
-        print(f"{switch:<22} peak {torch.cuda.max_memory_allocated() / GiB:6.2f} GiB  t2v {t2v:6.1f} s  v2t {v2t:6.1f} s "
-              "(4 steps each)")
-        del pipe
-        torch.cuda.empty_cache()
+            result = json.loads(lines[-1][len("RESULT "):])
+            result["process_s"] = time.time() - start
+            results.append(result)
+            print(json.dumps(result), flush=True)
+        if json_out:
+            with open(json_out, "w") as f:
+                json.dump(results, f, indent=2)
+    print(f"\nMEASURED on {torch.cuda.get_device_name()} ({num_frames}x{height}x{width}, {steps} steps per call, "
+          "guidance 5 for t2v, caption length 128)")
+    print(f"{'switch':<28} {'t2v peak':>9} {'v2t peak':>9} {'t2v s':>7} {'v2t s':>7}")
+    for r in results:
+        if "error" in r:
+            print(f"{r['switch']:<28} failed")
+        else:
+            print(f"{r['switch']:<28} {r['t2v_peak_gib']:>9.2f} {r['v2t_peak_gib']:>9.2f} {r['t2v_s']:>7.1f} "
+                  f"{r['v2t_s']:>7.1f}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--measure", action="store_true")
-    parser.add_argument("--model", default=None, help="a converted Wan2.1-1.3B UniViGU folder (with --measure)")
+    parser.add_argument("--model", default=None, help="a converted Wan2.1-1.3B UniViGU folder (with --measure; "
+                        "default: random weights at that config, built on the GPU, no download)")
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=832)
     parser.add_argument("--num-frames", type=int, default=81)
+    parser.add_argument("--steps", type=int, default=4, help="denoising steps per measured call")
+    parser.add_argument("--switch", action="append", choices=list(SWITCHES),
+                        help="measure only these (repeatable); default: all")
+    parser.add_argument("--json", default=None, help="also write the measured rows here")
+    parser.add_argument("--timeout", type=int, default=300, help="seconds per switch (its own process)")
     args = parser.parse_args(argv)
     if args.measure:
-        if not torch.cuda.is_available() or args.model is None:
-            raise SystemExit("--measure needs a CUDA device and --model PATH (a converted 1.3B UniViGU folder).")
-        measure(args.model, args.height, args.width, args.num_frames)
+        if not torch.cuda.is_available():
+            raise SystemExit("--measure needs a CUDA device; without one this script prints the estimate.")
+        if args.switch and len(args.switch) == 1 and args.json is None:  # a child process of `measure`
+            import json
+
+            print("RESULT " + json.dumps(measure_switch(args.switch[0], args.model, args.height, args.width,
+                                                        args.num_frames, args.steps)))
+        else:
+            measure(args.model, args.height, args.width, args.num_frames, args.steps, args.switch or list(SWITCHES),
+                    args.json, args.timeout)
     else:
         estimate()
 

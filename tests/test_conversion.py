@@ -436,6 +436,33 @@ def test_convert_wan_video_equals_wan_pipeline(tmp_path):
     assert torch.equal(got, expected)
 
 
+def test_bf16_from_pretrained_keeps_the_prior(tmp_path):
+    """`from_pretrained(dtype=torch.bfloat16)` keeps a model's `_keep_in_fp32_modules` in float32. Wan keeps its
+    output modulation table there; UniViGU's is `scale_shift_table_v`, so it must be kept too, or bf16 t2v drifts
+    from WanPipeline's (0.07 max on the latents of a tiny model, found on the way to the GPU memory table)."""
+    from diffusers import WanPipeline
+
+    from univigu.conversion.wan import convert_wan
+    from univigu.pipelines import UniViGUPipeline
+    from univigu.toyworld.components import build_tiny_components
+
+    WanPipeline(**build_tiny_components(seed=0)).save_pretrained(tmp_path / "wan")
+    out = convert_wan(tmp_path / "wan", tmp_path / "univigu", seed=0)
+    wan = _realign(WanPipeline.from_pretrained(tmp_path / "wan", dtype=torch.bfloat16))
+    pipe = _realign(UniViGUPipeline.from_pretrained(out, dtype=torch.bfloat16))
+    fp32 = lambda model: {n for n, p in model.named_parameters() if p.dtype == torch.float32}  # noqa: E731
+    assert "scale_shift_table" in fp32(wan.transformer)
+    assert {"scale_shift_table_v", "scale_shift_table_t"} <= fp32(pipe.transformer)
+    for p in (wan, pipe):
+        p.set_progress_bar_config(disable=True)
+    kwargs = dict(prompt="a red circle moves left", height=32, width=32, num_frames=5, num_inference_steps=3,
+                  guidance_scale=4.0, output_type="latent")
+    expected = wan(generator=torch.Generator().manual_seed(7), **kwargs).frames
+    got = pipe(generator=torch.Generator().manual_seed(7), text_stream=False, **kwargs).frames
+    assert torch.equal(got, expected), (got.float() - expected.float()).abs().max()
+    assert pipe(generator=torch.Generator().manual_seed(7), task="t2vt", max_text_length=8, **kwargs).text
+
+
 def test_cli_convert_in_process(tmp_path, converted_fixture, fixture_wan_folder, capsys):
     import json
 

@@ -361,7 +361,12 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         "patch_embedding", "cond_text_embedder", "time_embedding", "vocab_embed", "norm", "video_head",
     ]
     _no_split_modules = ["UniViGUTransformerBlock"]
-    _keep_in_fp32_modules = ["rope", "time_embedder", "scale_shift_table", "norm1", "norm2", "norm3", "norm_final"]
+    # Wan's list, plus the names UniViGU gives Wan's output modulation (`scale_shift_table_v`) and its text twin: what
+    # Wan keeps in float32 under `from_pretrained(dtype=torch.bfloat16)` must stay there for the prior to be kept.
+    _keep_in_fp32_modules = [
+        "rope", "time_embedder", "scale_shift_table", "scale_shift_table_v", "scale_shift_table_t", "norm1", "norm2",
+        "norm3", "norm_final",
+    ]
     _repeated_blocks = ["UniViGUTransformerBlock"]
 
     @register_to_config

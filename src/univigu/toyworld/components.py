@@ -35,7 +35,8 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def build_tokenizer(save_dir: str | os.PathLike | None = None, model_max_length: int = 128):
+def build_tokenizer(save_dir: str | os.PathLike | None = None, model_max_length: int = 128,
+                    vocab_size: int | None = None):
     """A word-level tokenizer over the whole ShapesWorld vocabulary, behaving like Wan's umT5 tokenizer where it
     matters.
 
@@ -47,6 +48,8 @@ def build_tokenizer(save_dir: str | os.PathLike | None = None, model_max_length:
     Args:
         save_dir: if given, the tokenizer is also saved there (`AutoTokenizer.from_pretrained(save_dir)` reloads it).
         model_max_length: default maximum length (pipelines usually pass `max_length` explicitly).
+        vocab_size: if given, unused filler tokens (`<extra_N>`) pad the vocabulary to this size, e.g. umT5's 256,384,
+            so that a full-size model can be benchmarked with a tokenizer of the real width and no download.
 
     Returns:
         `transformers.PreTrainedTokenizerFast`.
@@ -57,6 +60,10 @@ def build_tokenizer(save_dir: str | os.PathLike | None = None, model_max_length:
     vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
     for word in shapesworld_vocabulary():
         vocab.setdefault(word, len(vocab))
+    if vocab_size is not None:
+        if vocab_size < len(vocab):
+            raise ValueError(f"vocab_size={vocab_size} is smaller than the ShapesWorld vocabulary ({len(vocab)}).")
+        vocab.update({f"<extra_{i}>": i for i in range(len(vocab), vocab_size)})
 
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK_TOKEN))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()

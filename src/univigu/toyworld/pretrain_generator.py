@@ -87,7 +87,7 @@ def build_latent_cache(vae, tokenizer, text_encoder, num_clips: int, seed: int, 
         prompts.append(record["prompt"])
         if len(frames_batch) == batch_size or len(prompts) == num_clips:
             video = torch.from_numpy(np.stack(frames_batch)).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
-            latents.append(encode_videos(vae, video).to(torch.float32))
+            latents.append(encode_videos(vae, video).to("cpu", torch.float32))
             frames_batch = []
     embeds = encode_prompts(tokenizer, text_encoder, prompts, max_sequence_length)
     length = max(e.shape[0] for e in embeds)
@@ -147,7 +147,8 @@ def train(args) -> dict[str, Any]:
     tokenizer = build_tokenizer()
     text_encoder = build_tiny_text_encoder(vocab_size=len(tokenizer), d_model=args.text_dim, seed=args.seed,
                                            num_layers=2, num_heads=2)
-    vae = AutoencoderKLWan.from_pretrained(args.vae).eval()
+    device = torch.device(args.device)
+    vae = AutoencoderKLWan.from_pretrained(args.vae).eval().to(device)
 
     cache_path = out / "cache" / f"latents_{args.num_clips}_{args.seed}.pt"
     if cache_path.exists():
@@ -160,12 +161,13 @@ def train(args) -> dict[str, Any]:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(cache, cache_path)
         print(f"cached {len(lat)} clips in {time.time() - t0:.0f}s")
-    latents, embeds = cache["latents"], cache["embeds"]
+    latents, embeds = cache["latents"].to(device), cache["embeds"].to(device)
     msl = args.max_sequence_length
-    null = encode_prompt_batch(tokenizer, text_encoder, [""], msl)[0, : embeds.shape[1]]
+    null = encode_prompt_batch(tokenizer, text_encoder, [""], msl)[0, : embeds.shape[1]].to(device)
+    text_encoder.to(device)
 
     model = build_generator(text_dim=args.text_dim, width=args.width, num_layers=args.layers, num_heads=args.heads,
-                            patch_size=args.patch, seed=args.seed)
+                            patch_size=args.patch, seed=args.seed).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"generator: {n_params / 1e6:.2f} M params")
     model.train()
@@ -198,17 +200,20 @@ def train(args) -> dict[str, Any]:
         elapsed = time.time() - t_start
         if elapsed >= budget or (args.max_steps and step >= args.max_steps):
             break
-        lr = lr_at(elapsed / budget, args.lr)
+        # the schedule runs over the wall-time budget, or over --max-steps when that ends first
+        progress = max(elapsed / budget, step / args.max_steps) if args.max_steps else elapsed / budget
+        lr = lr_at(progress, args.lr)
         for g in opt.param_groups:
             g["lr"] = lr
-        idx = torch.randint(0, len(latents), (args.batch_size,), generator=gen)
+        # every draw comes from the CPU generator, so a run on another device sees the same samples and noise
+        idx = torch.randint(0, len(latents), (args.batch_size,), generator=gen).to(device)
         x0 = latents[idx]
         cond = embeds[idx].clone()
-        drop = torch.rand(args.batch_size, generator=gen) < args.null_prob
+        drop = (torch.rand(args.batch_size, generator=gen) < args.null_prob).to(device)
         cond[drop] = null
         cond = F.pad(cond, (0, 0, 0, msl - cond.shape[1]))
-        noise = torch.randn(x0.shape, generator=gen)
-        s = sample_sigmas(args.batch_size, args.weighting_scheme, gen)
+        noise = torch.randn(x0.shape, generator=gen).to(device)
+        s = sample_sigmas(args.batch_size, args.weighting_scheme, gen).to(device)
         s_b = s.view(-1, 1, 1, 1, 1)
         xt = (1 - s_b) * x0 + s_b * noise
         pred = model(hidden_states=xt, timestep=s * 1000, encoder_hidden_states=cond, return_dict=False)[0]
@@ -221,7 +226,9 @@ def train(args) -> dict[str, Any]:
             ema.step(model.parameters())
         step += 1
         ema_loss = loss.item() if ema_loss is None else 0.98 * ema_loss + 0.02 * loss.item()
-        if args.eval_every_minutes and time.time() - last_eval >= args.eval_every_minutes * 60:
+        due = (args.eval_every_minutes and time.time() - last_eval >= args.eval_every_minutes * 60) or (
+            args.eval_every_steps and step % args.eval_every_steps == 0)
+        if due:
             pause = time.time()
             model.eval()
             if ema is not None:
@@ -277,6 +284,8 @@ def parse_args(argv=None):
     p.add_argument("--max-sequence-length", type=int, default=SHAPESWORLD_SEQUENCE_LENGTH,
                    help="umT5 condition length trained at (WanPipeline's default is 512)")
     p.add_argument("--eval-every-minutes", type=float, default=0.0)
+    p.add_argument("--eval-every-steps", type=int, default=0, help="probe every N steps (e.g. on a fast device)")
+    p.add_argument("--device", default="cpu", help="where training runs (the build uses the CPU; cuda works too)")
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
