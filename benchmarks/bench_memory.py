@@ -113,11 +113,12 @@ def random_pipeline(device: str = DEVICE):
         text_encoder = UMT5EncoderModel(UMT5Config(**UMT5_XXL)).to(torch.bfloat16).eval()
         text_encoder.to("cpu")
         wan = keep_in_fp32_like_from_pretrained(WanTransformer3DModel(**wan_config).to(torch.bfloat16)).eval()
-        transformer = UniViGUTransformer3DModel.from_wan_state_dict(dict(wan.config), wan.state_dict(),
-                                                                     vocab_size=vocab, seed=0)
-        transformer = keep_in_fp32_like_from_pretrained(transformer.to(dtype=torch.bfloat16)).to("cpu").eval()
         wan.to("cpu")
         vae = AutoencoderKLWan().eval().to("cpu")
+    # the conversion draws the new text table from a CPU generator: outside the device context
+    transformer = UniViGUTransformer3DModel.from_wan_state_dict(dict(wan.config), wan.state_dict(), vocab_size=vocab,
+                                                                 seed=0)
+    transformer = keep_in_fp32_like_from_pretrained(transformer.to(dtype=torch.bfloat16)).eval()
     with torch.no_grad():  # from_wan leaves the text head zero: give it weights so that captions depend on the video
         transformer.text_head.linear.weight.normal_(0, 0.02)
     torch.cuda.empty_cache()
