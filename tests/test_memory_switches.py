@@ -26,11 +26,19 @@ def _apply(switch, pipe):
                                tile_sample_stride_width=8)
     elif switch == "vae_slicing":
         pipe.vae.enable_slicing()
+    elif switch == "sequential_offload_hooks":
+        # what `enable_sequential_cpu_offload` does, with the CPU as the execution device: every weight waits on the
+        # meta device and each module's hook brings its own in for its forward. Code that reads a submodule's weight
+        # without calling the submodule breaks here (as it did on a GPU before the text head's norm became a module).
+        from accelerate import cpu_offload
+
+        cpu_offload(transformer, execution_device=torch.device("cpu"))
     else:
         raise ValueError(switch)
 
 
-SWITCHES = ["fp8_layerwise_casting", "group_offload_block", "group_offload_leaf", "vae_tiling", "vae_slicing"]
+SWITCHES = ["fp8_layerwise_casting", "group_offload_block", "group_offload_leaf", "vae_tiling", "vae_slicing",
+            "sequential_offload_hooks"]
 
 
 @pytest.mark.parametrize("switch", SWITCHES)

@@ -445,3 +445,22 @@ def test_commit_argmax_takes_the_argmax_of_the_real_tokens():
     mask[:, -2:] = False
     out = s.commit_argmax(logits, sample, attention_mask=mask)
     assert torch.equal(out[:, :-2], logits[:, :-2, :V].argmax(-1)) and bool((out[:, -2:] == V).all())
+
+
+def test_inverse_cdf_draws_follow_the_posterior_and_never_pick_impossible_tokens():
+    """The sampler used when the generator sits on another device than the logits (a CPU generator for a GPU model):
+    one uniform per position, x1 read off the cumulative distribution. Checked here on one device by calling it
+    directly; tests/test_memory_switches_cuda.py checks the device split on a GPU."""
+    scheduler = DiscreteFlowScheduler(vocab_size=5)
+    probs = torch.tensor([0.0, 0.5, 0.0, 0.2, 0.3], dtype=torch.float64)
+    logits = probs.clamp_min(1e-300).log().expand(1, 40000, 5).clone()
+    logits[..., [0, 2]] = -float("inf")
+    x1, confidence = scheduler._sample_x1_inverse_cdf(logits, 1.0, torch.Generator().manual_seed(0))
+    freq = torch.bincount(x1.flatten(), minlength=5).double() / x1.numel()
+    assert freq[0] == 0 and freq[2] == 0
+    torch.testing.assert_close(freq, probs, atol=0.01, rtol=0)  # 40,000 draws: standard error < 0.0025
+    torch.testing.assert_close(confidence, probs[x1])
+    again, _ = scheduler._sample_x1_inverse_cdf(logits, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(again, x1)
+    # a zero draw picks the first token with probability > 0, not token 0 (the searchsorted side used above)
+    assert torch.searchsorted(probs.cumsum(-1), torch.zeros(1, dtype=torch.float64), right=True).item() == 1
