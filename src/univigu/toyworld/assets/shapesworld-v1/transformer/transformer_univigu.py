@@ -236,16 +236,15 @@ class UniViGUTextHead(nn.Module):
     def __init__(self, dim: int, num_embeddings: int, eps: float = 1e-5):
         super().__init__()
         self.eps = eps
-        self.norm_final = nn.LayerNorm(dim, eps=eps, elementwise_affine=True, bias=False)
+        # called as a module (not through its weight), so that offloading hooks onload it
+        self.norm_final = FP32LayerNorm(dim, eps=eps, elementwise_affine=True, bias=False)
         self.linear = nn.Linear(dim, num_embeddings)
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, hidden_states, temb, scale_shift_table):
         shift, scale = (scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
-        normed = F.layer_norm(
-            hidden_states.float(), (hidden_states.shape[-1],), self.norm_final.weight.float(), None, self.eps
-        )
+        normed = self.norm_final(hidden_states.float())
         hidden_states = (normed * (1 + scale.float()) + shift.float()).type_as(hidden_states)
         return self.linear(hidden_states)
 
@@ -361,7 +360,12 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         "patch_embedding", "cond_text_embedder", "time_embedding", "vocab_embed", "norm", "video_head",
     ]
     _no_split_modules = ["UniViGUTransformerBlock"]
-    _keep_in_fp32_modules = ["rope", "time_embedder", "scale_shift_table", "norm1", "norm2", "norm3", "norm_final"]
+    # Wan's list, plus the names UniViGU gives Wan's output modulation (`scale_shift_table_v`) and its text twin: what
+    # Wan keeps in float32 under `from_pretrained(dtype=torch.bfloat16)` must stay there for the prior to be kept.
+    _keep_in_fp32_modules = [
+        "rope", "time_embedder", "scale_shift_table", "scale_shift_table_v", "scale_shift_table_t", "norm1", "norm2",
+        "norm3", "norm_final",
+    ]
     _repeated_blocks = ["UniViGUTransformerBlock"]
 
     @register_to_config
@@ -608,9 +612,9 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         param_dtype = self.patch_embedding.weight.dtype
 
         if encoder_hidden_states is None:
-            encoder_hidden_states = torch.zeros(
-                batch_size, 1, self.config.text_dim, device=self.device, dtype=param_dtype
-            )
+            # the inputs' device, not `self.device` (a parameter's, which offloading hooks may leave on the CPU/meta)
+            device = (hidden_states if hidden_states is not None else text_ids).device
+            encoder_hidden_states = torch.zeros(batch_size, 1, self.config.text_dim, device=device, dtype=param_dtype)
         encoder_hidden_states = self.cond_text_embedder(encoder_hidden_states)
 
         rotary_emb: Dict[str, Any] = {"num_video_tokens": 0}
