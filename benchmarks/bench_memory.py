@@ -1,7 +1,12 @@
 """Peak memory of t2v and v2t at the Wan2.1-1.3B config, per memory switch.
 
     python benchmarks/bench_memory.py             # ESTIMATES from parameter and activation counts (no GPU needed)
-    python benchmarks/bench_memory.py --measure   # on a CUDA device with a converted 1.3B folder (--model PATH)
+    python benchmarks/bench_memory.py --measure   # MEASURED on a CUDA device: random 1.3B-config weights, no download
+    python benchmarks/bench_memory.py --measure --model PATH --switch model_cpu_offload   # a converted folder, one switch
+
+`--measure` runs each switch in its own process (peaks and hooks do not leak) and prints peak GPU memory and time of
+t2v and v2t, plus, with everything on the GPU, WanPipeline against UniViGUPipeline on the same weights and noise
+(time ratio and largest latent difference). The last measured table is in docs/memory.md.
 
 Without a GPU this prints an estimate, marked as such: every component is built on the meta device (umT5-XXL
 encoder, AutoencoderKLWan, UniViGUTransformer3DModel) and its parameter bytes counted per storage dtype; the
