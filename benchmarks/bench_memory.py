@@ -205,7 +205,7 @@ def measure_switch(switch: str, model, height: int, width: int, num_frames: int,
                                                  generator=torch.Generator().manual_seed(0), **size).frames[0])
     result["t2v_peak_gib"] = torch.cuda.max_memory_allocated() / GiB
     torch.cuda.reset_peak_memory_stats()
-    caption, result["v2t_s"] = _timed(lambda: pipe(video=video, task="v2t", num_inference_steps=steps,
+    _, result["v2t_s"] = _timed(lambda: pipe(video=video, task="v2t", num_inference_steps=steps,
                                                    max_text_length=128, generator=torch.Generator().manual_seed(0),
                                                    **size).text[0])
     result["v2t_peak_gib"] = torch.cuda.max_memory_allocated() / GiB

@@ -455,12 +455,12 @@ def test_inverse_cdf_draws_follow_the_posterior_and_never_pick_impossible_tokens
     probs = torch.tensor([0.0, 0.5, 0.0, 0.2, 0.3], dtype=torch.float64)
     logits = probs.clamp_min(1e-300).log().expand(1, 40000, 5).clone()
     logits[..., [0, 2]] = -float("inf")
-    x1, confidence = scheduler._sample_x1_inverse_cdf(logits, 1.0, torch.Generator().manual_seed(0))
+    x1, confidence = scheduler._sample_x1(logits, 1.0, torch.Generator().manual_seed(0), draw="inverse_cdf")
     freq = torch.bincount(x1.flatten(), minlength=5).double() / x1.numel()
     assert freq[0] == 0 and freq[2] == 0
     torch.testing.assert_close(freq, probs, atol=0.01, rtol=0)  # 40,000 draws: standard error < 0.0025
     torch.testing.assert_close(confidence, probs[x1])
-    again, _ = scheduler._sample_x1_inverse_cdf(logits, 1.0, torch.Generator().manual_seed(0))
+    again, _ = scheduler._sample_x1(logits, 1.0, torch.Generator().manual_seed(0), draw="inverse_cdf")
     assert torch.equal(again, x1)
     # a zero draw picks the first token with probability > 0, not token 0 (the searchsorted side used above)
     assert torch.searchsorted(probs.cumsum(-1), torch.zeros(1, dtype=torch.float64), right=True).item() == 1

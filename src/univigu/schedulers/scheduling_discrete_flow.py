@@ -370,36 +370,33 @@ class DiscreteFlowScheduler(SchedulerMixin, ConfigMixin):
             )
 
     def _sample_x1(
-        self, logits: torch.Tensor, temperature: float, generator: torch.Generator | None
+        self, logits: torch.Tensor, temperature: float, generator: torch.Generator | None,
+        draw: str = "multinomial",
     ) -> tuple[torch.LongTensor, torch.Tensor]:
-        """Samples x1 ~ softmax(logits / temperature) over the real tokens; returns (x1, p(x1))."""
+        """Samples x1 ~ softmax(logits / temperature) over the real tokens, where the logits are; returns (x1, p(x1)).
+
+        `draw="multinomial"`: `torch.multinomial` (the reference's sampling; the generator must be on the logits'
+        device). `draw="inverse_cdf"`: one `U[0, 1)` number per position from the generator, wherever it lives, and x1
+        read off the cumulative distribution, so only those draws cross devices, never the (B, L, vocab) posterior.
+        Same distribution, other draws."""
         dtype = _SAMPLING_DTYPES[self.config.sampling_dtype]
         # the mask id (and any row beyond the real tokens) is never predicted
         logits = logits[..., : self.config.vocab_size].to(dtype)
         if temperature == 0:
             x1 = logits.argmax(dim=-1)
             probs = torch.softmax(logits, dim=-1)
-        else:
+        elif draw == "multinomial":
             probs = torch.softmax(logits / temperature, dim=-1)
             flat = probs.reshape(-1, probs.shape[-1])
             x1 = torch.multinomial(flat, num_samples=1, generator=generator).view(probs.shape[:-1])
-        confidence = probs.gather(-1, x1.unsqueeze(-1)).squeeze(-1)
-        return x1, confidence
-
-    def _sample_x1_inverse_cdf(
-        self, logits: torch.Tensor, temperature: float, generator: torch.Generator
-    ) -> tuple[torch.LongTensor, torch.Tensor]:
-        """`_sample_x1` for a generator on another device than the logits: one `U[0, 1)` draw per position crosses
-        devices instead of the whole posterior, and `x1` is read off the cumulative distribution where the logits
-        are. The same distribution as `torch.multinomial`, other draws."""
-        dtype = _SAMPLING_DTYPES[self.config.sampling_dtype]
-        probs = torch.softmax(logits[..., : self.config.vocab_size].to(dtype) / temperature, dim=-1)
-        u = torch.rand(probs.shape[:-1], generator=generator, device=generator.device, dtype=torch.float64)
-        cdf = probs.cumsum(dim=-1)
-        target = (u.to(probs.device, dtype) * cdf[..., -1]).unsqueeze(-1)
-        # right=True: the first token whose cumulative probability exceeds the draw, so a zero-probability token is
-        # never picked (u = 0 included)
-        x1 = torch.searchsorted(cdf, target, right=True).squeeze(-1).clamp_max(probs.shape[-1] - 1)
+        else:
+            probs = torch.softmax(logits / temperature, dim=-1)
+            u = torch.rand(probs.shape[:-1], generator=generator, device=generator.device, dtype=torch.float64)
+            cdf = probs.cumsum(dim=-1)
+            target = (u.to(probs.device, dtype) * cdf[..., -1]).unsqueeze(-1)
+            # right=True: the first token whose cumulative probability exceeds the draw, so a zero-probability token
+            # is never picked (u = 0 included)
+            x1 = torch.searchsorted(cdf, target, right=True).squeeze(-1).clamp_max(probs.shape[-1] - 1)
         confidence = probs.gather(-1, x1.unsqueeze(-1)).squeeze(-1)
         return x1, confidence
 
@@ -444,13 +441,11 @@ class DiscreteFlowScheduler(SchedulerMixin, ConfigMixin):
             x1, confidence, u = (None if parts[0] is None else torch.cat(parts) for parts in zip(*rows))
             return x1, confidence, u
         device = generator.device if generator is not None else model_output.device
-        if temperature != 0 and device != model_output.device:
-            # e.g. logits on a GPU and a CPU generator: moving the (B, L, vocab) posterior to the CPU and sampling it
-            # there cost ~1 s a step for 128 tokens of umT5's 256k vocabulary (t2vt at the 1.3B config ran 2.0x
-            # WanPipeline's time on an H100); only the B x L uniform draws cross devices here
-            x1, confidence = self._sample_x1_inverse_cdf(model_output, temperature, generator)
-        else:
-            x1, confidence = self._sample_x1(model_output.to(device), temperature, generator)
+        # e.g. logits on a GPU and a CPU generator: moving the (B, L, vocab) posterior to the CPU and sampling it there
+        # cost ~1 s a step for 128 tokens of umT5's 256k vocabulary (t2vt at the 1.3B config ran 2.0x WanPipeline's
+        # time on an H100), so the posterior stays on the logits' device and only the uniform draws cross
+        draw = "multinomial" if device == model_output.device else "inverse_cdf"
+        x1, confidence = self._sample_x1(model_output, temperature, generator, draw=draw)
         u = torch.rand(x1.shape, generator=generator, device=device, dtype=torch.float64) if draw_uniform else None
         out_device = model_output.device
         return x1.to(out_device), confidence.to(out_device), None if u is None else u.to(out_device)
