@@ -6,7 +6,7 @@ import json
 import torch
 
 from univigu.toyworld import DEFAULT_VAE
-from univigu.toyworld.build import _train_args, parse_args
+from univigu.toyworld.build import _stage0_args, _train_args, parse_args
 from univigu.toyworld.pretrain_generator import parse_args as stage0_args
 from univigu.toyworld.pretrain_generator import train as train_stage0
 
@@ -41,6 +41,15 @@ def test_build_training_flags_are_the_scripts_flags(tmp_path):
     args = parse_args(["--out", str(tmp_path), "--refine-trainable", "all", "--refine-learning-rate", "1e-4"])
     parsed = trainer_args("refine", _train_args(args, "refine", tmp_path, tmp_path / "data", tmp_path / "refine"))
     assert parsed.trainable == "all" and parsed.learning_rate == 1e-4
+
+
+def test_build_stage0_flags_are_the_generator_scripts_flags(tmp_path):
+    args = parse_args(["--out", str(tmp_path), "--stage0-device", "cuda", "--stage0-batch-size", "64",
+                       "--stage0-lr", "2e-3", "--stage0-clips", "16000", "--stage0-minutes", "4.5"])
+    parsed = stage0_args(_stage0_args(args, tmp_path / "vae", tmp_path / "stage0"))
+    assert (parsed.device, parsed.batch_size, parsed.lr, parsed.num_clips, parsed.minutes) == (
+        "cuda", 64, 2e-3, 16000, 4.5)
+    assert parsed.out == str(tmp_path / "stage0") and parsed.vae == str(tmp_path / "vae")
 
 
 def test_evaluation_scores_a_pipeline():

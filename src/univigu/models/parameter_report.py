@@ -13,7 +13,8 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from .transformer_univigu import UniViGUTransformer3DModel, _is_text_expert
+from .transformer_univigu import UniViGUTransformer3DModel
+from .wan_weights import is_text_expert
 
 # Wan2.1-T2V-1.3B (diffusers format) plus the umT5-XXL tokenizer's vocabulary, as the reference uses them.
 WAN21_T2V_1_3B_CONFIG: Dict[str, Any] = {
@@ -74,7 +75,7 @@ def parameter_report(model_or_config=None) -> Dict[str, int]:
         model = build_on_meta(model_or_config)
     report = {"base": 0, "text_experts": 0, **{group: 0 for group in _GROUPS}}
     for name, param in model.named_parameters():
-        if _is_text_expert(name):
+        if is_text_expert(name):
             report["text_experts"] += param.numel()
             for group, match in _GROUPS.items():
                 if match(name):

@@ -119,15 +119,22 @@ def stage_data(args, out: Path) -> Path:
     return folder
 
 
+def _stage0_args(args, vae: Path, folder: Path) -> list[str]:
+    """`pretrain_generator`'s flags for this build."""
+    return ["--vae", str(vae), "--out", str(folder), "--seed", str(args.seed), "--minutes", str(args.stage0_minutes),
+            "--num-clips", str(args.stage0_clips), "--batch-size", str(args.stage0_batch_size),
+            "--lr", str(args.stage0_lr), "--device", args.stage0_device,
+            "--eval-every-minutes", str(args.stage0_probe_minutes), "--eval-prompts", "24"]
+
+
 def stage0(args, out: Path, vae: Path) -> Path:
     folder = out / "stage0"
     if _done(folder) and "stage0" not in args.stages:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    _run([sys.executable, "-m", "univigu.toyworld.pretrain_generator", "--vae", str(vae), "--out", str(folder),
-          "--seed", str(args.seed), "--minutes", str(args.stage0_minutes), "--num-clips", str(args.stage0_clips),
-          "--eval-every-minutes", str(args.stage0_probe_minutes), "--eval-prompts", "24"], folder.parent / "stage0.log")
-    _mark_done(folder, {"minutes": args.stage0_minutes})
+    _run([sys.executable, "-m", "univigu.toyworld.pretrain_generator", *_stage0_args(args, vae, folder)],
+         folder.parent / "stage0.log")
+    _mark_done(folder, {"minutes": args.stage0_minutes, "device": args.stage0_device})
     return folder
 
 
@@ -195,11 +202,14 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
 
     folder = out / "final"
     stage0_summary = json.loads((stage0_dir / "stage0_summary.json").read_text())
+    s0_args = stage0_summary.get("args", {})
     info = {
         "build_line": f"seed {args.seed}",
-        "stage0_clips": args.stage0_clips,
-        "stage0_line": f"{stage0_summary['steps']} steps in {stage0_summary['train_seconds'] / 60:.0f} min, "
-                       f"{stage0_summary['params'] / 1e6:.2f} M parameters",
+        # what stage 0 actually ran with (it may have been built apart, e.g. on a GPU), not this call's flags
+        "stage0_clips": s0_args.get("num_clips", args.stage0_clips),
+        "stage0_line": f"{stage0_summary['steps']} steps of batch {s0_args.get('batch_size', '?')} at lr "
+                       f"{s0_args.get('lr', '?')} in {stage0_summary['train_seconds'] / 60:.1f} min on "
+                       f"{s0_args.get('device', 'cpu')}, {stage0_summary['params'] / 1e6:.2f} M parameters",
         "train_line": f"--trainable {args.trainable} (Refine: {_stage_value(args, 'refine', 'trainable')}), "
                       f"--view_ratios {' '.join(map(str, args.view_ratios))}, lr {args.learning_rate} "
                       f"(Refine: {_stage_value(args, 'refine', 'learning_rate')}; text experts "
@@ -245,6 +255,10 @@ def parse_args(argv=None):
     p.add_argument("--num-val-clips", type=int, default=64)
     p.add_argument("--stage0-minutes", type=float, default=30.0)
     p.add_argument("--stage0-clips", type=int, default=4000)
+    p.add_argument("--stage0-batch-size", type=int, default=16)
+    p.add_argument("--stage0-lr", type=float, default=5e-4)
+    p.add_argument("--stage0-device", default="cpu",
+                   help="where stage 0 trains; the shipped checkpoint's stage 0 ran on a GPU (docs/toyworld_model.md)")
     p.add_argument("--stage0-probe-minutes", type=float, default=5.0, help="probe t2v every so often (0 = never)")
     p.add_argument("--stop-after", choices=STAGES, default=None, help="stop after this stage")
     p.add_argument("--recall-steps", type=int, default=1600)
