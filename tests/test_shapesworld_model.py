@@ -67,12 +67,14 @@ def test_captions_of_unseen_two_object_videos(pipe):
     assert scores["attribute_accuracy"] >= UNDERSTANDING_TWO_OBJECT_ATTRIBUTE_MIN, (scores, texts)
 
 
-def test_generated_videos_show_the_prompted_colour(pipe):
-    """Motion is not asserted: the bundled generator does not move objects yet (docs/toyworld_model.md)."""
+def test_generated_videos_show_the_prompted_colour_and_motion(pipe):
+    """Shape is not asserted: after Recall the generator draws the prompted shape at about chance
+    (docs/toyworld_model.md)."""
     scenes = held_out_test_scenes(16, 1, seed=33)
     videos = generate_videos(pipe, [scene_to_prompt(s) for s in scenes])
     scores = score_generation(videos, scenes)
     assert scores["colour_accuracy"] >= GENERATION_COLOUR_MIN, scores
+    assert scores["motion_accuracy"] >= GENERATION_MOTION_MIN, scores
 
 
 def test_joint_returns_a_video_and_a_caption(pipe):
@@ -132,11 +134,13 @@ def test_cli_refuses_an_empty_prompt(tmp_path):
 
 
 # Measured on the shipped checkpoint with these tests' own seeded sets (docs/toyworld_model.md): one-object v2t
-# colour 1.00, motion 1.00, exact 0.35 (20 clips); two-object attributes 0.44 (12 clips); t2v colour 0.44 (16
-# prompts; 0.71 on the build's 48). Set a little below, so that a regression anywhere in the stack shows up (an
-# untrained or broken model scores ~0.17 colour and 0 exact on v2t, and ~0.0-0.17 colour on t2v).
-UNDERSTANDING_EXACT_MIN = 0.25
+# colour 1.00, motion 0.95, exact 0.40 (20 clips); two-object attributes 0.42 (12 clips); t2v colour 0.75, motion
+# 0.56 (16 prompts; 0.81 / 0.69 on the build's 48). Set a little below, so that a regression anywhere in the stack
+# shows up (an untrained or broken model scores ~0.17 colour and 0 exact on v2t, and ~0.0-0.17 colour and motion on
+# t2v).
+UNDERSTANDING_EXACT_MIN = 0.3
 UNDERSTANDING_COLOUR_MIN = 0.9
 UNDERSTANDING_MOTION_MIN = 0.9
 UNDERSTANDING_TWO_OBJECT_ATTRIBUTE_MIN = 0.35
-GENERATION_COLOUR_MIN = 0.3
+GENERATION_COLOUR_MIN = 0.6
+GENERATION_MOTION_MIN = 0.4

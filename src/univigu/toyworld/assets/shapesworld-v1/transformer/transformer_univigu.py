@@ -5,8 +5,9 @@ in a block is shared but the feed-forward network (``ffn`` for video, ``ffn_t`` 
 Wan modules; with no text stream it computes exactly what ``WanTransformer3DModel`` computes. univigu's
 docs/architecture.md has the diagram and the mapping to the paper and to the reference checkpoint's names.
 
-This file is self-contained on purpose: it is copied verbatim into exported Hub folders so that
-``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` works without univigu installed.
+This file and the one sibling it imports (``wan_weights.py``) are self-contained on purpose: they are copied verbatim
+into exported Hub folders so that ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` works without
+univigu installed.
 """
 
 import math
@@ -27,6 +28,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import WanAttention, WanAttnProcessor, WanRotaryPosEmbed
 from diffusers.utils import USE_PEFT_BACKEND, BaseOutput, logging, scale_lora_layers, unscale_lora_layers
+from diffusers.utils.dynamic_modules_utils import get_relative_import_files
+
+from .wan_weights import is_text_expert, univigu_state_from_wan
 
 
 logger = logging.get_logger(__name__)
@@ -457,8 +461,9 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size,
             push_to_hub=push_to_hub, **kwargs,
         )
-        if is_main_process:
-            shutil.copyfile(__file__, os.path.join(save_directory, os.path.basename(__file__)))
+        if is_main_process:  # with the sibling modules it imports (diffusers' dynamic loading resolves them)
+            for source in [__file__, *get_relative_import_files(__file__)]:
+                shutil.copyfile(source, os.path.join(save_directory, os.path.basename(source)))
 
     @property
     def num_text_embeddings(self) -> int:
@@ -471,7 +476,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
     def text_expert_parameters(self):
         """The parameters the text stream adds to Wan (what `--trainable text_experts` trains)."""
         for name, param in self.named_parameters():
-            if _is_text_expert(name):
+            if is_text_expert(name):
                 yield name, param
 
     def _validate_inputs(self, hidden_states, timestep, text_ids, text_timestep, text_attention_mask):
@@ -757,23 +762,9 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         `share_memory`: the Wan tensors themselves become weights (only the text experts that start as copies of
         video modules get their own storage); otherwise every weight is a fresh copy."""
         config = cls.init_kwargs(wan_config, vocab_size=vocab_size, text_mask_token=text_mask_token, **config_overrides)
-        if dtype is None:
-            dtype = next((v.dtype for v in wan_state.values() if v.is_floating_point()), torch.float32)
-        state, used = {}, set()
-        for key, value in wan_state_dict_to_univigu(wan_state).items():
-            if cast and value.is_floating_point() and value.dtype != dtype:
-                value = value.to(dtype)
-            if share_memory and id(value) in used:  # a text expert starting as a copy of a video module
-                value = value.clone()
-            used.add(id(value))
-            state[key] = value
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        rows = vocab_size + (1 if text_mask_token else 0)
         dim = config["num_attention_heads"] * config["attention_head_dim"]
-        state["vocab_embed.weight"] = (torch.randn(rows, dim, generator=generator) * vocab_init_std).to(dtype)
-        state["text_head.norm_final.weight"] = torch.ones(dim, dtype=dtype)
-        state["text_head.linear.weight"] = torch.zeros(rows, dim, dtype=dtype)
-        state["text_head.linear.bias"] = torch.zeros(rows, dtype=dtype)
+        state = univigu_state_from_wan(wan_state, dim, vocab_size, text_mask_token, seed=seed, dtype=dtype, cast=cast,
+                                       share_memory=share_memory, vocab_init_std=vocab_init_std)
         model = cls.from_state_dict(config, state)
         if not share_memory:  # clones, so training ffn_t or the text tables never moves the video ones (nor Wan's)
             for param in model.parameters():
@@ -811,39 +802,6 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
             vocab_init_std=vocab_init_std, text_rope_theta=text_rope_theta, text_rope_max_seq_len=text_rope_max_seq_len,
         )
         return model.to(device=wan_transformer.device)
-
-
-def _is_text_expert(name: str) -> bool:
-    return (
-        ".ffn_t." in name
-        or name.startswith(("vocab_embed.", "text_head.", "time_embedding_t.", "scale_shift_table_t"))
-    )
-
-
-def wan_state_dict_to_univigu(wan_state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Map a WanTransformer3DModel (diffusers) state dict to UniViGU names, duplicating the video parts that
-    initialise the text experts. The new text-only tensors (vocab_embed, text_head) are not included."""
-    out = {}
-    for key, value in wan_state.items():
-        if key.startswith("condition_embedder.text_embedder."):
-            out["cond_text_embedder." + key[len("condition_embedder.text_embedder.") :]] = value
-        elif key.startswith(("condition_embedder.time_embedder.", "condition_embedder.time_proj.")):
-            rest = key[len("condition_embedder.") :]
-            out["time_embedding_v." + rest] = value
-            out["time_embedding_t." + rest] = value
-        elif key == "scale_shift_table":
-            out["scale_shift_table_v"] = value
-            out["scale_shift_table_t"] = value
-        elif key.startswith("proj_out."):
-            out["video_head." + key] = value
-        elif key.startswith("blocks.") and ".ffn." in key:
-            out[key] = value
-            out[key.replace(".ffn.", ".ffn_t.")] = value
-        elif key.startswith(("blocks.", "patch_embedding.")):
-            out[key] = value
-        else:
-            raise ValueError(f"Unexpected key in the Wan transformer state dict: {key!r}")
-    return out
 
 
 UniViGUTransformer3DModel.register_for_auto_class("AutoModel")
