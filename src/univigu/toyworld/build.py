@@ -256,7 +256,7 @@ def parse_args(argv=None):
     p.add_argument("--stage0-minutes", type=float, default=30.0)
     p.add_argument("--stage0-clips", type=int, default=4000)
     p.add_argument("--stage0-batch-size", type=int, default=16)
-    p.add_argument("--stage0-lr", type=float, default=5e-4)
+    p.add_argument("--stage0-lr", type=float, default=2e-3)
     p.add_argument("--stage0-device", default="cpu",
                    help="where stage 0 trains; the shipped checkpoint's stage 0 ran on a GPU (docs/toyworld_model.md)")
     p.add_argument("--stage0-probe-minutes", type=float, default=5.0, help="probe t2v every so often (0 = never)")

@@ -291,7 +291,7 @@ def parse_args(argv=None):
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--patch", type=int, nargs=3, default=(1, 2, 2))
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=2e-3, help="2e-3: 5e-4 learns 3x slower (docs/toyworld_model.md)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--null-prob", type=float, default=0.1)
     p.add_argument("--ema-decay", type=float, default=0.999, help="0 disables the weight EMA")
