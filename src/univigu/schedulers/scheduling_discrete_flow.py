@@ -382,15 +382,13 @@ class DiscreteFlowScheduler(SchedulerMixin, ConfigMixin):
         dtype = _SAMPLING_DTYPES[self.config.sampling_dtype]
         # the mask id (and any row beyond the real tokens) is never predicted
         logits = logits[..., : self.config.vocab_size].to(dtype)
+        probs = torch.softmax(logits if temperature == 0 else logits / temperature, dim=-1)
         if temperature == 0:
             x1 = logits.argmax(dim=-1)
-            probs = torch.softmax(logits, dim=-1)
         elif draw == "multinomial":
-            probs = torch.softmax(logits / temperature, dim=-1)
             flat = probs.reshape(-1, probs.shape[-1])
             x1 = torch.multinomial(flat, num_samples=1, generator=generator).view(probs.shape[:-1])
         else:
-            probs = torch.softmax(logits / temperature, dim=-1)
             u = torch.rand(probs.shape[:-1], generator=generator, device=generator.device, dtype=torch.float64)
             cdf = probs.cumsum(dim=-1)
             target = (u.to(probs.device, dtype) * cdf[..., -1]).unsqueeze(-1)
