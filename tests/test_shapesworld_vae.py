@@ -5,6 +5,7 @@ held-out clips keep every object's colour and motion, and different scenes get c
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import univigu.toyworld as toyworld
@@ -52,3 +53,45 @@ def test_random_tiny_vae_fails_the_same_check():
     between = torch.cdist(flat, flat)[~torch.eye(len(flat), dtype=torch.bool)].mean()
     within = (latents - latents.mean(dim=(2, 3, 4), keepdim=True)).flatten(1).norm(dim=1).mean()
     assert between / within < 0.5, float(between / within)
+
+
+def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
+    """`pretrain_vae --train-part decoder` (how a sharper decoder is trained for an existing generator): the
+    encoder, and so every latent and the stored latent statistics, stay bit for bit; only the decoder learns. With
+    `--decoder-base-dim` the same encoder sits in front of a wider, fresh decoder."""
+    threads = torch.get_num_threads()  # the script pins one thread; give the rest of the session its threads back
+    try:
+        _finetune_decoder(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _finetune_decoder(tmp_path):
+    from diffusers import AutoencoderKLWan
+
+    from univigu.toyworld.pretrain_vae import parse_args, train
+
+    original = AutoencoderKLWan.from_pretrained(ASSET)
+    clips = np.stack([toyworld.render_scene(s) for s in toyworld.sample_scenes(2, "val", seed=5, num_frames=5)])
+    x = torch.from_numpy(clips).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+    for extra in ([], ["--decoder-base-dim", "12"]):
+        out = tmp_path / f"vae{len(extra)}"
+        args = parse_args(["--init", str(ASSET), "--train-part", "decoder", "--minutes", "0.05",
+                           "--finetune-minutes", "0", "--batch-size", "1", "--train-frames", "5",
+                           "--val-samples", "2", "--eval-every-s", "0", "--out", str(out), *extra])
+        assert train(args)["history"][-1]["step"] >= 1
+        tuned = AutoencoderKLWan.from_pretrained(out)
+        assert tuned.config.latents_mean == original.config.latents_mean
+        assert tuned.config.latents_std == original.config.latents_std
+        for name in ("encoder", "quant_conv"):
+            for (key, a), b in zip(getattr(original, name).state_dict().items(), getattr(tuned, name).state_dict().values()):
+                assert torch.equal(a, b), f"{name}.{key} changed"
+        with torch.no_grad():
+            assert torch.equal(original.encode(x).latent_dist.mode(), tuned.encode(x).latent_dist.mode())
+        if extra:
+            assert tuned.config.decoder_base_dim == 12
+        else:
+            assert any(not torch.equal(a, b) for a, b in zip(original.decoder.parameters(), tuned.decoder.parameters()))
+
+    with pytest.raises(ValueError, match="--init"):
+        train(parse_args(["--train-part", "decoder", "--minutes", "0.01"]))

@@ -203,6 +203,22 @@ def set_latent_stats(vae, latents) -> None:
     vae.register_to_config(latents_mean=[round(m, 5) for m in mean], latents_std=[round(s, 5) for s in std])
 
 
+def load_init(folder, decoder_base_dim: int | None = None, seed: int = 0):
+    """The VAE saved in `folder`; with `decoder_base_dim`, the same encoder in front of a fresh decoder that wide."""
+    import torch
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKLWan.from_pretrained(folder)
+    if decoder_base_dim is None or decoder_base_dim == (vae.config.decoder_base_dim or vae.config.base_dim):
+        return vae
+    config = {k: v for k, v in vae.config.items() if not k.startswith("_")}
+    wider = AutoencoderKLWan(**{**config, "decoder_base_dim": decoder_base_dim})
+    wider.encoder.load_state_dict(vae.encoder.state_dict())
+    wider.quant_conv.load_state_dict(vae.quant_conv.state_dict())
+    return wider
+
+
 def train(args, vae=None) -> dict[str, Any]:
     import torch
     from tqdm.auto import tqdm
@@ -210,18 +226,24 @@ def train(args, vae=None) -> dict[str, Any]:
     from .world import render_scene, sample_scenes
 
     set_single_thread(args.threads)
+    decoder_only = args.train_part == "decoder"
     if vae is not None:
         pass
     elif args.init:
-        from diffusers import AutoencoderKLWan
-
-        torch.manual_seed(args.seed)
-        vae = AutoencoderKLWan.from_pretrained(args.init)
+        vae = load_init(args.init, args.decoder_base_dim if decoder_only else None, args.seed)
+    elif decoder_only:
+        raise ValueError("`--train-part decoder` fine-tunes the decoder of an existing VAE: pass `--init FOLDER`.")
     else:
         vae = build_vae(base_dim=args.base_dim, z_dim=args.z_dim, num_res_blocks=args.num_res_blocks, seed=args.seed)
     vae.train()
     params = sum(p.numel() for p in vae.parameters())
-    opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
+    if decoder_only:
+        # The encoder, and so every latent a generator was trained on, stays bit for bit; only the way back to
+        # pixels learns. `latents_mean` / `latents_std` are kept below for the same reason.
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+    trainable = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
     stream = SceneStream(args.seed)
     val_scenes = sample_scenes(args.val_samples, split="val", seed=1234, num_frames=9)
     val_videos = np.stack([render_scene(s) for s in val_scenes])
@@ -253,16 +275,17 @@ def train(args, vae=None) -> dict[str, Any]:
         else:
             num_frames, batch_size = args.train_frames, args.batch_size
         x = to_model_input(stream.batch(batch_size, num_frames))
-        posterior = vae.encode(x).latent_dist
+        with torch.set_grad_enabled(not decoder_only):
+            posterior = vae.encode(x).latent_dist
         z = posterior.sample() if args.sample_posterior else posterior.mode()
         recon = decode_unclamped(vae, z) if args.unclamped_loss else vae.decode(z).sample
         loss = weighted_recon_loss(recon, x, args.fg_weight, args.l1_weight)
-        if args.kl_weight > 0:
+        if args.kl_weight > 0 and not decoder_only:
             mu, logvar = posterior.mean, posterior.logvar
             loss = loss + args.kl_weight * 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), args.grad_clip)
+        torch.nn.utils.clip_grad_norm_(trainable, args.grad_clip)
         opt.step()
         step += 1
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
@@ -284,10 +307,11 @@ def train(args, vae=None) -> dict[str, Any]:
 
     vae.eval()
     metrics, recons, latents = evaluate(vae, val_videos, val_scenes, with_analyzer=True)
-    # Latent statistics from a larger sample of the train distribution.
-    stat_videos = stream.batch(args.stat_samples, 9)
-    _, stat_latents = reconstruct(vae, stat_videos)
-    set_latent_stats(vae, stat_latents)
+    if not decoder_only:
+        # Latent statistics from a larger sample of the train distribution.
+        stat_videos = stream.batch(args.stat_samples, 9)
+        _, stat_latents = reconstruct(vae, stat_videos)
+        set_latent_stats(vae, stat_latents)
     metrics.update(step=step, minutes=train_minutes, loss=ema, params=params)
     history.append(metrics)
     print(f"[final] step {step} {train_minutes:.1f} min train {fmt(metrics)}")
@@ -316,33 +340,38 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=None, help="save_pretrained folder")
     p.add_argument("--minutes", type=float, default=14.0, help="stage 1 wall-time budget (evaluation excluded)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the clip stream")
     p.add_argument("--init", default=None, help="start from this save_pretrained folder (fine-tuning)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--base-dim", type=int, default=8)
-    p.add_argument("--z-dim", type=int, default=16)
-    p.add_argument("--num-res-blocks", type=int, default=1)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--min-lr-frac", type=float, default=0.05)
-    p.add_argument("--warmup-frac", type=float, default=0.03)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--fg-weight", type=float, default=20.0)
-    p.add_argument("--l1-weight", type=float, default=1.0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--train-part", choices=("all", "decoder"), default="all",
+                   help="'decoder' trains only the decoder of `--init` (its latents, and any generator trained on "
+                        "them, stay valid)")
+    p.add_argument("--decoder-base-dim", type=int, default=None,
+                   help="with --train-part decoder: replace the decoder by a fresh one this wide")
+    p.add_argument("--base-dim", type=int, default=8, help="AutoencoderKLWan base_dim (width of the first stage)")
+    p.add_argument("--z-dim", type=int, default=16, help="latent channels")
+    p.add_argument("--num-res-blocks", type=int, default=1, help="residual blocks per stage (0 crashes in diffusers)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of stage 1")
+    p.add_argument("--min-lr-frac", type=float, default=0.05, help="the cosine schedule ends at this fraction of lr")
+    p.add_argument("--warmup-frac", type=float, default=0.03, help="linear warm-up, as a fraction of the budget")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+    p.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip")
+    p.add_argument("--fg-weight", type=float, default=20.0, help="loss weight of object pixels over background")
+    p.add_argument("--l1-weight", type=float, default=1.0, help="weight of the L1 term next to the MSE")
     p.add_argument("--kl-weight", type=float, default=1e-4, help="per-latent-element KL weight")
     p.add_argument("--unclamped-loss", type=int, default=1, help="loss on the decoder output before the clamp")
-    p.add_argument("--sample-posterior", action="store_true")
+    p.add_argument("--sample-posterior", action="store_true", help="train on posterior samples, not the mode")
     p.add_argument("--single-frame-frac", type=float, default=0.0, help="fraction of the budget on single frames")
-    p.add_argument("--frame-batch-size", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--frame-batch-size", type=int, default=8, help="batch size of the single-frame phase")
+    p.add_argument("--batch-size", type=int, default=4, help="clips per step")
     p.add_argument("--train-frames", type=int, default=5, help="frames per training clip (4k+1)")
     p.add_argument("--finetune-minutes", type=float, default=4.0, help="stage 2: minutes on 9-frame clips (0: off)")
-    p.add_argument("--finetune-lr", type=float, default=1e-3)
-    p.add_argument("--val-samples", type=int, default=16)
-    p.add_argument("--stat-samples", type=int, default=64)
-    p.add_argument("--eval-every-s", type=float, default=60.0)
+    p.add_argument("--finetune-lr", type=float, default=1e-3, help="peak learning rate of stage 2")
+    p.add_argument("--val-samples", type=int, default=16, help="val clips scored at every evaluation")
+    p.add_argument("--stat-samples", type=int, default=64, help="clips that set latents_mean / latents_std")
+    p.add_argument("--eval-every-s", type=float, default=60.0, help="seconds of training between evaluations")
     p.add_argument("--image", default=None, help="PNG of originals vs reconstructions")
-    p.add_argument("--image-clips", type=int, default=4)
+    p.add_argument("--image-clips", type=int, default=4, help="clips shown in --image")
     return p.parse_args(argv)
 
 
