@@ -95,3 +95,17 @@ def _finetune_decoder(tmp_path):
 
     with pytest.raises(ValueError, match="--init"):
         train(parse_args(["--train-part", "decoder", "--minutes", "0.01"]))
+
+
+def test_edge_weight_counts_outline_errors_more():
+    from univigu.toyworld.pretrain_vae import weighted_recon_loss
+
+    target = -torch.ones(1, 3, 2, 8, 8)
+    target[..., 2:6, 2:6] = 1.0  # a 4x4 square
+    interior, corner = target.clone(), target.clone()
+    interior[..., 3, 3] = 0.0
+    corner[..., 2, 2] = 0.0
+    plain = [weighted_recon_loss(x, target, fg_weight=20.0) for x in (interior, corner)]
+    edged = [weighted_recon_loss(x, target, fg_weight=20.0, edge_weight=10.0) for x in (interior, corner)]
+    assert torch.allclose(plain[0], plain[1])  # without it, every object pixel weighs the same
+    assert edged[1] > 1.2 * edged[0]
