@@ -4,6 +4,7 @@ seeded test sets (one- and two-object, held-out colour-shape pairs scored apart)
     python benchmarks/toy_eval.py                                  # the bundled checkpoint
     python benchmarks/toy_eval.py --model DIR [--model DIR2 ...]   # any UniViGU pipeline folders
     python benchmarks/toy_eval.py --build BUILD_DIR                # stage 0 (WanPipeline), Recall and Refine of a build
+    python benchmarks/toy_eval.py --num-samples 0 --figure docs/images/shapesworld_v1.png   # the picture
 
 Prints a markdown table (the one in docs/toyworld_model.md) and writes JSON with `--json`.
 """
@@ -20,11 +21,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=None, help="UniViGU pipeline folder (repeatable)")
     parser.add_argument("--build", default=None, help="a `python -m univigu.toyworld.build` output folder")
-    parser.add_argument("--num-samples", type=int, default=48, help="clips per test set (one- and two-object)")
+    parser.add_argument("--num-samples", type=int, default=48, help="clips per test set (one- and two-object); 0: no evaluation (e.g. with --figure)")
     parser.add_argument("--tasks", nargs="+", default=["v2t", "t2v", "t2vt"], choices=["v2t", "t2v", "t2vt"])
     parser.add_argument("--seed", type=int, default=2026, help="test-set seed")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the scores here")
+    parser.add_argument("--figure", default=None,
+                        help="PNG: six held-out test scenes, each as t2v of its prompt, then the clip and its caption")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -34,13 +37,15 @@ def main(argv=None):
     from univigu.toyworld.package import evaluate_stages, load_univigu, results_table
 
     t0 = time.time()
-    if args.build:
+    results = {}
+    if args.num_samples <= 0:
+        pass  # the figure alone
+    elif args.build:
         build = Path(args.build)
         results = evaluate_stages(build / "stage0", build / "recall", build / "refine", num_samples=args.num_samples,
                                   seed=args.seed)
         print(results_table(results))
     else:
-        results = {}
         for folder in args.model or [DEFAULT_CHECKPOINT]:
             pipe = load_univigu(folder)
             results[str(folder)] = scores_only(
@@ -51,6 +56,29 @@ def main(argv=None):
     print(f"\n({time.time() - t0:.0f}s)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    if args.figure:
+        model = (args.model or [DEFAULT_CHECKPOINT])[0] if not args.build else Path(args.build) / "refine"
+        print(f"figure: {save_figure(load_univigu(model), args.figure)}")
+
+
+def save_figure(pipe, path, num_scenes: int = 6, seed: int = 7) -> str:
+    """Held-out scenes (`held_out_test_scenes(6, 1, seed=7)`): the video generated from each prompt, then the rendered
+    clip with the caption the model writes for it, each call with the checkpoint's defaults."""
+    from univigu.toyworld import render_scene
+    from univigu.toyworld.evaluate import caption_videos, generate_videos, held_out_test_scenes
+    from univigu.toyworld.text import scene_to_prompt
+    from univigu.utils import save_video_grid
+
+    scenes = held_out_test_scenes(num_scenes, 1, seed=seed)
+    prompts = [scene_to_prompt(s) for s in scenes]
+    clips = [render_scene(s) for s in scenes]
+    generated = generate_videos(pipe, prompts)
+    captions = caption_videos(pipe, clips)
+    videos, labels = [], []
+    for prompt, video, clip, caption in zip(prompts, generated, clips, captions):
+        videos += [video, clip]
+        labels += [f"t2v: {prompt}", f"v2t: {caption}"]
+    return save_video_grid(path, videos, labels)
 
 
 if __name__ == "__main__":
