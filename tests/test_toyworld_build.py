@@ -69,3 +69,28 @@ def test_evaluation_scores_a_pipeline():
     assert set(results) == {f"{t}/{n}obj" for t in ("v2t", "t2v", "t2vt") for n in (1, 2)}
     assert results["v2t/2obj"]["scores"]["num_objects"] == 4
     assert 0.0 <= results["t2v/1obj"]["scores"]["colour_accuracy"] <= 1.0
+
+
+def test_build_decoder_stage_flags_and_hand_over(tmp_path):
+    from univigu.toyworld.build import _decoder_args, finish_decoder, start_decoder
+    from univigu.toyworld.pretrain_vae import parse_args as vae_args
+
+    args = parse_args(["--out", str(tmp_path)])  # the shipped recipe is the default
+    parsed = vae_args(_decoder_args(args, tmp_path / "vae", tmp_path / "decoder"))
+    assert (parsed.train_part, parsed.decoder_base_dim, parsed.edge_weight, parsed.lr, parsed.minutes) == (
+        "decoder", 16, 40.0, 3e-3, 30.0)
+    assert parsed.init == str(tmp_path / "vae") and parsed.train_frames == 9 and parsed.finetune_minutes == 0
+
+    # A VAE given with --vae is used as it is: nothing starts.
+    given = parse_args(["--out", str(tmp_path), "--vae", str(DEFAULT_VAE)])
+    assert start_decoder(given, tmp_path, DEFAULT_VAE) == (DEFAULT_VAE, None)
+
+    # The finished decoder's VAE replaces the one in the stage-0 folder.
+    decoder, stage0 = tmp_path / "decoder", tmp_path / "stage0"
+    decoder.mkdir()
+    (stage0 / "vae").mkdir(parents=True)
+    for name, text in (("config.json", "new"), ("diffusion_pytorch_model.safetensors", "weights")):
+        (decoder / name).write_text(text)
+        (stage0 / "vae" / name).write_text("old")
+    finish_decoder(args, decoder, None, stage0)
+    assert (stage0 / "vae" / "config.json").read_text() == "new"

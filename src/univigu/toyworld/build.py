@@ -7,6 +7,8 @@
 Stages (each writes `DIR/<stage>/` and is skipped when its output is complete, unless named in `--stages`):
 
 1. `vae`      the ShapesWorld VAE (`univigu.toyworld.pretrain_vae`, ~18 min); `--vae PATH` reuses one instead.
+   `decoder`  a sharper decoder for that VAE (`pretrain_vae --train-part decoder`: the encoder, so every latent, stays
+              as it is), trained on the core stage 0 leaves free while stage 0 runs, then put into the stage-0 folder.
 2. `data`     rendered datasets: train (prompt + detailed caption per clip) and validation, lossless mp4 + metadata.
 3. `stage0`   the stand-in for Wan2.1-T2V (`univigu.toyworld.pretrain_generator`): tokenizer, small umT5, the VAE,
               a flow-matching `WanTransformer3DModel`, as a folder stock `diffusers.WanPipeline` loads.
@@ -31,7 +33,7 @@ import time
 from pathlib import Path
 
 
-STAGES = ("vae", "data", "stage0", "convert", "recall", "refine", "evaluate")
+STAGES = ("vae", "decoder", "data", "stage0", "convert", "recall", "refine", "evaluate")
 BUNDLED_VAE = Path(__file__).resolve().parent / "assets" / "shapesworld_vae"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DONE = "BUILD_STAGE_DONE.json"
@@ -104,6 +106,47 @@ def stage_vae(args, out: Path) -> Path:
           "--minutes", "14", "--finetune-minutes", "4"], folder / "log.txt")
     _mark_done(folder, {"seed": args.seed})
     return folder
+
+
+def _decoder_args(args, vae: Path, folder: Path) -> list[str]:
+    """`pretrain_vae`'s flags for the decoder stage."""
+    return ["--init", str(vae), "--train-part", "decoder", "--decoder-base-dim", str(args.decoder_base_dim),
+            "--edge-weight", str(args.decoder_edge_weight), "--lr", str(args.decoder_lr),
+            "--minutes", str(args.decoder_minutes), "--finetune-minutes", "0", "--train-frames", "9",
+            "--eval-every-s", "600", "--seed", str(args.seed), "--out", str(folder)]
+
+
+def start_decoder(args, out: Path, vae: Path) -> tuple[Path, subprocess.Popen | None]:
+    """Start the decoder stage in the background (one thread); returns its folder and process (None: nothing to run).
+
+    Only the decoder trains, so the latents stage 0 learns from are the same before and after; running it beside
+    stage 0 (one thread each) costs no wall time. A VAE given with `--vae` is used as it is (the bundled one already
+    has the sharpened decoder)."""
+    folder = out / "decoder"
+    if args.vae or args.decoder_minutes <= 0:
+        return vae, None
+    if _done(folder) and "decoder" not in args.stages:
+        return folder, None
+    folder.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "univigu.toyworld.pretrain_vae", *_decoder_args(args, vae, folder)]
+    print("$", " ".join(cmd), f"  (in the background, log: {out / 'decoder.log'})", flush=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    log = open(out / "decoder.log", "w")
+    return folder, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def finish_decoder(args, folder: Path, proc: subprocess.Popen | None, stage0_dir: Path) -> None:
+    """Wait for the decoder stage and put its VAE into the stage-0 folder (whose latents it encodes unchanged)."""
+    if proc is not None:
+        if proc.wait():
+            raise SystemExit(f"The decoder stage failed ({proc.returncode}); see {folder.parent / 'decoder.log'}.")
+        _mark_done(folder, {"minutes": args.decoder_minutes, "decoder_base_dim": args.decoder_base_dim,
+                            "edge_weight": args.decoder_edge_weight})
+    target = stage0_dir / "vae"
+    if folder.resolve() == target.resolve() or not (folder / "config.json").exists():
+        return
+    for name in ("config.json", "diffusion_pytorch_model.safetensors"):
+        shutil.copyfile(folder / name, target / name)
 
 
 def stage_data(args, out: Path) -> Path:
@@ -251,6 +294,11 @@ def parse_args(argv=None):
     p.add_argument("--vae", default=None,
                    help=f"reuse this VAE folder instead of training one (e.g. the bundled {BUNDLED_VAE.name})")
     p.add_argument("--seed", type=int, default=0, help="seeds the data, every model's initialisation and training")
+    p.add_argument("--decoder-minutes", type=float, default=30.0,
+                   help="decoder stage's budget, beside stage 0 (0: keep the VAE stage's decoder)")
+    p.add_argument("--decoder-base-dim", type=int, default=16, help="width of the decoder stage's fresh decoder")
+    p.add_argument("--decoder-edge-weight", type=float, default=40.0, help="its extra loss weight on object outlines")
+    p.add_argument("--decoder-lr", type=float, default=3e-3, help="its peak learning rate")
     p.add_argument("--num-train-clips", type=int, default=4000, help="clips rendered for Recall and Refine")
     p.add_argument("--num-val-clips", type=int, default=64, help="clips the trainers validate on")
     p.add_argument("--stage0-minutes", type=float, default=30.0, help="stage 0's wall-time training budget")
@@ -298,8 +346,15 @@ def main(argv=None) -> None:
         return result
 
     vae = timed("vae", stage_vae, args, args.out)
-    data = timed("data", stage_data, args, args.out)
-    s0 = timed("stage0", stage0, args, args.out, vae)
+    decoder, decoder_proc = start_decoder(args, args.out, vae)
+    try:
+        data = timed("data", stage_data, args, args.out)
+        s0 = timed("stage0", stage0, args, args.out, vae)
+    except BaseException:
+        if decoder_proc is not None:
+            decoder_proc.terminate()
+        raise
+    timed("decoder", finish_decoder, args, decoder, decoder_proc, s0)
     if args.stop_after == "stage0":
         return
     conv = timed("convert", stage_convert, args, args.out, s0)
