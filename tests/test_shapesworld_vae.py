@@ -78,7 +78,8 @@ def _finetune_decoder(tmp_path):
         out = tmp_path / f"vae{len(extra)}"
         args = parse_args(["--init", str(ASSET), "--train-part", "decoder", "--minutes", "0.05",
                            "--finetune-minutes", "0", "--batch-size", "1", "--train-frames", "5",
-                           "--val-samples", "2", "--eval-every-s", "0", "--out", str(out), *extra])
+                           "--val-samples", "2", "--eval-every-s", "0", "--latent-noise", "0.5", "--edge-weight", "10",
+                           "--out", str(out), *extra])
         assert train(args)["history"][-1]["step"] >= 1
         tuned = AutoencoderKLWan.from_pretrained(out)
         assert tuned.config.latents_mean == original.config.latents_mean

@@ -77,8 +77,8 @@ def test_build_decoder_stage_flags_and_hand_over(tmp_path):
 
     args = parse_args(["--out", str(tmp_path)])  # the shipped recipe is the default
     parsed = vae_args(_decoder_args(args, tmp_path / "vae", tmp_path / "decoder"))
-    assert (parsed.train_part, parsed.decoder_base_dim, parsed.edge_weight, parsed.lr, parsed.minutes) == (
-        "decoder", 16, 40.0, 3e-3, 30.0)
+    assert (parsed.train_part, parsed.decoder_base_dim, parsed.edge_weight, parsed.latent_noise, parsed.lr,
+            parsed.minutes) == ("decoder", 16, 40.0, 0.5, 3e-3, 30.0)
     assert parsed.init == str(tmp_path / "vae") and parsed.train_frames == 9 and parsed.finetune_minutes == 0
 
     # A VAE given with --vae is used as it is: nothing starts.

@@ -111,7 +111,8 @@ def stage_vae(args, out: Path) -> Path:
 def _decoder_args(args, vae: Path, folder: Path) -> list[str]:
     """`pretrain_vae`'s flags for the decoder stage."""
     return ["--init", str(vae), "--train-part", "decoder", "--decoder-base-dim", str(args.decoder_base_dim),
-            "--edge-weight", str(args.decoder_edge_weight), "--lr", str(args.decoder_lr),
+            "--edge-weight", str(args.decoder_edge_weight), "--latent-noise", str(args.decoder_latent_noise),
+            "--lr", str(args.decoder_lr),
             "--minutes", str(args.decoder_minutes), "--finetune-minutes", "0", "--train-frames", "9",
             "--eval-every-s", "600", "--seed", str(args.seed), "--out", str(folder)]
 
@@ -141,7 +142,7 @@ def finish_decoder(args, folder: Path, proc: subprocess.Popen | None, stage0_dir
         if proc.wait():
             raise SystemExit(f"The decoder stage failed ({proc.returncode}); see {folder.parent / 'decoder.log'}.")
         _mark_done(folder, {"minutes": args.decoder_minutes, "decoder_base_dim": args.decoder_base_dim,
-                            "edge_weight": args.decoder_edge_weight})
+                            "edge_weight": args.decoder_edge_weight, "latent_noise": args.decoder_latent_noise})
     target = stage0_dir / "vae"
     if folder.resolve() == target.resolve() or not (folder / "config.json").exists():
         return
@@ -298,6 +299,8 @@ def parse_args(argv=None):
                    help="decoder stage's budget, beside stage 0 (0: keep the VAE stage's decoder)")
     p.add_argument("--decoder-base-dim", type=int, default=16, help="width of the decoder stage's fresh decoder")
     p.add_argument("--decoder-edge-weight", type=float, default=40.0, help="its extra loss weight on object outlines")
+    p.add_argument("--decoder-latent-noise", type=float, default=0.5,
+                   help="its latent noise (per-channel standard deviations), for generated latents' sake")
     p.add_argument("--decoder-lr", type=float, default=3e-3, help="its peak learning rate")
     p.add_argument("--num-train-clips", type=int, default=4000, help="clips rendered for Recall and Refine")
     p.add_argument("--num-val-clips", type=int, default=64, help="clips the trainers validate on")

@@ -132,7 +132,9 @@ Called with no size or step arguments it uses the defaults stored with it (`call
 
 `python -m univigu.toyworld.build --out DIR` ({build_line}), all with univigu's public code paths:
 
-1. the ShapesWorld VAE (`AutoencoderKLWan`, 4x spatial / 2x temporal, 0.18 M parameters);
+1. the ShapesWorld VAE (`AutoencoderKLWan`, 4x spatial / 2x temporal, 0.46 M parameters): encoder and 8-wide
+   decoder trained together, then a fresh 16-wide decoder trained alone (`pretrain_vae --train-part decoder`, with
+   an edge-weighted loss and noisy latents), so the latents stage 0 learns from are the first encoder's;
 2. stage 0, the stand-in for Wan2.1-T2V: a word-level tokenizer, a frozen random 2-layer `UMT5EncoderModel`
    (d_model 64) and a flow-matching `WanTransformer3DModel` trained on {stage0_clips} cached clips ({stage0_line});
 3. `univigu convert wan`, then Knowledge Recall (`train_recall.py`, text = prompt) and Capability Refinement

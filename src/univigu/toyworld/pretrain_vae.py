@@ -288,6 +288,11 @@ def train(args, vae=None) -> dict[str, Any]:
         with torch.set_grad_enabled(not decoder_only):
             posterior = vae.encode(x).latent_dist
         z = posterior.sample() if args.sample_posterior else posterior.mode()
+        if args.latent_noise > 0:
+            # Gaussian noise of `latent_noise` standard deviations per latent channel: a decoder that also has to
+            # render nearby latents cleanly copes better with a generator's imperfect ones.
+            std = torch.tensor(vae.config.latents_std, dtype=z.dtype).view(1, -1, 1, 1, 1)
+            z = z + args.latent_noise * std * torch.randn_like(z)
         recon = decode_unclamped(vae, z) if args.unclamped_loss else vae.decode(z).sample
         loss = weighted_recon_loss(recon, x, args.fg_weight, args.l1_weight, args.edge_weight)
         if args.kl_weight > 0 and not decoder_only:
@@ -373,6 +378,8 @@ def parse_args(argv=None):
     p.add_argument("--kl-weight", type=float, default=1e-4, help="per-latent-element KL weight")
     p.add_argument("--unclamped-loss", type=int, default=1, help="loss on the decoder output before the clamp")
     p.add_argument("--sample-posterior", action="store_true", help="train on posterior samples, not the mode")
+    p.add_argument("--latent-noise", type=float, default=0.0,
+                   help="decode latents with Gaussian noise of this many per-channel standard deviations added")
     p.add_argument("--single-frame-frac", type=float, default=0.0, help="fraction of the budget on single frames")
     p.add_argument("--frame-batch-size", type=int, default=8, help="batch size of the single-frame phase")
     p.add_argument("--batch-size", type=int, default=4, help="clips per step")
