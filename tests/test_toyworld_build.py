@@ -72,14 +72,19 @@ def test_evaluation_scores_a_pipeline():
 
 
 def test_build_decoder_stage_flags_and_hand_over(tmp_path):
-    from univigu.toyworld.build import _decoder_args, finish_decoder, start_decoder
+    from univigu.toyworld.build import _decoder_phases, finish_decoder, start_decoder
     from univigu.toyworld.pretrain_vae import parse_args as vae_args
 
-    args = parse_args(["--out", str(tmp_path)])  # the shipped recipe is the default
-    parsed = vae_args(_decoder_args(args, tmp_path / "vae", tmp_path / "decoder"))
-    assert (parsed.train_part, parsed.decoder_base_dim, parsed.edge_weight, parsed.latent_noise, parsed.lr,
-            parsed.minutes) == ("decoder", 16, 40.0, 0.5, 3e-3, 30.0)
-    assert parsed.init == str(tmp_path / "vae") and parsed.train_frames == 9 and parsed.finetune_minutes == 0
+    args = parse_args(["--out", str(tmp_path)])
+    assert args.decoder_minutes == 0 and start_decoder(args, tmp_path, tmp_path / "vae") == (tmp_path / "vae", None)
+    # 60 minutes: the shipped decoder's three runs (docs/toyworld_vae.md), each from the one before.
+    args = parse_args(["--out", str(tmp_path), "--decoder-minutes", "60"])
+    phases = [vae_args(flags) for flags in _decoder_phases(args, tmp_path / "vae", tmp_path / "decoder")]
+    assert [(p.minutes, p.lr, p.decoder_base_dim, p.edge_weight, p.latent_noise) for p in phases] == [
+        (30.0, 3e-3, 16, 0.0, 0.0), (15.0, 1e-3, None, 40.0, 0.0), (15.0, 1e-3, None, 40.0, 0.5)]
+    assert [p.init for p in phases] == [str(tmp_path / "vae"), phases[0].out, phases[1].out]
+    assert phases[-1].out == str(tmp_path / "decoder")
+    assert all(p.train_part == "decoder" and p.train_frames == 9 and p.finetune_minutes == 0 for p in phases)
 
     # A VAE given with --vae is used as it is: nothing starts.
     given = parse_args(["--out", str(tmp_path), "--vae", str(DEFAULT_VAE)])
@@ -94,3 +99,19 @@ def test_build_decoder_stage_flags_and_hand_over(tmp_path):
         (stage0 / "vae" / name).write_text("old")
     finish_decoder(args, decoder, None, stage0)
     assert (stage0 / "vae" / "config.json").read_text() == "new"
+
+
+def test_background_runner_runs_commands_in_order_and_reports_failure(tmp_path):
+    import sys
+
+    from univigu.toyworld.build import _Background
+
+    ok = _Background([[sys.executable, "-c", "print('one')"], [sys.executable, "-c", "print('two')"]], tmp_path / "a")
+    ok.start()
+    ok.join()
+    assert ok.returncode == 0 and (tmp_path / "a").read_text().splitlines()[1::2] == ["one", "two"]
+    bad = _Background([[sys.executable, "-c", "raise SystemExit(3)"], [sys.executable, "-c", "print('never')"]],
+                      tmp_path / "b")
+    bad.start()
+    bad.join()
+    assert bad.returncode == 3 and "never" not in (tmp_path / "b").read_text().replace("print('never')", "")

@@ -7,8 +7,9 @@
 Stages (each writes `DIR/<stage>/` and is skipped when its output is complete, unless named in `--stages`):
 
 1. `vae`      the ShapesWorld VAE (`univigu.toyworld.pretrain_vae`, ~18 min); `--vae PATH` reuses one instead.
-   `decoder`  a sharper decoder for that VAE (`pretrain_vae --train-part decoder`: the encoder, so every latent, stays
-              as it is), trained on the core stage 0 leaves free while stage 0 runs, then put into the stage-0 folder.
+   `decoder`  with `--decoder-minutes 60`: the sharper decoder the bundled VAE ships (`pretrain_vae --train-part
+              decoder`: the encoder, so every latent, stays as it is), trained on the core stage 0 leaves free, then
+              put into the stage-0 folder. Off by default (it outlasts the CPU stage 0 by ~30 min).
 2. `data`     rendered datasets: train (prompt + detailed caption per clip) and validation, lossless mp4 + metadata.
 3. `stage0`   the stand-in for Wan2.1-T2V (`univigu.toyworld.pretrain_generator`): tokenizer, small umT5, the VAE,
               a flow-matching `WanTransformer3DModel`, as a folder stock `diffusers.WanPipeline` loads.
@@ -29,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -108,39 +110,77 @@ def stage_vae(args, out: Path) -> Path:
     return folder
 
 
-def _decoder_args(args, vae: Path, folder: Path) -> list[str]:
-    """`pretrain_vae`'s flags for the decoder stage."""
-    return ["--init", str(vae), "--train-part", "decoder", "--decoder-base-dim", str(args.decoder_base_dim),
-            "--edge-weight", str(args.decoder_edge_weight), "--latent-noise", str(args.decoder_latent_noise),
-            "--lr", str(args.decoder_lr),
-            "--minutes", str(args.decoder_minutes), "--finetune-minutes", "0", "--train-frames", "9",
-            "--eval-every-s", "600", "--seed", str(args.seed), "--out", str(folder)]
+def _decoder_phases(args, vae: Path, folder: Path) -> list[list[str]]:
+    """`pretrain_vae`'s flags for the decoder stage: the shipped decoder's three phases (docs/toyworld_vae.md), scaled
+    to `--decoder-minutes` (1/2, 1/4, 1/4): a fresh decoder `--decoder-base-dim` wide at lr 3e-3; then the
+    edge-weighted loss at lr 1e-3; then noisy latents as well. 60 minutes gives exactly the shipped runs."""
+    minutes = args.decoder_minutes
+    common = ["--train-part", "decoder", "--finetune-minutes", "0", "--train-frames", "9", "--eval-every-s", "600",
+              "--seed", str(args.seed)]
+    first, second = folder / "phase1", folder / "phase2"
+    edge = ["--edge-weight", str(args.decoder_edge_weight)]
+    return [
+        ["--init", str(vae), "--decoder-base-dim", str(args.decoder_base_dim), "--lr", "3e-3",
+         "--minutes", str(minutes / 2), "--out", str(first), *common],
+        ["--init", str(first), *edge, "--lr", "1e-3", "--minutes", str(minutes / 4), "--out", str(second), *common],
+        ["--init", str(second), *edge, "--latent-noise", str(args.decoder_latent_noise), "--lr", "1e-3",
+         "--minutes", str(minutes / 4), "--out", str(folder), *common],
+    ]
 
 
-def start_decoder(args, out: Path, vae: Path) -> tuple[Path, subprocess.Popen | None]:
-    """Start the decoder stage in the background (one thread); returns its folder and process (None: nothing to run).
+class _Background(threading.Thread):
+    """Commands run one after another in a background thread, output to one log; `returncode` once done."""
 
-    Only the decoder trains, so the latents stage 0 learns from are the same before and after; running it beside
-    stage 0 (one thread each) costs no wall time. A VAE given with `--vae` is used as it is (the bundled one already
-    has the sharpened decoder)."""
+    def __init__(self, commands: list[list[str]], log: Path):
+        super().__init__(daemon=True)
+        self.commands, self.log, self.returncode, self.proc, self.stopped = commands, log, None, None, False
+
+    def run(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+        with open(self.log, "w") as log:
+            for cmd in self.commands:
+                if self.stopped:
+                    break
+                log.write("$ " + " ".join(cmd) + "\n")
+                log.flush()
+                self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                if self.proc.wait():
+                    self.returncode = self.proc.returncode
+                    return
+        self.returncode = 0
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.proc is not None:
+            self.proc.terminate()
+
+
+def start_decoder(args, out: Path, vae: Path) -> tuple[Path, _Background | None]:
+    """Start the decoder stage in the background (one thread); returns its folder and runner (None: nothing to run).
+
+    Only the decoder trains, so the latents stage 0 learns from are the same before and after; it runs beside the
+    data and stage-0 stages (one thread each). Off by default (`--decoder-minutes 0`): its 60 minutes would outlast
+    the CPU stage 0 by ~30. A VAE given with `--vae` is used as it is (the bundled one already has the decoder)."""
     folder = out / "decoder"
     if args.vae or args.decoder_minutes <= 0:
         return vae, None
     if _done(folder) and "decoder" not in args.stages:
         return folder, None
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "univigu.toyworld.pretrain_vae", *_decoder_args(args, vae, folder)]
-    print("$", " ".join(cmd), f"  (in the background, log: {out / 'decoder.log'})", flush=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    log = open(out / "decoder.log", "w")
-    return folder, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    commands = [[sys.executable, "-m", "univigu.toyworld.pretrain_vae", *flags]
+                for flags in _decoder_phases(args, vae, folder)]
+    print(f"decoder stage: {len(commands)} pretrain_vae runs in the background, log {out / 'decoder.log'}", flush=True)
+    runner = _Background(commands, out / "decoder.log")
+    runner.start()
+    return folder, runner
 
 
-def finish_decoder(args, folder: Path, proc: subprocess.Popen | None, stage0_dir: Path) -> None:
+def finish_decoder(args, folder: Path, runner: _Background | None, stage0_dir: Path) -> None:
     """Wait for the decoder stage and put its VAE into the stage-0 folder (whose latents it encodes unchanged)."""
-    if proc is not None:
-        if proc.wait():
-            raise SystemExit(f"The decoder stage failed ({proc.returncode}); see {folder.parent / 'decoder.log'}.")
+    if runner is not None:
+        runner.join()
+        if runner.returncode:
+            raise SystemExit(f"The decoder stage failed ({runner.returncode}); see {folder.parent / 'decoder.log'}.")
         _mark_done(folder, {"minutes": args.decoder_minutes, "decoder_base_dim": args.decoder_base_dim,
                             "edge_weight": args.decoder_edge_weight, "latent_noise": args.decoder_latent_noise})
     target = stage0_dir / "vae"
@@ -295,13 +335,12 @@ def parse_args(argv=None):
     p.add_argument("--vae", default=None,
                    help=f"reuse this VAE folder instead of training one (e.g. the bundled {BUNDLED_VAE.name})")
     p.add_argument("--seed", type=int, default=0, help="seeds the data, every model's initialisation and training")
-    p.add_argument("--decoder-minutes", type=float, default=30.0,
-                   help="decoder stage's budget, beside stage 0 (0: keep the VAE stage's decoder)")
+    p.add_argument("--decoder-minutes", type=float, default=0.0,
+                   help="decoder stage's budget beside stage 0 (0: keep the VAE stage's decoder; 60: the shipped one)")
     p.add_argument("--decoder-base-dim", type=int, default=16, help="width of the decoder stage's fresh decoder")
     p.add_argument("--decoder-edge-weight", type=float, default=40.0, help="its extra loss weight on object outlines")
     p.add_argument("--decoder-latent-noise", type=float, default=0.5,
                    help="its latent noise (per-channel standard deviations), for generated latents' sake")
-    p.add_argument("--decoder-lr", type=float, default=3e-3, help="its peak learning rate")
     p.add_argument("--num-train-clips", type=int, default=4000, help="clips rendered for Recall and Refine")
     p.add_argument("--num-val-clips", type=int, default=64, help="clips the trainers validate on")
     p.add_argument("--stage0-minutes", type=float, default=30.0, help="stage 0's wall-time training budget")
@@ -355,7 +394,7 @@ def main(argv=None) -> None:
         s0 = timed("stage0", stage0, args, args.out, vae)
     except BaseException:
         if decoder_proc is not None:
-            decoder_proc.terminate()
+            decoder_proc.stop()
         raise
     timed("decoder", finish_decoder, args, decoder, decoder_proc, s0)
     if args.stop_after == "stage0":
