@@ -21,7 +21,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=None, help="UniViGU pipeline folder (repeatable)")
     parser.add_argument("--build", default=None, help="a `python -m univigu.toyworld.build` output folder")
-    parser.add_argument("--num-samples", type=int, default=48, help="clips per test set (one- and two-object); 0: no evaluation (e.g. with --figure)")
+    parser.add_argument("--num-samples", type=int, default=48,
+                        help="clips per test set (one- and two-object); 0: no evaluation (e.g. with --figure)")
     parser.add_argument("--tasks", nargs="+", default=["v2t", "t2v", "t2vt"], choices=["v2t", "t2v", "t2vt"])
     parser.add_argument("--seed", type=int, default=2026, help="test-set seed")
     parser.add_argument("--threads", type=int, default=None)

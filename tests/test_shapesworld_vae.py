@@ -45,14 +45,11 @@ def test_bundled_vae_decoder_keeps_shapes():
     from diffusers import AutoencoderKLWan
 
     from univigu.toyworld.evaluate import held_out_test_scenes
+    from univigu.toyworld.pretrain_vae import reconstruct
 
     vae = AutoencoderKLWan.from_pretrained(ASSET).eval()
     scenes = held_out_test_scenes(48, 1)
-    clips = np.stack([toyworld.render_scene(scene) for scene in scenes])
-    x = torch.from_numpy(clips).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
-    with torch.no_grad():
-        recon = vae.decode(vae.encode(x).latent_dist.mode()).sample
-    videos = ((recon.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).numpy()
+    videos, _ = reconstruct(vae, np.stack([toyworld.render_scene(scene) for scene in scenes]))
     scores = toyworld.score_generation(list(videos), scenes)
     assert scores["shape_accuracy"] >= 0.77, scores
     assert scores["colour_accuracy"] >= 0.95 and scores["extra_objects_per_sample"] <= 0.05, scores
@@ -88,11 +85,11 @@ def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
 def _finetune_decoder(tmp_path):
     from diffusers import AutoencoderKLWan
 
-    from univigu.toyworld.pretrain_vae import parse_args, train
+    from univigu.toyworld.pretrain_vae import parse_args, to_model_input, train
 
     original = AutoencoderKLWan.from_pretrained(ASSET)
-    clips = np.stack([toyworld.render_scene(s) for s in toyworld.sample_scenes(2, "val", seed=5, num_frames=5)])
-    x = torch.from_numpy(clips).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
+    scenes = toyworld.sample_scenes(2, "val", seed=5, num_frames=5)
+    x = to_model_input(np.stack([toyworld.render_scene(s) for s in scenes]))
     for extra in ([], ["--decoder-base-dim", "12"]):
         out = tmp_path / f"vae{len(extra)}"
         args = parse_args(["--init", str(ASSET), "--train-part", "decoder", "--minutes", "0.05",
@@ -104,8 +101,9 @@ def _finetune_decoder(tmp_path):
         assert tuned.config.latents_mean == original.config.latents_mean
         assert tuned.config.latents_std == original.config.latents_std
         for name in ("encoder", "quant_conv"):
-            for (key, a), b in zip(getattr(original, name).state_dict().items(), getattr(tuned, name).state_dict().values()):
-                assert torch.equal(a, b), f"{name}.{key} changed"
+            tuned_state = getattr(tuned, name).state_dict()
+            for key, a in getattr(original, name).state_dict().items():
+                assert torch.equal(a, tuned_state[key]), f"{name}.{key} changed"
         with torch.no_grad():
             assert torch.equal(original.encode(x).latent_dist.mode(), tuned.encode(x).latent_dist.mode())
         if extra:

@@ -253,6 +253,9 @@ def train(args, vae=None) -> dict[str, Any]:
         vae.encoder.requires_grad_(False)
         vae.quant_conv.requires_grad_(False)
     trainable = [p for p in vae.parameters() if p.requires_grad]
+    # Latent noise is `latent_noise` standard deviations per latent channel: a decoder that also has to render nearby
+    # latents cleanly copes better with a generator's imperfect ones.
+    noise_scale = args.latent_noise * torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
     opt = torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
     stream = SceneStream(args.seed)
     val_scenes = sample_scenes(args.val_samples, split="val", seed=1234, num_frames=9)
@@ -289,10 +292,7 @@ def train(args, vae=None) -> dict[str, Any]:
             posterior = vae.encode(x).latent_dist
         z = posterior.sample() if args.sample_posterior else posterior.mode()
         if args.latent_noise > 0:
-            # Gaussian noise of `latent_noise` standard deviations per latent channel: a decoder that also has to
-            # render nearby latents cleanly copes better with a generator's imperfect ones.
-            std = torch.tensor(vae.config.latents_std, dtype=z.dtype).view(1, -1, 1, 1, 1)
-            z = z + args.latent_noise * std * torch.randn_like(z)
+            z = z + noise_scale.to(z.dtype) * torch.randn_like(z)
         recon = decode_unclamped(vae, z) if args.unclamped_loss else vae.decode(z).sample
         loss = weighted_recon_loss(recon, x, args.fg_weight, args.l1_weight, args.edge_weight)
         if args.kl_weight > 0 and not decoder_only:
