@@ -41,6 +41,11 @@ def test_build_training_flags_are_the_scripts_flags(tmp_path):
     args = parse_args(["--out", str(tmp_path), "--refine-trainable", "all", "--refine-learning-rate", "1e-4"])
     parsed = trainer_args("refine", _train_args(args, "refine", tmp_path, tmp_path / "data", tmp_path / "refine"))
     assert parsed.trainable == "all" and parsed.learning_rate == 1e-4
+    assert parsed.reinit_modules == []
+    args = parse_args(["--out", str(tmp_path), "--recall-reinit-modules", "blocks.2.attn1", "blocks.3.attn1"])
+    recall, refine = (trainer_args(stage, _train_args(args, stage, tmp_path, tmp_path / "data", tmp_path / stage))
+                      for stage in ("recall", "refine"))
+    assert recall.reinit_modules == ["blocks.2.attn1", "blocks.3.attn1"] and refine.reinit_modules == []
 
 
 def test_build_stage0_flags_are_the_generator_scripts_flags(tmp_path):

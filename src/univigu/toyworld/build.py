@@ -257,6 +257,8 @@ def _train_args(args, stage: str, start: Path, data: Path, out_dir: Path) -> lis
           if args.text_experts_learning_rate else []),
         "--lr_scheduler", "cosine", "--lr_warmup_steps", str(max(1, steps // 20)),
         "--trainable", _stage_value(args, stage, "trainable"),
+        *(["--reinit_modules", *args.recall_reinit_modules] if stage == "recall" and args.recall_reinit_modules
+          else []),
         "--view_ratios", *[str(r) for r in args.view_ratios],
         "--adam_weight_decay", "0.0",
         "--seed", str(args.seed),
@@ -299,7 +301,9 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
                       f"(Refine: {_stage_value(args, 'refine', 'learning_rate')}; text experts "
                       f"{args.text_experts_learning_rate or args.learning_rate}), "
                       f"{args.num_processes} processes x batch {args.batch_size}, {args.recall_steps} Recall + "
-                      f"{args.refine_steps} Refine steps",
+                      f"{args.refine_steps} Refine steps"
+                      + (f", re-initialised before Recall: {' '.join(args.recall_reinit_modules)}"
+                         if args.recall_reinit_modules else ""),
     }
     finalize(out, stage0_dir, recall, refine, folder, num_samples=args.eval_samples, seed=args.seed, build=info)
     if args.install:
@@ -364,6 +368,8 @@ def parse_args(argv=None):
                         "docs/toyworld_model.md")
     p.add_argument("--refine-learning-rate", type=float, default=None,
                    help="learning rate of the shared weights in Refine (default: --learning-rate)")
+    p.add_argument("--recall-reinit-modules", nargs="*", default=[],
+                   help="transformer submodules re-initialised before Recall (train_recall's --reinit_modules)")
     p.add_argument("--view-ratios", type=float, nargs=3, default=(2.0, 2.0, 1.0))
     p.add_argument("--eval-samples", type=int, default=48)
     p.add_argument("--install", action="store_true",

@@ -98,6 +98,9 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
     g.add_argument("--text_ffn", choices=("expert", "shared"), default=None,
                    help="Ablation: 'shared' drops the text FFN experts (text tokens use the video FFN). Default: keep "
                         "the starting model's.")
+    g.add_argument("--reinit_modules", type=str, nargs="*", default=[],
+                   help="Transformer submodules (e.g. blocks.2.attn1 blocks.3.attn1) re-drawn from their default "
+                        "initialisation, seeded by --seed, before training (docs/toyworld_model.md).")
     g.add_argument("--lora_rank", type=int, default=16)
     g.add_argument("--lora_alpha", type=float, default=None, help="Default: the rank.")
     g.add_argument("--lora_dropout", type=float, default=0.0)

@@ -165,6 +165,36 @@ def configure_trainable(
     return params
 
 
+def reinit_modules(transformer, names: Iterable[str], seed: int = 0) -> List[str]:
+    """Re-draws the weights of the named submodules (e.g. ``blocks.3.attn1``) from their own default initialisation,
+    seeded, and returns the names of the tensors it replaced.
+
+    Why: the last blocks of a trained generator can be a poor place for the text stream to read a video from (on
+    ShapesWorld the self-attention of the last two of four blocks keeps captions from learning shape,
+    docs/toyworld_model.md); re-initialising them before Knowledge Recall trades part of the prior for it, and the
+    generation views re-train them. The draws are the same on every process (DDP also broadcasts rank 0's).
+    """
+    replaced = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for name in names:
+            try:
+                module = transformer.get_submodule(name)
+            except AttributeError as error:
+                raise ValueError(
+                    f"--reinit_modules: the transformer has no submodule {name!r} (names look like 'blocks.3.attn1'; "
+                    f"print(pipe.transformer) lists them)."
+                ) from error
+            before = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            resettable = [m for m in module.modules() if hasattr(m, "reset_parameters")]
+            if not resettable:
+                raise ValueError(f"--reinit_modules: {name!r} has no layer with a default initialisation to re-draw.")
+            for sub in resettable:
+                sub.reset_parameters()
+            replaced += [f"{name}.{k}" for k, v in module.state_dict().items() if not torch.equal(v, before[k])]
+    return replaced
+
+
 def count_parameters(module) -> Dict[str, int]:
     total = sum(p.numel() for p in module.parameters())
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -241,6 +241,10 @@ def load_models(args, accelerator):
     components.text_encoder.to(accelerator.device, dtype=encoder_dtype)
 
     transformer = components.transformer
+    if args.reinit_modules:
+        replaced = models.reinit_modules(transformer, args.reinit_modules, seed=args.seed)
+        logger.info(f"Re-initialised {len(replaced)} tensors of {', '.join(args.reinit_modules)}.",
+                    main_process_only=True)
     lora_targets = [t.strip() for t in args.lora_target_modules.split(",")] if args.lora_target_modules else None
     if args.trainable == "lora" and components.source_kind == "wan" and lora_targets is None:
         # A model fresh from Wan has a zero text head; a LoRA that cannot reach it would leave the text logits
