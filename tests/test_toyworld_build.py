@@ -120,3 +120,28 @@ def test_background_runner_runs_commands_in_order_and_reports_failure(tmp_path):
     bad.start()
     bad.join()
     assert bad.returncode == 3 and "never" not in (tmp_path / "b").read_text().replace("print('never')", "")
+
+
+def test_shape_reading_benchmark_writes_its_caption_columns(tmp_path):
+    """`benchmarks/toy_shape_reading.py` trains on the build's clips with shape-only / prompt / mixed captions."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "toy_shape_reading.py"
+    spec = importlib.util.spec_from_file_location("toy_shape_reading", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = tmp_path / "build" / "data"
+    scenes = [[{"shape": "circle", "colour": "red"}], [{"shape": "square"}, {"shape": "triangle"}]]
+    for split in ("train", "val"):
+        (data / split).mkdir(parents=True)
+        with open(data / split / "metadata.jsonl", "w") as f:
+            for i, objects in enumerate(scenes):
+                (data / split / f"{i}.mp4").write_bytes(b"video")
+                f.write(json.dumps({"file_name": f"{i}.mp4", "prompt": f"prompt {i}",
+                                    "scene": json.dumps({"objects": objects})}) + "\n")
+    bench.caption_columns(data, tmp_path / "out", seed=0)
+    rows = [json.loads(line) for line in open(tmp_path / "out" / "train" / "metadata.jsonl")]
+    assert [r["shape_text"] for r in rows] == ["circle", "square triangle"]
+    assert all(r["mix"] in (r["shape_text"], r["prompt"]) for r in rows)
+    assert (tmp_path / "out" / "val" / "1.mp4").resolve() == (data / "val" / "1.mp4").resolve()
