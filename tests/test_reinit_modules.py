@@ -1,4 +1,4 @@
-"""`--reinit_modules`: named transformer submodules re-drawn from their default initialisation before training."""
+"""Starting a training run: `--reinit_modules` (named submodules re-drawn before training) and the start folder."""
 
 import pytest
 import torch
@@ -38,3 +38,10 @@ def test_reinit_redraws_only_the_named_modules_and_is_seeded():
 def test_reinit_of_an_unknown_module_names_the_fix():
     with pytest.raises(ValueError, match="no submodule 'blocks.9.attn1'.*blocks.3.attn1"):
         reinit_modules(_model(), ["blocks.9.attn1"])
+
+
+def test_a_missing_local_start_folder_is_named_not_looked_up_on_the_hub(tmp_path):
+    from univigu.training.models import load_components
+
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        load_components(str(tmp_path / "not-there"))

@@ -78,6 +78,12 @@ def load_components(
     halves every process's host-memory peak)."""
     path = pretrained_model_name_or_path
     if not os.path.isdir(path):
+        if path.startswith(("/", ".", "~")) or path.count("/") > 1 or "\\" in path:
+            # a Hub id is "owner/name": anything else is a local folder that is not there
+            raise FileNotFoundError(
+                f"--pretrained_model_name_or_path {path}: no such folder. Pass an existing local folder (a Wan2.1 "
+                f"diffusers folder or a UniViGUPipeline folder) or a Hub id such as Wan-AI/Wan2.1-T2V-1.3B-Diffusers."
+            )
         path = huggingface_hub.snapshot_download(path, revision=revision)
     index = _model_index(path)
     kind = index.get("_class_name")
