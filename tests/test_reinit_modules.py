@@ -45,3 +45,6 @@ def test_a_missing_local_start_folder_is_named_not_looked_up_on_the_hub(tmp_path
 
     with pytest.raises(FileNotFoundError, match="no such folder"):
         load_components(str(tmp_path / "not-there"))
+    for local in ("./wan", "../runs/recall", "runs/b8/convert", str(tmp_path / "x")):
+        with pytest.raises(FileNotFoundError, match="no such folder"):
+            load_components(local)

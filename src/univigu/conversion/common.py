@@ -16,7 +16,6 @@ import json
 import logging
 import mmap as _mmap
 import os
-import re
 import shutil
 import struct
 import types
@@ -32,6 +31,7 @@ from transformers import AutoConfig
 from .. import __version__
 from ..models import UniViGUTransformer3DModel
 from ..pipelines import UniViGUPipeline
+from ..utils.hub import looks_like_hub_id
 
 
 logger = logging.getLogger(__name__)
@@ -68,8 +68,7 @@ def resolve_wan_path(wan_path: PathLike) -> Path:
     if path.is_dir():
         return path
     text = os.fspath(wan_path)
-    looks_like_repo = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", text) is not None
-    if not looks_like_repo:
+    if not looks_like_hub_id(text):
         raise FileNotFoundError(f"Wan folder not found: {path} (pass a local folder or a Hub id like "
                                 "Wan-AI/Wan2.1-T2V-1.3B-Diffusers)")
 

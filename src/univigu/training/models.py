@@ -29,6 +29,7 @@ from transformers import AutoTokenizer, UMT5EncoderModel
 from ..models import UniViGUTransformer3DModel
 from ..pipelines import UniViGUPipeline
 from ..schedulers import DiscreteFlowScheduler
+from ..utils.hub import looks_like_hub_id
 from .lora import save_lora_weights
 
 
@@ -78,8 +79,7 @@ def load_components(
     halves every process's host-memory peak)."""
     path = pretrained_model_name_or_path
     if not os.path.isdir(path):
-        if path.startswith(("/", ".", "~")) or path.count("/") > 1 or "\\" in path:
-            # a Hub id is "owner/name": anything else is a local folder that is not there
+        if not looks_like_hub_id(path):
             raise FileNotFoundError(
                 f"--pretrained_model_name_or_path {path}: no such folder. Pass an existing local folder (a Wan2.1 "
                 f"diffusers folder or a UniViGUPipeline folder) or a Hub id such as Wan-AI/Wan2.1-T2V-1.3B-Diffusers."
