@@ -26,14 +26,25 @@ SHAPES = ("circle", "square", "triangle")
 
 
 def caption_columns(build_data: Path, out: Path, seed: int) -> None:
-    """`out/{train,val}/metadata.jsonl` with a `shape_text` and a `mix` column, videos linked from the build."""
+    """`out/{train,val}/metadata.jsonl` with caption columns for the protocol, videos linked from the build.
+
+    `shape_text`: the shape words alone; `colour_shape` / `shape_motion`: the prompt without its motion / colour;
+    `mix`: the shape words or the prompt, at random per clip.
+    """
     rng = random.Random(seed)
     for split in ("train", "val"):
         (out / split).mkdir(parents=True, exist_ok=True)
         with open(out / split / "metadata.jsonl", "w") as f:
             for line in open(build_data / split / "metadata.jsonl"):
                 row = json.loads(line)
-                row["shape_text"] = " ".join(o["shape"] for o in json.loads(row["scene"])["objects"])
+                objects = json.loads(row["scene"])["objects"]
+                row["shape_text"] = " ".join(o["shape"] for o in objects)
+                # the prompt without one attribute: does a colour word in the caption stop shape being read?
+                row["colour_shape"] = " and ".join(f"a {o['colour']} {o['shape']}" for o in objects)
+                row["shape_motion"] = " and ".join(
+                    f"a {o['shape']} " + ("staying still" if o["motion"] == "still" else f"moving {o['motion']}")
+                    for o in objects
+                )
                 row["mix"] = row["shape_text"] if rng.random() < 0.5 else row["prompt"]
                 f.write(json.dumps(row) + "\n")
                 link = out / split / row["file_name"]
@@ -62,8 +73,10 @@ def main(argv=None):
     parser.add_argument("--build", type=Path, required=True, help="a `python -m univigu.toyworld.build` folder")
     parser.add_argument("--out", type=Path, required=True, help="where the run and its data columns go")
     parser.add_argument("--start", type=Path, default=None, help="starting pipeline (default: BUILD/convert)")
-    parser.add_argument("--captions", choices=("shape", "prompt", "mix"), default="shape")
+    parser.add_argument("--captions", choices=("shape", "prompt", "mix", "colour_shape", "shape_motion"), default="shape")
     parser.add_argument("--reinit-modules", nargs="*", default=[], help="train_recall's --reinit_modules")
+    parser.add_argument("--text-length", type=int, default=None,
+                        help="caption length in tokens (default: 4 for shape words, 16 for the others)")
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--num-processes", type=int, default=2, help="CPU processes (one per core)")
     parser.add_argument("--num-samples", type=int, default=48, help="clips scored per split")
@@ -74,7 +87,9 @@ def main(argv=None):
 
     args.out.mkdir(parents=True, exist_ok=True)
     caption_columns(args.build / "data", args.out / "data", seed=0)
-    column, text_length = {"shape": ("shape_text", 4), "prompt": ("prompt", 16), "mix": ("mix", 16)}[args.captions]
+    column, text_length = {"shape": ("shape_text", 4), "prompt": ("prompt", 16), "mix": ("mix", 16),
+                           "colour_shape": ("colour_shape", 16), "shape_motion": ("shape_motion", 16)}[args.captions]
+    text_length = args.text_length or text_length
     config = args.out / "accelerate_cpu.yaml"
     config.write_text(ACCELERATE_CPU_CONFIG.format(num_processes=args.num_processes))
     run = args.out / "run"

@@ -70,6 +70,21 @@ def test_understanding_view_light_video_noise_flag():
     assert torch.all(inputs.encoder_hidden_states == 0)
 
 
+def test_text_time_power_draws_noisier_captions_from_the_same_uniform_draw():
+    _, ids, _, _, uniform = build([UNDERSTANDING] * 256, length=32)
+    _, _, _, _, skewed = build([UNDERSTANDING] * 256, length=32, config=UnifiedLossConfig(text_time_power=3.0))
+    t_uniform = 1.0 - uniform.text_timestep / 1000
+    t_skewed = 1.0 - skewed.text_timestep / 1000
+    # same seed, same u: t ** 3, so every caption is at least as noised and the kept fraction falls (kappa(t) = t)
+    assert torch.allclose(t_skewed, t_uniform.pow(3.0), atol=1e-6)
+    kept = lambda inputs: (inputs.text_ids == ids).float().mean().item()
+    assert kept(skewed) < kept(uniform) - 0.2
+    _, _, _, _, default = build([UNDERSTANDING] * 256, length=32, config=UnifiedLossConfig(text_time_power=1.0))
+    assert torch.equal(default.text_ids, uniform.text_ids)
+    with pytest.raises(ValueError, match="text_time_power"):
+        UnifiedLossConfig(text_time_power=0.0)
+
+
 def test_generation_view_clean_text_at_timestep_zero_prompt_condition():
     latents, ids, mask, prompt, inputs = build([GENERATION] * 4)
     assert torch.all(inputs.text_timestep == 0)

@@ -132,7 +132,9 @@ def test_shape_reading_benchmark_writes_its_caption_columns(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     data = tmp_path / "build" / "data"
-    scenes = [[{"shape": "circle", "colour": "red"}], [{"shape": "square"}, {"shape": "triangle"}]]
+    scenes = [[{"shape": "circle", "colour": "red", "motion": "left"}],
+              [{"shape": "square", "colour": "blue", "motion": "still"},
+               {"shape": "triangle", "colour": "cyan", "motion": "up"}]]
     for split in ("train", "val"):
         (data / split).mkdir(parents=True)
         with open(data / split / "metadata.jsonl", "w") as f:
@@ -144,4 +146,6 @@ def test_shape_reading_benchmark_writes_its_caption_columns(tmp_path):
     rows = [json.loads(line) for line in open(tmp_path / "out" / "train" / "metadata.jsonl")]
     assert [r["shape_text"] for r in rows] == ["circle", "square triangle"]
     assert all(r["mix"] in (r["shape_text"], r["prompt"]) for r in rows)
+    assert [r["colour_shape"] for r in rows] == ["a red circle", "a blue square and a cyan triangle"]
+    assert [r["shape_motion"] for r in rows] == ["a circle moving left", "a square staying still and a triangle moving up"]
     assert (tmp_path / "out" / "val" / "1.mp4").resolve() == (data / "val" / "1.mp4").resolve()

@@ -88,6 +88,9 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
     g.add_argument("--flow_shift", type=float, default=1.0, help="Shift of the sampled video sigmas (1 = none).")
     g.add_argument("--understanding_video_noise", type=float, default=0.0,
                    help="Max sigma of light noise on the video of understanding views (0 = clean).")
+    g.add_argument("--text_time_power", type=float, default=1.0,
+                   help="Text times t = u ** power, u ~ U(0, 1): 1 = uniform (the reference); > 1 trains on mostly "
+                        "noised captions, so tokens are predicted from the video more than from the other words.")
     g.add_argument("--understanding_attention", choices=("full", "video_prefix"), default="full",
                    help="full: the reference. video_prefix: in understanding views the video tokens do not attend to "
                         "the text, so captioning can cache the video's keys/values exactly (video_cache_interval); "

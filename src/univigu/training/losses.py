@@ -58,6 +58,9 @@ class UnifiedLossConfig:
         flow_shift: time shift applied to the sampled sigma (1.0 = none; Wan's sampler uses 3.0-5.0).
         understanding_video_noise: maximum sigma of the light noise put on the video of an understanding view
             (sigma ~ U(0, max)); 0 (default) keeps the video exactly clean, as the reference's v2t sees it.
+        text_time_power: the text stream's paper time is drawn as `t = u ** text_time_power`, `u ~ U(0, 1)`. 1
+            (default) is the uniform draw; above 1, captions are mostly noised, so more of their tokens must be
+            predicted from the video rather than from the caption's other, still clean words.
         num_train_timesteps: the model's timestep scale (1000 for Wan).
         understanding_attention: "full" (the reference) or "video_prefix": in understanding views the clean video
             tokens do not attend to the text tokens, so a captioning sampler may compute the video's keys/values
@@ -73,6 +76,7 @@ class UnifiedLossConfig:
     mode_scale: float = 1.29
     flow_shift: float = 1.0
     understanding_video_noise: float = 0.0
+    text_time_power: float = 1.0
     num_train_timesteps: int = 1000
     understanding_attention: str = "full"
 
@@ -97,6 +101,8 @@ class UnifiedLossConfig:
             )
         if self.flow_shift <= 0:
             raise ValueError(f"`flow_shift` must be > 0, got {self.flow_shift}.")
+        if self.text_time_power <= 0:
+            raise ValueError(f"`text_time_power` must be > 0, got {self.text_time_power}.")
 
 
 @dataclass
@@ -244,6 +250,8 @@ def build_training_inputs(
 
     # Text stream: discrete mixture path. Generation views see the clean text at timestep 0.
     t = sample_text_times(batch_size, generator)
+    if config.text_time_power != 1.0:
+        t = t.pow(config.text_time_power)
     text_timestep = (1.0 - t) * config.num_train_timesteps
     text_timestep = torch.where(generation, torch.zeros_like(text_timestep), text_timestep)
     noised = text_scheduler.add_noise(text_ids.cpu(), text_timestep.double(), generator=generator)

@@ -415,6 +415,7 @@ def prepare_optimization(args, transformer, data: TrainingData, text_scheduler, 
         video_loss_weight=args.video_loss_weight, weighting_scheme=args.weighting_scheme,
         logit_mean=args.logit_mean, logit_std=args.logit_std, mode_scale=args.mode_scale,
         flow_shift=args.flow_shift, understanding_video_noise=args.understanding_video_noise,
+        text_time_power=args.text_time_power,
         num_train_timesteps=1000, understanding_attention=args.understanding_attention,
     ))
     return Optimization(model, optimizer, lr_scheduler, train_dataloader, params, steps_per_epoch,
