@@ -268,6 +268,7 @@ def test_dataset_round_trip_and_determinism(tmp_path):
         assert record == row
         scene = Scene.from_json(row["scene"])
         assert row["prompt"] == scene_to_prompt(scene) and row["caption"] == scene_to_caption(scene)
+        assert row["shapes"].split() == [obj.shape for obj in scene.objects]
         decoded = load_video_frames(out / row["file_name"])
         assert decoded.dtype == np.uint8 and (decoded == frames).all()  # lossless
         assert detected_tuples(analyze_video(decoded)) == truth_tuples(scene)

@@ -238,11 +238,14 @@ def _stage_value(args, stage: str, name: str):
     return getattr(args, name) if value is None else value
 
 
-def _train_args(args, stage: str, start: Path, data: Path, out_dir: Path) -> list[str]:
-    steps = args.recall_steps if stage == "recall" else args.refine_steps
+def _train_args(args, stage: str, start: Path, data: Path, out_dir: Path, warmup: bool = False) -> list[str]:
+    """The trainer's flags for `stage`; `warmup`: Recall's shape-word warm-up run (it re-initialises instead)."""
+    steps = args.recall_warmup_steps if warmup else args.recall_steps if stage == "recall" else args.refine_steps
     text_length = 16 if stage == "recall" else 40
+    reinit = stage == "recall" and args.recall_reinit_modules and (warmup or not args.recall_warmup_steps)
     return [
         "--pretrained_model_name_or_path", str(start),
+        *(["--caption_column", "shapes"] if warmup else []),
         "--train_data_dir", str(data / "train"),
         "--validation_data_dir", str(data / "val"),
         "--output_dir", str(out_dir),
@@ -257,9 +260,9 @@ def _train_args(args, stage: str, start: Path, data: Path, out_dir: Path) -> lis
           if args.text_experts_learning_rate else []),
         "--lr_scheduler", "cosine", "--lr_warmup_steps", str(max(1, steps // 20)),
         "--trainable", _stage_value(args, stage, "trainable"),
-        *(["--reinit_modules", *args.recall_reinit_modules] if stage == "recall" and args.recall_reinit_modules
-          else []),
+        *(["--reinit_modules", *args.recall_reinit_modules] if reinit else []),
         "--view_ratios", *[str(r) for r in args.view_ratios],
+        "--text_time_power", str(args.text_time_power),
         "--adam_weight_decay", "0.0",
         "--seed", str(args.seed),
         "--checkpointing_steps", str(max(steps, 1)),
@@ -277,6 +280,16 @@ def stage_train(args, out: Path, stage: str, start: Path, data: Path) -> Path:
         return folder
     if folder.exists():
         shutil.rmtree(folder)  # a stage folder is ours: re-running the stage starts it afresh
+    if stage == "recall" and args.recall_warmup_steps:
+        # docs/toyworld_model.md: captions of shape words first teach the text stream to read shape off the video;
+        # Recall on the prompts then keeps that reading, which it never learns from the prompts alone
+        warmup = out / "recall_warmup"
+        if warmup.exists():
+            shutil.rmtree(warmup)
+        _run(_training_script(stage, args.num_processes, out)
+             + _train_args(args, stage, start, data, warmup, warmup=True), out / "recall_warmup.log", threads=1)
+        _mark_done(warmup, {"steps": args.recall_warmup_steps})
+        start = warmup
     _run(_training_script(stage, args.num_processes, out) + _train_args(args, stage, start, data, folder),
          out / f"{stage}.log", threads=1)
     _mark_done(folder, {"steps": args.recall_steps if stage == "recall" else args.refine_steps})
@@ -302,8 +315,11 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
                       f"{args.text_experts_learning_rate or args.learning_rate}), "
                       f"{args.num_processes} processes x batch {args.batch_size}, {args.recall_steps} Recall + "
                       f"{args.refine_steps} Refine steps"
+                      + (f", after {args.recall_warmup_steps} warm-up steps on shape-word captions"
+                         if args.recall_warmup_steps else "")
                       + (f", re-initialised before Recall: {' '.join(args.recall_reinit_modules)}"
-                         if args.recall_reinit_modules else ""),
+                         if args.recall_reinit_modules else "")
+                      + (f", text times u ** {args.text_time_power}" if args.text_time_power != 1.0 else ""),
     }
     finalize(out, stage0_dir, recall, refine, folder, num_samples=args.eval_samples, seed=args.seed, build=info)
     if args.install:
@@ -368,9 +384,14 @@ def parse_args(argv=None):
                         "docs/toyworld_model.md")
     p.add_argument("--refine-learning-rate", type=float, default=None,
                    help="learning rate of the shared weights in Refine (default: --learning-rate)")
+    p.add_argument("--recall-warmup-steps", type=int, default=0,
+                   help="steps of a Recall warm-up whose captions are the clips' shape words (the data's `shapes` "
+                        "column), before Recall on the prompts; re-initialisation then applies to the warm-up")
     p.add_argument("--recall-reinit-modules", nargs="*", default=[],
                    help="transformer submodules re-initialised before Recall (train_recall's --reinit_modules)")
     p.add_argument("--view-ratios", type=float, nargs=3, default=(2.0, 2.0, 1.0))
+    p.add_argument("--text-time-power", type=float, default=1.0,
+                   help="train_recall / train_refine's --text_time_power (> 1: more noised captions), both stages")
     p.add_argument("--eval-samples", type=int, default=48)
     p.add_argument("--install", action="store_true",
                    help="copy the result into the package as univigu.toyworld.DEFAULT_CHECKPOINT (source checkouts)")

@@ -75,6 +75,8 @@ def sample_record(scene: Scene, file_name: str, split: str, index: int) -> dict[
         "file_name": file_name,
         "prompt": scene_to_prompt(scene),
         "caption": scene_to_caption(scene),
+        # the shape words alone: the caption of Recall's warm-up (toyworld.build --recall-warmup-steps)
+        "shapes": " ".join(obj.shape for obj in scene.objects),
         "scene": scene.to_json(),
         "split": split,
         "index": index,
@@ -105,7 +107,7 @@ def make_dataset(
     decoded by `load_video_frames` / `diffusers.utils.load_video`):
 
         out_dir/000000.mp4, 000001.mp4, ...   lossless mp4 (see `write_video`)
-        out_dir/metadata.jsonl                file_name, prompt, caption, scene (JSON), split, index, held_out, ...
+        out_dir/metadata.jsonl                file_name, prompt, caption, shapes, scene (JSON), split, ...
         out_dir/shapesworld.json              how the folder was made (version, split, seed, sizes)
 
     The same `(split, seed, num_frames)` gives the same folder bit for bit, and sample `i` does not depend on
