@@ -317,7 +317,8 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
                       f"{args.refine_steps} Refine steps"
                       + (f", after {args.recall_warmup_steps} warm-up steps on shape-word captions"
                          if args.recall_warmup_steps else "")
-                      + (f", re-initialised before Recall: {' '.join(args.recall_reinit_modules)}"
+                      + (f", re-initialised before {'the warm-up' if args.recall_warmup_steps else 'Recall'}: "
+                         f"{' '.join(args.recall_reinit_modules)}"
                          if args.recall_reinit_modules else "")
                       + (f", text times u ** {args.text_time_power}" if args.text_time_power != 1.0 else ""),
     }
