@@ -14,7 +14,8 @@ Stages (each writes `DIR/<stage>/` and is skipped when its output is complete, u
 3. `stage0`   the stand-in for Wan2.1-T2V (`univigu.toyworld.pretrain_generator`): tokenizer, small umT5, the VAE,
               a flow-matching `WanTransformer3DModel`, as a folder stock `diffusers.WanPipeline` loads.
 4. `convert`  `univigu convert wan --wan DIR/stage0 --out DIR/convert`.
-5. `recall`   Knowledge Recall: `accelerate launch training/train_recall.py ...` on the train set (text = prompt).
+5. `recall`   Knowledge Recall: `accelerate launch training/train_recall.py ...` on the train set (text = prompt);
+              with `--recall-warmup-steps N`, after N warm-up steps whose text is the clips' shape words.
 6. `refine`   Capability Refinement: `accelerate launch training/train_refine.py ...` (text = detailed caption).
 7. `evaluate` `benchmarks/toy_eval.py`'s scoring of stage 0, recall and refine on fresh seeded test sets; the tuned
               call defaults and a model card are written into `DIR/final/` (the shipped folder).
