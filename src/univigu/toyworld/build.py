@@ -263,7 +263,7 @@ def _train_args(args, stage: str, start: Path, data: Path, out_dir: Path, warmup
         "--trainable", _stage_value(args, stage, "trainable"),
         *(["--reinit_modules", *args.recall_reinit_modules] if reinit else []),
         "--view_ratios", *[str(r) for r in args.view_ratios],
-        "--text_time_power", str(args.text_time_power),
+        "--text_time_power", str(_stage_value(args, stage, "text_time_power")),
         "--adam_weight_decay", "0.0",
         "--seed", str(args.seed),
         "--checkpointing_steps", str(max(steps, 1)),
@@ -321,7 +321,9 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
                       + (f", re-initialised before {'the warm-up' if args.recall_warmup_steps else 'Recall'}: "
                          f"{' '.join(args.recall_reinit_modules)}"
                          if args.recall_reinit_modules else "")
-                      + (f", text times u ** {args.text_time_power}" if args.text_time_power != 1.0 else ""),
+                      + (f", Recall text times u ** {args.text_time_power}" if args.text_time_power != 1.0 else "")
+                      + (f", Refine text times u ** {refine_power}"
+                         if (refine_power := _stage_value(args, "refine", "text_time_power")) != 1.0 else ""),
     }
     finalize(out, stage0_dir, recall, refine, folder, num_samples=args.eval_samples, seed=args.seed, build=info)
     if args.install:
@@ -393,7 +395,10 @@ def parse_args(argv=None):
                    help="transformer submodules re-initialised before Recall (train_recall's --reinit_modules)")
     p.add_argument("--view-ratios", type=float, nargs=3, default=(2.0, 2.0, 1.0))
     p.add_argument("--text-time-power", type=float, default=1.0,
-                   help="train_recall / train_refine's --text_time_power (> 1: more noised captions), both stages")
+                   help="train_recall's --text_time_power (> 1: more noised captions)")
+    p.add_argument("--refine-text-time-power", type=float, default=3.0,
+                   help="train_refine's --text_time_power: 3 reads shape better and leaves the generator as it is "
+                        "(Refine trains the text experts only), docs/toyworld_model.md")
     p.add_argument("--eval-samples", type=int, default=48)
     p.add_argument("--install", action="store_true",
                    help="copy the result into the package as univigu.toyworld.DEFAULT_CHECKPOINT (source checkouts)")
