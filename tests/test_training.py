@@ -270,6 +270,18 @@ def test_lora_run_changes_only_adapters_and_loads_back(recall_run, workdir):
     for key, value in adapters.items():
         assert torch.equal(by_suffix[key.replace(".default", "")].float(), value.float()), key
 
+    # The ShapesWorld build scores and ships a LoRA stage fused into its base model, as a plain pipeline.
+    from univigu.toyworld.package import load_univigu
+
+    fused = load_univigu(out)
+    assert not [k for k in fused.transformer.state_dict() if "lora_" in k]
+    with torch.no_grad():
+        torch.testing.assert_close(fused.transformer(**call).text_logits, after, rtol=1e-4, atol=1e-4)
+    fused.save_pretrained(str(workdir / "lora_fused"))
+    with torch.no_grad():
+        reloaded = UniViGUPipeline.from_pretrained(workdir / "lora_fused").transformer(**call).text_logits
+    torch.testing.assert_close(reloaded, after, rtol=1e-4, atol=1e-4)
+
 
 def test_refine_needs_a_univigu_start_and_skips_bad_data(workdir, recall_run, tmp_path):
     """Refine trains on detailed captions from the recall output; rows without a caption or with a broken video

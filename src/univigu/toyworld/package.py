@@ -34,9 +34,19 @@ SUMMARY_KEYS = ("colour_accuracy", "shape_accuracy", "motion_accuracy", "object_
 
 
 def load_univigu(folder, call_defaults: dict | None = None):
+    """A stage's pipeline; a LoRA stage (`--trainable lora` writes adapter weights and `base_model.json`, not a
+    pipeline folder) is loaded onto its base model and fused, so that it is scored and shipped like the others."""
     from ..pipelines import UniViGUPipeline
 
-    pipe = UniViGUPipeline.from_pretrained(str(folder))
+    folder = Path(folder)
+    lora_info = folder / "base_model.json"
+    if not (folder / "model_index.json").exists() and lora_info.exists():
+        pipe = UniViGUPipeline.from_pretrained(json.loads(lora_info.read_text())["base_model"])
+        pipe.load_lora_weights(str(folder))
+        pipe.fuse_lora(lora_scale=1.0)
+        pipe.unload_lora_weights()  # the fused weights stay; the adapter layers go, so the folder saves as plain weights
+    else:
+        pipe = UniViGUPipeline.from_pretrained(str(folder))
     if call_defaults:
         pipe.set_call_defaults(**call_defaults)
     pipe.set_progress_bar_config(disable=True)
