@@ -205,7 +205,7 @@ def _chromium() -> str:
 def test_in_a_real_browser(space_url, tmp_path):
     playwright_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (pip)")
     executable = _chromium()
-    path, _ = _clip(tmp_path, 1)
+    path, scene = _clip(tmp_path, 1)
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, headless=True,
                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
@@ -228,7 +228,9 @@ def test_in_a_real_browser(space_url, tmp_path):
                 "() => { const t = document.querySelector('#v2t-caption textarea'); return t && t.value.length > 0 }",
                 timeout=120_000)
             caption = page.locator("#v2t-caption textarea").input_value()
-            assert "background is black" in caption.lower(), caption
+            # the uploaded clip was read: the bundled model names colour right on ~all clips (not every caption is
+            # grammatical, so no fixed phrase is asserted; the exact caption is checked without a browser above)
+            assert scene.objects[0].colour in caption.lower(), (caption, scene)
             page.wait_for_selector(".caption-forming", timeout=30_000)
             page.screenshot(path=str(tmp_path / "v2t.png"), full_page=True)
         finally:
