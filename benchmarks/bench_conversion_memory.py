@@ -29,25 +29,18 @@ import time
 from pathlib import Path
 
 
+from univigu.models.parameter_report import WAN21_T2V_1_3B_CONFIG  # noqa: E402  (one source for the real sizes)
+
+# The stock diffusers `WanTransformer3DModel` config of Wan2.1-T2V-1.3B: the backbone part of univigu's config.
+_UNIVIGU_ONLY_KEYS = ("vocab_size", "text_mask_token")
 WAN21_1_3B = {
     "_class_name": "WanTransformer3DModel",
-    "patch_size": [1, 2, 2],
-    "num_attention_heads": 12,
-    "attention_head_dim": 128,
-    "in_channels": 16,
-    "out_channels": 16,
-    "text_dim": 4096,
-    "freq_dim": 256,
-    "ffn_dim": 8960,
-    "num_layers": 30,
-    "cross_attn_norm": True,
-    "qk_norm": "rms_norm_across_heads",
-    "eps": 1e-6,
+    **{k: list(v) if isinstance(v, tuple) else v
+       for k, v in WAN21_T2V_1_3B_CONFIG.items() if k not in _UNIVIGU_ONLY_KEYS},
     "image_dim": None,
     "added_kv_proj_dim": None,
-    "rope_max_seq_len": 1024,
 }
-VOCAB = 256384
+VOCAB = WAN21_T2V_1_3B_CONFIG["vocab_size"]
 
 
 def _rss_bytes(pid: int) -> int:

@@ -165,7 +165,19 @@ def test_latent_cache_is_reused_counts_bad_videos_and_refuses_stale(messy_dir, e
     assert info2["key"] == info["key"] and problems2 == problems
     assert (cache_dir / "univigu_latent_cache.json").stat().st_mtime_ns == stamp
 
-    # a VAE with other weights (same config): stale, refused with a message naming what changed
+    # a new decoder (other weights and width, as the ShapesWorld build swaps in) makes the same latents: reused
+    new_decoder = build_tiny_vae(seed=0)
+    new_decoder.register_to_config(decoder_base_dim=new_decoder.config.base_dim)
+    with torch.no_grad():
+        for param in [*new_decoder.decoder.parameters(), *new_decoder.post_quant_conv.parameters()]:
+            param.add_(0.5)
+    _, _, info_decoder = prepare_latent_cache(
+        raw, cache_dir, new_decoder, encoders["text_encoder"], encoders["tokenizer"], pre, **kwargs
+    )
+    assert info_decoder["key"] == info["key"]
+    assert (cache_dir / "univigu_latent_cache.json").stat().st_mtime_ns == stamp
+
+    # a VAE with another encoder (same config): stale, refused with a message naming what changed
     other_vae = build_tiny_vae(seed=1)
     with pytest.raises(StaleCacheError, match="stale.*vae_weights.*--overwrite_latents_cache"):
         prepare_latent_cache(raw, cache_dir, other_vae, encoders["text_encoder"], encoders["tokenizer"], pre, **kwargs)

@@ -3,8 +3,10 @@
 
 :func:`prepare_latent_cache` encodes every usable video with the (frozen) VAE and every conditioning prompt with the
 (frozen) umT5 encoder once, into Arrow files (memory-mapped by 🤗 datasets). The cache folder records a key: a hash
-of the encoders' configs, a fingerprint of their weights, the tokenizer, the preprocessing settings and the data. A
-cache whose key differs from the current one is refused with a message naming what changed.
+of the encoders' configs, a fingerprint of their weights, the tokenizer, the preprocessing settings and the data. Of
+the VAE only the part that makes latents counts (its encoder, `quant_conv` and latent statistics): a new decoder, as
+the ShapesWorld build swaps in, leaves every cached latent valid. A cache whose key differs from the current one is
+refused with a message naming what changed.
 """
 
 from __future__ import annotations
@@ -77,6 +79,24 @@ def _config_dict(module) -> dict:
     return {k: v for k, v in config.items() if not k.startswith("_") and k not in ("transformers_version", "dtype", "torch_dtype")}
 
 
+# VAE config entries that only shape the decoder side: they change no latent.
+_DECODER_ONLY_CONFIG_KEYS = ("decoder_base_dim", "out_channels")
+
+
+def _vae_encoding_side(vae) -> tuple[dict, str]:
+    """Config and weight fingerprint of what turns pixels into latents. diffusers' KL autoencoders split into
+    `encoder` + `quant_conv` (-> latents) and `post_quant_conv` + `decoder` (-> pixels); a VAE without that split is
+    fingerprinted whole."""
+    config = _config_dict(vae)
+    if not isinstance(getattr(vae, "encoder", None), torch.nn.Module):
+        return config, weights_fingerprint(vae)
+    config = {k: v for k, v in config.items() if k not in _DECODER_ONLY_CONFIG_KEYS}
+    parts = torch.nn.ModuleDict({"encoder": vae.encoder})
+    if isinstance(getattr(vae, "quant_conv", None), torch.nn.Module):
+        parts["quant_conv"] = vae.quant_conv
+    return config, weights_fingerprint(parts)
+
+
 def cache_key_components(
     vae, text_encoder, tokenizer, preprocessing: VideoPreprocessing, latent_normalization: str,
     max_sequence_length: int, data_fingerprint: str,
@@ -84,10 +104,11 @@ def cache_key_components(
     def digest(obj):
         return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+    vae_config, vae_weights = _vae_encoding_side(vae)
     return {
         "format_version": str(CACHE_FORMAT_VERSION),
-        "vae_config": digest([type(vae).__name__, _config_dict(vae)]),
-        "vae_weights": weights_fingerprint(vae),
+        "vae_config": digest([type(vae).__name__, vae_config]),
+        "vae_weights": vae_weights,
         "text_encoder_config": digest([type(text_encoder).__name__, _config_dict(text_encoder)]),
         "text_encoder_weights": weights_fingerprint(text_encoder),
         "tokenizer": tokenizer_fingerprint(tokenizer),
