@@ -57,6 +57,11 @@ def test_build_training_flags_are_the_scripts_flags(tmp_path):
         args = parse_args(["--out", str(tmp_path), *flags])
         assert [trainer_args(stage, _train_args(args, stage, tmp_path, tmp_path / "d", tmp_path / stage))
                 .text_time_power for stage in ("recall", "refine")] == powers
+    # the shared-FFN ablation: Recall converts the model; Refine starts from Recall's already shared one
+    for flags, layouts in (([], [None, None]), (["--text-ffn", "shared"], ["shared", None])):
+        args = parse_args(["--out", str(tmp_path), *flags])
+        assert [trainer_args(stage, _train_args(args, stage, tmp_path, tmp_path / "d", tmp_path / stage)).text_ffn
+                for stage in ("recall", "refine")] == layouts
 
 
 def test_build_stage0_flags_are_the_generator_scripts_flags(tmp_path):

@@ -262,6 +262,8 @@ def _train_args(args, stage: str, start: Path, data: Path, out_dir: Path, warmup
         "--lr_scheduler", "cosine", "--lr_warmup_steps", str(max(1, steps // 20)),
         "--trainable", _stage_value(args, stage, "trainable"),
         *(["--reinit_modules", *args.recall_reinit_modules] if reinit else []),
+        # Refine starts from Recall's output, which already has Recall's FFN layout
+        *(["--text_ffn", args.text_ffn] if stage == "recall" and args.text_ffn != "expert" else []),
         "--view_ratios", *[str(r) for r in args.view_ratios],
         "--text_time_power", str(_stage_value(args, stage, "text_time_power")),
         "--adam_weight_decay", "0.0",
@@ -394,6 +396,9 @@ def parse_args(argv=None):
     p.add_argument("--recall-reinit-modules", nargs="*", default=[],
                    help="transformer submodules re-initialised before Recall (train_recall's --reinit_modules)")
     p.add_argument("--view-ratios", type=float, nargs=3, default=(2.0, 2.0, 1.0))
+    p.add_argument("--text-ffn", choices=("expert", "shared"), default="expert",
+                   help="the text stream's feed-forward layers from Recall on: `expert` (the paper's modality-driven "
+                        "MoE) or `shared` (the ablation: text goes through the video FFN; train_recall's --text_ffn)")
     p.add_argument("--text-time-power", type=float, default=1.0,
                    help="train_recall's --text_time_power (> 1: more noised captions)")
     p.add_argument("--refine-text-time-power", type=float, default=3.0,
