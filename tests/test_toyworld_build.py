@@ -165,3 +165,31 @@ def test_shape_reading_benchmark_writes_its_caption_columns(tmp_path):
     assert [r["colour_shape"] for r in rows] == ["a red circle", "a blue square and a cyan triangle"]
     assert [r["shape_motion"] for r in rows] == ["a circle moving left", "a square staying still and a triangle moving up"]
     assert (tmp_path / "out" / "val" / "1.mp4").resolve() == (data / "val" / "1.mp4").resolve()
+
+
+def test_vae_and_data_render_side_by_side_and_stop_after_stops(tmp_path, monkeypatch):
+    """The VAE stage (one core, fixed time) and the data stage (needs no VAE) overlap; `--stop-after` ends the build
+    after the named stage, with the timings of what ran written."""
+    import threading
+
+    from univigu.toyworld import build
+
+    both_running = threading.Barrier(2, timeout=10)  # each stage waits for the other: only overlap gets through
+    ran = []
+
+    def fake_stage(name):
+        def stage(*args):
+            ran.append(name)
+            if name in ("vae", "data"):
+                both_running.wait()
+            return tmp_path / name
+        return stage
+
+    for name in ("stage_vae", "stage_data", "stage0", "stage_convert", "stage_train", "stage_evaluate"):
+        monkeypatch.setattr(build, name, fake_stage(name.removeprefix("stage_")))
+    build.main(["--out", str(tmp_path / "b"), "--stop-after", "data"])
+    assert sorted(ran) == ["data", "vae"]
+    assert set(json.loads((tmp_path / "b" / "timings.json").read_text())) == {"vae", "data", "total"}
+    ran.clear()
+    build.main(["--out", str(tmp_path / "b"), "--stop-after", "convert"])
+    assert sorted(ran) == ["convert", "data", "stage0", "vae"]

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -376,7 +377,8 @@ def parse_args(argv=None):
     p.add_argument("--stage0-device", default="cpu",
                    help="where stage 0 trains; the shipped checkpoint's stage 0 ran on a GPU (docs/toyworld_model.md)")
     p.add_argument("--stage0-probe-minutes", type=float, default=5.0, help="probe t2v every so often (0 = never)")
-    p.add_argument("--stop-after", choices=STAGES, default=None, help="stop after this stage")
+    p.add_argument("--stop-after", choices=STAGES, default=None,
+                   help="stop after this stage (vae and data run side by side: either stops after both)")
     p.add_argument("--recall-steps", type=int, default=1600, help="Knowledge Recall optimiser steps")
     p.add_argument("--refine-steps", type=int, default=1600, help="Capability Refinement optimiser steps")
     p.add_argument("--batch-size", type=int, default=8, help="per process")
@@ -412,6 +414,10 @@ def parse_args(argv=None):
     return args
 
 
+class _StopAfter(Exception):
+    """Raised after the stage named by `--stop-after`."""
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -426,26 +432,40 @@ def main(argv=None) -> None:
         print(f"=== {name}: {timings[name]:.0f}s ===", flush=True)
         return result
 
-    vae = timed("vae", stage_vae, args, args.out)
-    decoder, decoder_proc = start_decoder(args, args.out, vae)
+    def stop_after(*names):
+        if args.stop_after in names:
+            raise _StopAfter
+
     try:
-        data = timed("data", stage_data, args, args.out)
-        s0 = timed("stage0", stage0, args, args.out, vae)
-    except BaseException:
-        if decoder_proc is not None:
-            decoder_proc.stop()
-        raise
-    timed("decoder", finish_decoder, args, decoder, decoder_proc, s0)
-    if args.stop_after == "stage0":
+        # The VAE trains on one core for a fixed time budget and the data need no VAE: render them on the other core
+        # meanwhile (a few minutes off the 90-minute budget).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            vae_job = pool.submit(timed, "vae", stage_vae, args, args.out)
+            data = timed("data", stage_data, args, args.out)
+            vae = vae_job.result()
+        stop_after("vae", "data")
+        decoder, decoder_proc = start_decoder(args, args.out, vae)
+        try:
+            s0 = timed("stage0", stage0, args, args.out, vae)
+        except BaseException:
+            if decoder_proc is not None:
+                decoder_proc.stop()
+            raise
+        timed("decoder", finish_decoder, args, decoder, decoder_proc, s0)
+        stop_after("decoder", "stage0")
+        conv = timed("convert", stage_convert, args, args.out, s0)
+        stop_after("convert")
+        recall = timed("recall", stage_train, args, args.out, "recall", conv, data)
+        stop_after("recall")
+        refine = timed("refine", stage_train, args, args.out, "refine", recall, data)
+        stop_after("refine")
+        final = timed("evaluate", stage_evaluate, args, args.out, s0, recall, refine)
+    except _StopAfter:
+        print(f"\nStopped after {args.stop_after} (--stop-after).")
         return
-    conv = timed("convert", stage_convert, args, args.out, s0)
-    recall = timed("recall", stage_train, args, args.out, "recall", conv, data)
-    if args.stop_after == "recall":
-        return
-    refine = timed("refine", stage_train, args, args.out, "refine", recall, data)
-    final = timed("evaluate", stage_evaluate, args, args.out, s0, recall, refine)
-    timings["total"] = round(time.time() - t_all, 1)
-    (args.out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    finally:
+        timings["total"] = round(time.time() - t_all, 1)
+        (args.out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
     print(f"\nDone in {timings['total'] / 60:.1f} min: {final}")
 
 
