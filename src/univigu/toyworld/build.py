@@ -1,7 +1,7 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """Rebuild the bundled ShapesWorld Uni-ViGU checkpoint from nothing, seeded, on a CPU:
 
-    python -m univigu.toyworld.build --out DIR            # every stage, ~75 min on 2 CPU cores
+    python -m univigu.toyworld.build --out DIR            # every stage: ~100-120 min on 2 CPU cores
     python -m univigu.toyworld.build --out DIR --stages recall refine evaluate   # re-run some stages
 
 Stages (each writes `DIR/<stage>/` and is skipped when its output is complete, unless named in `--stages`):
