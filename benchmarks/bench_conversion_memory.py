@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 
-from univigu.models.parameter_report import WAN21_T2V_1_3B_CONFIG  # noqa: E402  (one source for the real sizes)
+from univigu.models.parameter_report import WAN21_T2V_1_3B_CONFIG  # one source for the real sizes
 
 # The stock diffusers `WanTransformer3DModel` config of Wan2.1-T2V-1.3B: the backbone part of univigu's config.
 _UNIVIGU_ONLY_KEYS = ("vocab_size", "text_mask_token")
