@@ -30,13 +30,13 @@ def test_stage0_writes_a_folder_wan_pipeline_runs(tmp_path):
 def test_build_training_flags_are_the_scripts_flags(tmp_path):
     from univigu.training.trainer import parse_args as trainer_args
 
-    args = parse_args(["--out", str(tmp_path)])  # the shipped recipe is the default
+    args = parse_args(["--out", str(tmp_path)])  # the all-CPU recipe (the shipped one adds GPU stage 0 and step flags)
     for stage in ("recall", "refine"):
         flags = _train_args(args, stage, tmp_path / "start", tmp_path / "data", tmp_path / stage)
         parsed = trainer_args(stage, flags)
         assert parsed.trainable == ("all" if stage == "recall" else "text_experts")
         assert parsed.text_experts_learning_rate == 2e-3 and parsed.learning_rate == 5e-4
-        assert parsed.max_train_steps == 1600 and parsed.view_ratios == [2.0, 2.0, 1.0]
+        assert parsed.max_train_steps == 1200 and parsed.view_ratios == [2.0, 2.0, 1.0]
         assert parsed.max_text_length == (16 if stage == "recall" else 40)
         assert parsed.text_time_power == (1.0 if stage == "recall" else 3.0)
     args = parse_args(["--out", str(tmp_path), "--refine-trainable", "all", "--refine-learning-rate", "1e-4"])
@@ -52,7 +52,7 @@ def test_build_training_flags_are_the_scripts_flags(tmp_path):
     warmup = trainer_args("recall", _train_args(args, "recall", tmp_path, tmp_path / "d", tmp_path / "w", warmup=True))
     recall = trainer_args("recall", _train_args(args, "recall", tmp_path / "w", tmp_path / "d", tmp_path / "r"))
     assert (warmup.caption_column, warmup.max_train_steps, warmup.reinit_modules) == ("shapes", 800, ["blocks.3"])
-    assert (recall.caption_column, recall.max_train_steps, recall.reinit_modules) == ("prompt", 1600, [])
+    assert (recall.caption_column, recall.max_train_steps, recall.reinit_modules) == ("prompt", 1200, [])
     for flags, powers in (([], [1.0, 3.0]), (["--text-time-power", "2", "--refine-text-time-power", "1"], [2.0, 1.0])):
         args = parse_args(["--out", str(tmp_path), *flags])
         assert [trainer_args(stage, _train_args(args, stage, tmp_path, tmp_path / "d", tmp_path / stage))
@@ -71,6 +71,8 @@ def test_build_stage0_flags_are_the_generator_scripts_flags(tmp_path):
     assert (parsed.device, parsed.batch_size, parsed.lr, parsed.num_clips, parsed.minutes) == (
         "cuda", 64, 2e-3, 16000, 4.5)
     assert parsed.out == str(tmp_path / "stage0") and parsed.vae == str(tmp_path / "vae")
+    assert parsed.threads == 1  # one thread unless the build gives stage 0 the cores
+    assert stage0_args(_stage0_args(args, tmp_path / "vae", tmp_path / "stage0", threads=2)).threads == 2
 
 
 def test_evaluation_scores_a_pipeline():

@@ -18,6 +18,8 @@ import logging
 import os
 import shutil
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List
 
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 CACHE_FORMAT_VERSION = 1
 CACHE_INFO_FILENAME = "univigu_latent_cache.json"
+#: threads that read and preprocess videos ahead of the encoder while a cache is built
+READ_AHEAD_THREADS = 4
 
 
 class StaleCacheError(RuntimeError):
@@ -216,10 +220,8 @@ def prepare_latent_cache(
     shard_name = f"shard-{rank:05d}-of-{num_processes:05d}.arrow"
     writer = None
     start = time.time()
-    indices = process_share(range(len(dataset)), accelerator)
-    iterator = indices
-    if progress and is_main:
-        iterator = tqdm(indices, desc="Caching latents")
+    indices = list(process_share(range(len(dataset)), accelerator))
+    progress_bar = tqdm(total=len(indices), desc="Caching latents") if progress and is_main else None
     pending: List[tuple] = []
     rows = dataset.select_columns([video_column, condition_column])
 
@@ -243,20 +245,38 @@ def prepare_latent_cache(
             writer.write({"source_index": index, "latents": lat.numpy(), "prompt_embeds": emb.numpy()})
         pending.clear()
 
-    for index in iterator:
-        row = rows[index]
+    def load(row):
+        """(text, video) of a row, or (problem, None) when it is unusable."""
         problem = text_problem(row[condition_column])
         if problem:
-            local_problems[index] = f"{problem} (column {condition_column!r})"
-            continue
+            return f"{problem} (column {condition_column!r})", None
         try:
-            video = preprocessing(row[video_column])
+            return row[condition_column], preprocessing(row[video_column])
         except BadSample as error:
-            local_problems[index] = str(error)
-            continue
-        pending.append((index, video, row[condition_column]))
-        if len(pending) >= batch_size:
-            flush()
+            return str(error), None
+
+    # Reading a clip is mostly waiting on an ffmpeg subprocess, so a few threads read ahead of the encoder, at most
+    # two batches ahead; rows are taken in order, so what is cached does not depend on the threads.
+    ahead = max(batch_size, 1) * 2
+    with ThreadPoolExecutor(max_workers=READ_AHEAD_THREADS) as pool:
+        reads = deque()
+        for position, index in enumerate(indices):
+            reads.append((index, pool.submit(load, rows[index])))
+            if position + 1 < len(indices) and len(reads) < ahead:
+                continue
+            while reads and (len(reads) >= ahead or position + 1 == len(indices)):
+                row_index, future = reads.popleft()
+                text, video = future.result()
+                if progress_bar is not None:
+                    progress_bar.update(1)
+                if video is None:
+                    local_problems[row_index] = text
+                    continue
+                pending.append((row_index, video, text))
+                if len(pending) >= batch_size:
+                    flush()
+    if progress_bar is not None:
+        progress_bar.close()
     flush()
     if writer is not None:
         writer.finalize()
