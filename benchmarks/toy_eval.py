@@ -44,7 +44,7 @@ def main(argv=None):
     elif args.build:
         build = Path(args.build)
         results = evaluate_stages(build / "stage0", build / "recall", build / "refine", num_samples=args.num_samples,
-                                  seed=args.seed)
+                                  seed=args.seed, tasks=args.tasks)
         print(results_table(results))
     else:
         for folder in args.model or [DEFAULT_CHECKPOINT]:

@@ -195,3 +195,22 @@ def test_vae_and_data_render_side_by_side_and_stop_after_stops(tmp_path, monkeyp
     ran.clear()
     build.main(["--out", str(tmp_path / "b"), "--stop-after", "convert"])
     assert sorted(ran) == ["convert", "data", "stage0", "vae"]
+
+
+
+def test_evaluate_stages_skips_missing_stages_and_asks_stage0_only_for_t2v(tmp_path):
+    """`toy_eval --build --tasks v2t` scores Recall / Refine only: stage 0 is a generator, not asked to caption."""
+    from univigu import DiscreteFlowScheduler, UniViGUPipeline, UniViGUTransformer3DModel
+    from univigu.toyworld.components import build_tiny_components
+    from univigu.toyworld.package import evaluate_stages
+
+    c = build_tiny_components()
+    transformer = UniViGUTransformer3DModel.from_wan(c["transformer"], vocab_size=len(c["tokenizer"]))
+    UniViGUPipeline(tokenizer=c["tokenizer"], text_encoder=c["text_encoder"], vae=c["vae"], transformer=transformer,
+                    scheduler=c["scheduler"], text_scheduler=DiscreteFlowScheduler(vocab_size=len(c["tokenizer"]))
+                    ).save_pretrained(tmp_path / "model")
+    folder = tmp_path / "model"
+    results = evaluate_stages(folder, None, folder, num_samples=1, tasks=("v2t",))
+    assert set(results) == {"refine", "eval_seconds"} and set(results["eval_seconds"]) == {"refine"}
+    assert set(results["refine"]) == {"v2t/1obj", "v2t/2obj"}
+    assert 0.0 <= results["refine"]["v2t/1obj"]["colour_accuracy"] <= 1.0

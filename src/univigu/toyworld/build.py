@@ -106,10 +106,10 @@ def stage_vae(args, out: Path) -> Path:
     if _done(folder) and "vae" not in args.stages:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    # both cores (the data stage renders beside it for its first ~3 min): 14 minutes of two threads train about as
-    # many steps as the 18 minutes of one thread the bundled VAE had
+    # both cores (the data stage renders beside it for its first ~3 min): 12 + 3 minutes of two threads train
+    # about the steps of the bundled VAE's 14 + 4 minutes of one thread (~1,000 + ~170), which the latents need
     _run([sys.executable, "-m", "univigu.toyworld.pretrain_vae", "--out", str(folder), "--seed", str(args.seed),
-          "--minutes", "11", "--finetune-minutes", "3", "--threads", str(args.num_processes)], folder / "log.txt")
+          "--minutes", "12", "--finetune-minutes", "3", "--threads", str(args.num_processes)], folder / "log.txt")
     _mark_done(folder, {"seed": args.seed})
     return folder
 
@@ -334,8 +334,7 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
                       + (f", Refine text times u ** {refine_power}"
                          if (refine_power := _stage_value(args, "refine", "text_time_power")) != 1.0 else ""),
     }
-    finalize(out, stage0_dir, recall, refine, folder, num_samples=args.eval_samples, seed=args.seed, build=info,
-             processes=args.num_processes)
+    finalize(out, stage0_dir, recall, refine, folder, num_samples=args.eval_samples, seed=args.seed, build=info)
     if args.install:
         install_checkpoint(folder)
     return folder
@@ -377,7 +376,7 @@ def parse_args(argv=None):
                    help="its latent noise (per-channel standard deviations), for generated latents' sake")
     p.add_argument("--num-train-clips", type=int, default=4000, help="clips rendered for Recall and Refine")
     p.add_argument("--num-val-clips", type=int, default=64, help="clips the trainers validate on")
-    p.add_argument("--stage0-minutes", type=float, default=20.0,
+    p.add_argument("--stage0-minutes", type=float, default=18.0,
                    help="stage 0's wall-time training budget (on every core; one when the decoder stage runs)")
     p.add_argument("--stage0-clips", type=int, default=4000, help="clips stage 0 renders and caches for itself")
     p.add_argument("--stage0-batch-size", type=int, default=16, help="stage 0's batch size")
@@ -392,8 +391,7 @@ def parse_args(argv=None):
     p.add_argument("--refine-steps", type=int, default=1200,
                    help="Capability Refinement optimiser steps (the shipped checkpoint: 1600)")
     p.add_argument("--batch-size", type=int, default=8, help="per process")
-    p.add_argument("--num-processes", type=int, default=2, help="data-parallel training processes (one per core); also the threads of the VAE and stage 0 "
-                        "and the evaluation's processes")
+    p.add_argument("--num-processes", type=int, default=2, help="data-parallel training processes (one per core); also the threads of the VAE and stage 0")
     p.add_argument("--learning-rate", type=float, default=5e-4, help="Recall's learning rate for the shared weights")
     p.add_argument("--text-experts-learning-rate", type=float, default=2e-3,
                    help="learning rate of the fresh text experts, in Recall and Refine")

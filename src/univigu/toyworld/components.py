@@ -16,6 +16,9 @@ import os
 from typing import Any, Iterator
 
 import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
 from .text import shapesworld_vocabulary
 
@@ -54,8 +57,6 @@ def build_tokenizer(save_dir: str | os.PathLike | None = None, model_max_length:
     Returns:
         `transformers.PreTrainedTokenizerFast`.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
 
     vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
     for word in shapesworld_vocabulary():
@@ -96,7 +97,6 @@ def build_tiny_text_encoder(
 
     Dropout is off so that the encoder gives the same embedding whether or not it was left in train mode.
     """
-    from transformers import UMT5Config, UMT5EncoderModel
 
     config = UMT5Config(
         vocab_size=vocab_size,
@@ -126,7 +126,6 @@ def build_tiny_vae(seed: int = 0, base_dim: int = 3, z_dim: int = 16):
     `scale_factor_temporal=4` (the class defaults) are what diffusers pipelines read for latent shapes. Untrained, it
     only checks plumbing; `latents_mean`/`latents_std` are Wan2.1's defaults.
     """
-    from diffusers import AutoencoderKLWan
 
     with _seeded(seed):
         vae = AutoencoderKLWan(
@@ -141,7 +140,6 @@ def build_tiny_vae(seed: int = 0, base_dim: int = 3, z_dim: int = 16):
 
 def build_tiny_wan_transformer(seed: int = 0, text_dim: int = 32, in_channels: int = 16):
     """A tiny `WanTransformer3DModel`: patch (1, 2, 2), 2 heads x 12 dims, 2 layers (diffusers' Wan test shapes)."""
-    from diffusers import WanTransformer3DModel
 
     with _seeded(seed):
         transformer = WanTransformer3DModel(
@@ -168,7 +166,6 @@ def build_tiny_components(seed: int = 0) -> dict[str, Any]:
 
     `WanPipeline(**build_tiny_components())` runs as is; UniViGU builds its transformer from the Wan one.
     """
-    from diffusers import FlowMatchEulerDiscreteScheduler
 
     tokenizer = build_tokenizer()
     text_encoder = build_tiny_text_encoder(vocab_size=len(tokenizer), seed=seed)

@@ -30,9 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
+from diffusers.training_utils import EMAModel, compute_density_for_timestep_sampling
 from tqdm.auto import tqdm
 
 from ..training.encoding import encode_prompts, encode_prompts_padded, encode_videos
+from .components import build_tiny_text_encoder, build_tokenizer
 from .dataset import iter_samples
 from .scoring import score_generation
 from .text import scene_to_prompt
@@ -49,7 +52,6 @@ SHAPESWORLD_SEQUENCE_LENGTH = 32
 def build_generator(text_dim: int, width: int = 128, num_layers: int = 4, num_heads: int = 4,
                     patch_size=(1, 2, 2), ffn_mult: int = 4, in_channels: int = 16, seed: int = 0):
     """The stage-0 `WanTransformer3DModel`, sized for ShapesWorld's (16, 5, 16, 16) latents."""
-    from diffusers import WanTransformer3DModel
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -114,8 +116,6 @@ def lr_at(progress: float, base_lr: float, warmup: float = 0.03, min_frac: float
 
 
 def sample_sigmas(n: int, scheme: str, generator: torch.Generator, logit_mean=0.0, logit_std=1.0):
-    from diffusers.training_utils import compute_density_for_timestep_sampling
-
     u = compute_density_for_timestep_sampling(scheme, n, logit_mean=logit_mean, logit_std=logit_std, mode_scale=1.29)
     return u.clamp(1e-4, 1.0)
 
@@ -135,10 +135,6 @@ def evaluate_generator(pipe, prompts, scenes, num_inference_steps: int, guidance
 
 
 def train(args) -> dict[str, Any]:
-    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline
-
-    from .components import build_tiny_text_encoder, build_tokenizer
-
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -174,8 +170,6 @@ def train(args) -> dict[str, Any]:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
     # An exponential moving average of the weights is what gets saved and sampled (diffusers' EMAModel, with its
     # warm-up so that early averages do not drag in the random initialisation).
-    from diffusers.training_utils import EMAModel
-
     ema = EMAModel(model.parameters(), decay=args.ema_decay, use_ema_warmup=True, inv_gamma=1.0, power=0.75) \
         if args.ema_decay > 0 else None
     gen = torch.Generator().manual_seed(args.seed)

@@ -31,20 +31,24 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKLWan
+from tqdm.auto import tqdm
+
+from ..utils import save_video_grid
+from .scoring import score_generation
+from .text import scene_to_prompt
+from .world import render_scene, sample_scene, sample_scenes
 
 
 def set_single_thread(threads: int = 1) -> None:
-    import torch
-
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     torch.set_num_threads(threads)
 
 
 def build_vae(base_dim: int = 8, z_dim: int = 16, dim_mult=(1, 2, 2), temperal_downsample=(False, True),
               num_res_blocks: int = 1, seed: int = 0):
-    import torch
-    from diffusers import AutoencoderKLWan
-
     torch.manual_seed(seed)
     return AutoencoderKLWan(
         base_dim=base_dim,
@@ -61,8 +65,6 @@ def build_vae(base_dim: int = 8, z_dim: int = 16, dim_mult=(1, 2, 2), temperal_d
 
 def to_model_input(videos: np.ndarray):
     """uint8 `(B, F, H, W, 3)` -> float `(B, 3, F, H, W)` in [-1, 1]."""
-    import torch
-
     x = torch.from_numpy(np.ascontiguousarray(videos)).float().div_(127.5).sub_(1.0)
     return x.permute(0, 4, 1, 2, 3).contiguous()
 
@@ -77,15 +79,11 @@ class SceneStream:
     """Infinite stream of rendered training clips from the seeded "train" split (a stream of its own per seed)."""
 
     def __init__(self, seed: int, split: str = "train"):
-        from .world import sample_scene
-
         self._sample_scene = sample_scene
         self.rng = np.random.default_rng([int(seed), 1000 + int(seed)])
         self.split = split
 
     def batch(self, batch_size: int, num_frames: int) -> np.ndarray:
-        from .world import render_scene
-
         scenes = [self._sample_scene(self.rng, split=self.split, num_frames=num_frames) for _ in range(batch_size)]
         return np.stack([render_scene(s) for s in scenes])
 
@@ -97,8 +95,6 @@ def decode_unclamped(vae, z):
     decoder paints everything "blacker than black", object pixels get no gradient at all (the all-black plateau).
     Training on the unclamped output keeps a gradient everywhere.
     """
-    import torch
-
     vae.clear_cache()
     x = vae.post_quant_conv(z)
     outs = []
@@ -113,8 +109,6 @@ def weighted_recon_loss(recon, target, fg_weight: float, l1_weight: float = 1.0,
     """Foreground-weighted MSE + L1: object pixels (any non-black channel in the target) weigh `fg_weight`; with
     `edge_weight`, the one-pixel band on either side of every object outline weighs that much more again (corners and
     a triangle's apex are few pixels, and a blur there is what turns a triangle into a blob for the analyzer)."""
-    import torch.nn.functional as F
-
     fg = (target > -1.0 + 1e-3).any(dim=1, keepdim=True).float()
     w = 1.0 + (fg_weight - 1.0) * fg
     if edge_weight > 0:
@@ -142,8 +136,6 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
 
 def reconstruct(vae, videos: np.ndarray, batch_size: int = 8):
     """Reconstructions (uint8) and latent modes (float, raw) of uint8 videos `(B, F, H, W, 3)`."""
-    import torch
-
     recons, latents = [], []
     with torch.no_grad():
         for i in range(0, len(videos), batch_size):
@@ -163,8 +155,6 @@ def latent_informativeness(latents, recompute=None) -> dict[str, float]:
     independent latents, ~0 when every clip has the same latent). `nn_margin` is the smallest between-clip distance
     relative to the mean one.
     """
-    import torch
-
     z = latents.float()
     mean = z.mean(dim=(0, 2, 3, 4), keepdim=True)
     std = z.std(dim=(0, 2, 3, 4), keepdim=True).clamp_min(1e-8)
@@ -185,8 +175,6 @@ def latent_informativeness(latents, recompute=None) -> dict[str, float]:
 
 
 def evaluate(vae, videos: np.ndarray, scenes, with_analyzer: bool = True) -> dict[str, Any]:
-    from .scoring import score_generation
-
     was_training = vae.training
     vae.eval()
     recons, latents = reconstruct(vae, videos)
@@ -215,9 +203,6 @@ def set_latent_stats(vae, latents) -> None:
 
 def load_init(folder, decoder_base_dim: int | None = None, seed: int = 0):
     """The VAE saved in `folder`; with `decoder_base_dim`, the same encoder in front of a fresh decoder that wide."""
-    import torch
-    from diffusers import AutoencoderKLWan
-
     torch.manual_seed(seed)
     vae = AutoencoderKLWan.from_pretrained(folder)
     if decoder_base_dim is None or decoder_base_dim == (vae.config.decoder_base_dim or vae.config.base_dim):
@@ -230,11 +215,6 @@ def load_init(folder, decoder_base_dim: int | None = None, seed: int = 0):
 
 
 def train(args, vae=None) -> dict[str, Any]:
-    import torch
-    from tqdm.auto import tqdm
-
-    from .world import render_scene, sample_scenes
-
     set_single_thread(args.threads)
     decoder_only = args.train_part == "decoder"
     if vae is not None:
@@ -337,10 +317,6 @@ def train(args, vae=None) -> dict[str, Any]:
         with open(os.path.join(args.out, "train_log.json"), "w") as f:
             json.dump({"args": vars(args), "history": history}, f, indent=1)
         if args.image:
-            from ..utils import save_video_grid
-
-            from .text import scene_to_prompt
-
             n = min(args.image_clips, len(val_videos))
             videos, labels = [], []
             for i in range(n):
