@@ -1,15 +1,15 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """Rebuild the bundled ShapesWorld Uni-ViGU checkpoint from nothing, seeded, on a CPU:
 
-    python -m univigu.toyworld.build --out DIR            # every stage: ~100-120 min on 2 CPU cores
+    python -m univigu.toyworld.build --out DIR            # every stage: ~90 min on 2 CPU cores
     python -m univigu.toyworld.build --out DIR --stages recall refine evaluate   # re-run some stages
 
 Stages (each writes `DIR/<stage>/` and is skipped when its output is complete, unless named in `--stages`):
 
-1. `vae`      the ShapesWorld VAE (`univigu.toyworld.pretrain_vae`, ~18 min); `--vae PATH` reuses one instead.
+1. `vae`      the ShapesWorld VAE (`univigu.toyworld.pretrain_vae`, ~16 min); `--vae PATH` reuses one instead.
    `decoder`  with `--decoder-minutes 60`: the sharper decoder the bundled VAE ships (`pretrain_vae --train-part
               decoder`: the encoder, so every latent, stays as it is), trained on the core stage 0 leaves free, then
-              put into the stage-0 folder. Off by default (it outlasts the CPU stage 0 by ~30 min).
+              put into the stage-0 folder. Off by default (it outlasts the CPU stage 0 by ~40 min).
 2. `data`     rendered datasets: train (prompt + detailed caption per clip) and validation, lossless mp4 + metadata.
 3. `stage0`   the stand-in for Wan2.1-T2V (`univigu.toyworld.pretrain_generator`): tokenizer, small umT5, the VAE,
               a flow-matching `WanTransformer3DModel`, as a folder stock `diffusers.WanPipeline` loads.
