@@ -106,8 +106,8 @@ def stage_vae(args, out: Path) -> Path:
     if _done(folder) and "vae" not in args.stages:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    # both cores (the data stage renders beside it for its first ~3 min): 12 + 3 minutes of two threads train
-    # about the steps of the bundled VAE's 14 + 4 minutes of one thread (~1,000 + ~170), which the latents need
+    # both cores (the data stage renders beside it for its first ~3 min): 12 + 3 minutes of two threads trained
+    # 825 + 159 steps on a 2-core AMD EPYC (the bundled VAE: 1,008 + 173 in 14 + 4 minutes of one faster thread)
     _run([sys.executable, "-m", "univigu.toyworld.pretrain_vae", "--out", str(folder), "--seed", str(args.seed),
           "--minutes", "12", "--finetune-minutes", "3", "--threads", str(args.num_processes)], folder / "log.txt")
     _mark_done(folder, {"seed": args.seed})
@@ -391,7 +391,8 @@ def parse_args(argv=None):
     p.add_argument("--refine-steps", type=int, default=1200,
                    help="Capability Refinement optimiser steps (the shipped checkpoint: 1600)")
     p.add_argument("--batch-size", type=int, default=8, help="per process")
-    p.add_argument("--num-processes", type=int, default=2, help="data-parallel training processes (one per core); also the threads of the VAE and stage 0")
+    p.add_argument("--num-processes", type=int, default=2,
+                   help="data-parallel training processes (one per core); also the threads of the VAE and stage 0")
     p.add_argument("--learning-rate", type=float, default=5e-4, help="Recall's learning rate for the shared weights")
     p.add_argument("--text-experts-learning-rate", type=float, default=2e-3,
                    help="learning rate of the fresh text experts, in Recall and Refine")
