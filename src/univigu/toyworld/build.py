@@ -376,7 +376,7 @@ def parse_args(argv=None):
                    help="its latent noise (per-channel standard deviations), for generated latents' sake")
     p.add_argument("--num-train-clips", type=int, default=4000, help="clips rendered for Recall and Refine")
     p.add_argument("--num-val-clips", type=int, default=64, help="clips the trainers validate on")
-    p.add_argument("--stage0-minutes", type=float, default=18.0,
+    p.add_argument("--stage0-minutes", type=float, default=16.0,
                    help="stage 0's wall-time training budget (on every core; one when the decoder stage runs)")
     p.add_argument("--stage0-clips", type=int, default=4000, help="clips stage 0 renders and caches for itself")
     p.add_argument("--stage0-batch-size", type=int, default=16, help="stage 0's batch size")
