@@ -75,18 +75,23 @@ def test_build_stage0_flags_are_the_generator_scripts_flags(tmp_path):
     assert stage0_args(_stage0_args(args, tmp_path / "vae", tmp_path / "stage0", threads=2)).threads == 2
 
 
-def test_evaluation_scores_a_pipeline():
+def _tiny_univigu_pipeline(**kwargs):
+    """A UniViGU pipeline on tiny random components (built from the tiny Wan transformer)."""
     from univigu import DiscreteFlowScheduler, UniViGUPipeline, UniViGUTransformer3DModel
     from univigu.toyworld.components import build_tiny_components
-    from univigu.toyworld.evaluate import evaluate_pipeline
 
     c = build_tiny_components()
     transformer = UniViGUTransformer3DModel.from_wan(c["transformer"], vocab_size=len(c["tokenizer"]))
-    pipe = UniViGUPipeline(tokenizer=c["tokenizer"], text_encoder=c["text_encoder"], vae=c["vae"],
+    return UniViGUPipeline(tokenizer=c["tokenizer"], text_encoder=c["text_encoder"], vae=c["vae"],
                            transformer=transformer, scheduler=c["scheduler"],
-                           text_scheduler=DiscreteFlowScheduler(vocab_size=len(c["tokenizer"])),
-                           call_defaults={"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 2,
-                                          "max_text_length": 8, "max_sequence_length": 16})
+                           text_scheduler=DiscreteFlowScheduler(vocab_size=len(c["tokenizer"])), **kwargs)
+
+
+def test_evaluation_scores_a_pipeline():
+    from univigu.toyworld.evaluate import evaluate_pipeline
+
+    pipe = _tiny_univigu_pipeline(call_defaults={"height": 64, "width": 64, "num_frames": 9, "num_inference_steps": 2,
+                                                 "max_text_length": 8, "max_sequence_length": 16})
     pipe.set_progress_bar_config(disable=True)
     results = evaluate_pipeline(pipe, num_samples=2)
     assert set(results) == {f"{t}/{n}obj" for t in ("v2t", "t2v", "t2vt") for n in (1, 2)}
@@ -197,18 +202,11 @@ def test_vae_and_data_render_side_by_side_and_stop_after_stops(tmp_path, monkeyp
     assert sorted(ran) == ["convert", "data", "stage0", "vae"]
 
 
-
 def test_evaluate_stages_skips_missing_stages_and_asks_stage0_only_for_t2v(tmp_path):
     """`toy_eval --build --tasks v2t` scores Recall / Refine only: stage 0 is a generator, not asked to caption."""
-    from univigu import DiscreteFlowScheduler, UniViGUPipeline, UniViGUTransformer3DModel
-    from univigu.toyworld.components import build_tiny_components
     from univigu.toyworld.package import evaluate_stages
 
-    c = build_tiny_components()
-    transformer = UniViGUTransformer3DModel.from_wan(c["transformer"], vocab_size=len(c["tokenizer"]))
-    UniViGUPipeline(tokenizer=c["tokenizer"], text_encoder=c["text_encoder"], vae=c["vae"], transformer=transformer,
-                    scheduler=c["scheduler"], text_scheduler=DiscreteFlowScheduler(vocab_size=len(c["tokenizer"]))
-                    ).save_pretrained(tmp_path / "model")
+    _tiny_univigu_pipeline().save_pretrained(tmp_path / "model")
     folder = tmp_path / "model"
     results = evaluate_stages(folder, None, folder, num_samples=1, tasks=("v2t",))
     assert set(results) == {"refine", "eval_seconds"} and set(results["eval_seconds"]) == {"refine"}

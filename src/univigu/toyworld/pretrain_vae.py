@@ -79,12 +79,11 @@ class SceneStream:
     """Infinite stream of rendered training clips from the seeded "train" split (a stream of its own per seed)."""
 
     def __init__(self, seed: int, split: str = "train"):
-        self._sample_scene = sample_scene
         self.rng = np.random.default_rng([int(seed), 1000 + int(seed)])
         self.split = split
 
     def batch(self, batch_size: int, num_frames: int) -> np.ndarray:
-        scenes = [self._sample_scene(self.rng, split=self.split, num_frames=num_frames) for _ in range(batch_size)]
+        scenes = [sample_scene(self.rng, split=self.split, num_frames=num_frames) for _ in range(batch_size)]
         return np.stack([render_scene(s) for s in scenes])
 
 

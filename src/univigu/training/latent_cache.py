@@ -257,24 +257,26 @@ def prepare_latent_cache(
 
     # Reading a clip is mostly waiting on an ffmpeg subprocess, so a few threads read ahead of the encoder, at most
     # two batches ahead; rows are taken in order, so what is cached does not depend on the threads.
+    def take(index, future):
+        text, video = future.result()
+        if progress_bar is not None:
+            progress_bar.update(1)
+        if video is None:
+            local_problems[index] = text
+            return
+        pending.append((index, video, text))
+        if len(pending) >= batch_size:
+            flush()
+
     ahead = max(batch_size, 1) * 2
     with ThreadPoolExecutor(max_workers=READ_AHEAD_THREADS) as pool:
         reads = deque()
-        for position, index in enumerate(indices):
+        for index in indices:
             reads.append((index, pool.submit(load, rows[index])))
-            if position + 1 < len(indices) and len(reads) < ahead:
-                continue
-            while reads and (len(reads) >= ahead or position + 1 == len(indices)):
-                row_index, future = reads.popleft()
-                text, video = future.result()
-                if progress_bar is not None:
-                    progress_bar.update(1)
-                if video is None:
-                    local_problems[row_index] = text
-                    continue
-                pending.append((row_index, video, text))
-                if len(pending) >= batch_size:
-                    flush()
+            if len(reads) >= ahead:
+                take(*reads.popleft())
+        while reads:
+            take(*reads.popleft())
     if progress_bar is not None:
         progress_bar.close()
     flush()
