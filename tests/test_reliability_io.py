@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -551,6 +552,7 @@ def test_a_transient_decoder_failure_is_retried_and_a_broken_file_is_not(tmp_pat
     from univigu.data import video as video_io
     from univigu.toyworld import render_scene, sample_scene, scene_rng, write_video
 
+    monkeypatch.setenv("UNIVIGU_VIDEO_READER", "imageio")  # the imageio path (PyAV, when installed, is the default)
     path = tmp_path / "clip.mp4"
     write_video(path, render_scene(sample_scene(scene_rng(0, "train", 0))))
     real = imageio.get_reader
@@ -568,4 +570,28 @@ def test_a_transient_decoder_failure_is_retried_and_a_broken_file_is_not(tmp_pat
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     with pytest.raises(OSError):
+        video_io.read_video(broken)
+
+
+@pytest.mark.parametrize("lossless", [True, False], ids=["lossless-rgb", "yuv420p"])
+def test_pyav_and_imageio_readers_give_the_same_frames(tmp_path, monkeypatch, lossless):
+    """Training caches and inference must see the same pixels whichever decoder a machine has."""
+    pytest.importorskip("av")
+    from univigu.data import video as video_io
+    from univigu.toyworld import render_scene, sample_scene, scene_rng, write_video
+
+    frames = render_scene(sample_scene(scene_rng(3, "train", 0)))
+    path = tmp_path / "clip.mp4"
+    write_video(path, frames, lossless=lossless)
+    with_pyav = video_io.read_video(path)
+    monkeypatch.setenv("UNIVIGU_VIDEO_READER", "imageio")
+    with_imageio = video_io.read_video(path)
+    assert with_pyav.dtype == np.uint8 and with_pyav.shape == (9, 64, 64, 3)
+    np.testing.assert_array_equal(with_pyav, with_imageio)
+    if lossless:
+        np.testing.assert_array_equal(with_pyav, frames)
+    monkeypatch.delenv("UNIVIGU_VIDEO_READER")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    with pytest.raises(OSError, match="could not decode"):
         video_io.read_video(broken)
