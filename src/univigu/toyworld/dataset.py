@@ -62,7 +62,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = DEFAULT_
 
 
 def load_video_frames(path: str | os.PathLike) -> np.ndarray:
-    """Read a video file as uint8 `(F, H, W, 3)` RGB frames (`univigu.data.read_video`: imageio's ffmpeg plugin)."""
+    """Read a video file as uint8 `(F, H, W, 3)` RGB frames (`univigu.data.read_video`: PyAV, or imageio's ffmpeg)."""
     try:
         return read_video(path)
     except NoFramesError:
