@@ -255,8 +255,9 @@ def prepare_latent_cache(
         except BadSample as error:
             return str(error), None
 
-    # Reading a clip is mostly waiting on an ffmpeg subprocess, so a few threads read ahead of the encoder, at most
-    # two batches ahead; rows are taken in order, so what is cached does not depend on the threads.
+    # A few threads read and preprocess clips ahead of the encoder (imageio's reader mostly waits on an ffmpeg
+    # subprocess; PyAV decodes in the process), at most two batches ahead; rows are taken in order, so what is
+    # cached does not depend on the threads.
     def take(index, future):
         text, video = future.result()
         if progress_bar is not None:
