@@ -212,3 +212,56 @@ def test_evaluate_stages_skips_missing_stages_and_asks_stage0_only_for_t2v(tmp_p
     assert set(results) == {"refine", "eval_seconds"} and set(results["eval_seconds"]) == {"refine"}
     assert set(results["refine"]) == {"v2t/1obj", "v2t/2obj"}
     assert 0.0 <= results["refine"]["v2t/1obj"]["colour_accuracy"] <= 1.0
+
+
+def test_convert_adds_the_mask_token_and_converts_again_when_the_text_source_changes(tmp_path, monkeypatch):
+    """`--text-source mask` converts with `--text-mask-token`; a convert folder made with the other source is not
+    reused (its vocabulary and text scheduler differ), one made with the same source is."""
+    from univigu.toyworld import build
+
+    commands = []
+    monkeypatch.setattr(build, "_run", lambda cmd, log, threads=None: commands.append(cmd))
+    out = tmp_path / "b"
+    (out / "convert").mkdir(parents=True)
+    build._mark_done(out / "convert", {})  # a folder from before the option: the uniform source
+    build.stage_convert(parse_args(["--out", str(out)]), out, tmp_path / "stage0")
+    assert commands == []
+    build.stage_convert(parse_args(["--out", str(out), "--text-source", "mask"]), out, tmp_path / "stage0")
+    assert len(commands) == 1 and commands[0][-1] == "--text-mask-token"
+    assert json.loads((out / "convert" / build.DONE).read_text()) == {"text_source": "mask"}
+    build.stage_convert(parse_args(["--out", str(out), "--text-source", "mask"]), out, tmp_path / "stage0")
+    assert len(commands) == 1
+
+
+def test_evaluate_is_skipped_until_a_model_it_scores_is_retrained(tmp_path, monkeypatch):
+    """The evaluate stage keeps its output like every other stage: it re-runs when named in `--stages`, or when
+    stage 0, Recall or Refine finished after it last ran."""
+    import os
+
+    from univigu.toyworld import build, package
+
+    scored = []
+
+    def fake_finalize(out, stage0_dir, recall, refine, folder, **kwargs):
+        scored.append(kwargs["build"]["build_line"])
+        folder.mkdir(parents=True, exist_ok=True)
+
+    monkeypatch.setattr(package, "finalize", fake_finalize)
+    out = tmp_path / "b"
+    models = {name: out / name for name in ("stage0", "recall", "refine")}
+    for folder in models.values():
+        folder.mkdir(parents=True)
+        build._mark_done(folder, {})
+    (models["stage0"] / "stage0_summary.json").write_text(json.dumps({"steps": 1, "train_seconds": 60, "params": 1}))
+
+    def evaluate(*flags):
+        build.stage_evaluate(parse_args(["--out", str(out), *flags]), out, *models.values())
+        return len(scored)
+
+    assert evaluate() == 1
+    assert evaluate() == 1  # nothing changed: kept
+    assert evaluate("--stages", "evaluate") == 2
+    earlier = (models["refine"] / build.DONE).stat().st_mtime - 10
+    os.utime(out / "final" / build.DONE, (earlier, earlier))  # as if Refine re-trained after the last evaluation
+    assert evaluate() == 3
+    assert evaluate() == 3

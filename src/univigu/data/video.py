@@ -71,7 +71,7 @@ def _read_with_pyav(path: str):
                 raise OSError(f"{path!r} has no video stream")
             frames = []
             for frame in container.decode(video=0):
-                if getattr(frame, "rotation", 0):
+                if not frames and getattr(frame, "rotation", 0):  # a stream's display rotation is on every frame
                     return None
                 frames.append(frame.to_ndarray(format="rgb24"))
             return frames

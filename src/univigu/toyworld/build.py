@@ -18,7 +18,8 @@ Stages (each writes `DIR/<stage>/` and is skipped when its output is complete, u
               with `--recall-warmup-steps N`, after N warm-up steps whose text is the clips' shape words.
 6. `refine`   Capability Refinement: `accelerate launch training/train_refine.py ...` (text = detailed caption).
 7. `evaluate` `benchmarks/toy_eval.py`'s scoring of stage 0, recall and refine on fresh seeded test sets; the tuned
-              call defaults and a model card are written into `DIR/final/` (the shipped folder).
+              call defaults and a model card are written into `DIR/final/` (the shipped folder). Kept like the
+              other stages, and re-run when stage 0, Recall or Refine has been trained again since.
 
 See docs/toyworld_model.md for the recipe and the measurements behind it.
 """
@@ -233,10 +234,15 @@ def stage0(args, out: Path, vae: Path, beside_decoder: bool = False) -> Path:
 def stage_convert(args, out: Path, stage0_dir: Path) -> Path:
     folder = out / "convert"
     if _done(folder) and "convert" not in args.stages:
-        return folder
+        made_with = json.loads((folder / DONE).read_text()).get("text_source", "uniform")
+        if made_with == args.text_source:
+            return folder
+        print(f"convert: {folder} has the {made_with} text source, --text-source is {args.text_source}: "
+              "converting again", flush=True)
     _run([sys.executable, "-m", "univigu.cli", "convert", "wan", "--wan", str(stage0_dir), "--out", str(folder),
-          "--seed", str(args.seed), "--overwrite"], out / "convert.log")
-    _mark_done(folder, {})
+          "--seed", str(args.seed), "--overwrite",
+          *(["--text-mask-token"] if args.text_source == "mask" else [])], out / "convert.log")
+    _mark_done(folder, {"text_source": args.text_source})
     return folder
 
 
@@ -310,6 +316,11 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
     from .package import finalize
 
     folder = out / "final"
+    scored = [stage0_dir, recall, refine]
+    if _done(folder) and "evaluate" not in args.stages and all(
+        (m / DONE).stat().st_mtime <= (folder / DONE).stat().st_mtime for m in scored if _done(m)
+    ):
+        return folder  # already scored, and no model it scores has been retrained since
     stage0_summary = json.loads((stage0_dir / "stage0_summary.json").read_text())
     s0_args = stage0_summary.get("args", {})
     info = {
@@ -335,6 +346,7 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
                          if (refine_power := _stage_value(args, "refine", "text_time_power")) != 1.0 else ""),
     }
     finalize(out, stage0_dir, recall, refine, folder, num_samples=args.eval_samples, seed=args.seed, build=info)
+    _mark_done(folder, {"num_samples": args.eval_samples})
     if args.install:
         install_checkpoint(folder)
     return folder
@@ -350,7 +362,7 @@ def install_checkpoint(folder: Path) -> Path:
     staging = target.with_name(target.name + ".tmp")
     if staging.exists():
         shutil.rmtree(staging)
-    shutil.copytree(folder, staging)
+    shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(DONE))  # the marker is the build's, not the model's
     write_checksums(staging, world=SHAPESWORLD_VERSION)
     if target.exists():
         shutil.rmtree(target)
@@ -411,6 +423,9 @@ def parse_args(argv=None):
     p.add_argument("--text-ffn", choices=("expert", "shared"), default="expert",
                    help="the text stream's feed-forward layers from Recall on: `expert` (the paper's modality-driven "
                         "MoE) or `shared` (the ablation: text goes through the video FFN; train_recall's --text_ffn)")
+    p.add_argument("--text-source", choices=("uniform", "mask"), default="uniform",
+                   help="where noised caption tokens come from: `uniform` over the vocabulary (the reference's "
+                        "choice) or a [MASK] token (`univigu convert wan --text-mask-token`), docs/toyworld_model.md")
     p.add_argument("--text-time-power", type=float, default=1.0,
                    help="train_recall's --text_time_power (> 1: more noised captions)")
     p.add_argument("--refine-text-time-power", type=float, default=3.0,
