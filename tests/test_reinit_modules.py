@@ -48,3 +48,14 @@ def test_a_missing_local_start_folder_is_named_not_looked_up_on_the_hub(tmp_path
     for local in ("./wan", "../runs/recall", "runs/b8/convert", str(tmp_path / "x")):
         with pytest.raises(FileNotFoundError, match="no such folder"):
             load_components(local)
+
+
+def test_a_text_source_the_start_folder_was_not_built_for_is_refused():
+    """`--text_source` picks the source when building from Wan; a UniViGU folder's vocabulary and text head are sized
+    for its own source, so asking it for the other one fails and names the fix instead of being ignored."""
+    from univigu.toyworld import DEFAULT_CHECKPOINT
+    from univigu.training.models import load_components
+
+    with pytest.raises(ValueError, match="uniform source.*--text-mask-token"):
+        load_components(DEFAULT_CHECKPOINT, text_source="mask")
+    assert load_components(DEFAULT_CHECKPOINT, text_source="uniform").text_scheduler.config.source == "uniform"

@@ -32,8 +32,9 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
                         "Refine: the UniViGUPipeline folder written by train_recall.py.")
     g.add_argument("--revision", type=str, default=None)
     g.add_argument("--variant", type=str, default=None)
-    g.add_argument("--text_source", choices=("uniform", "mask"), default="uniform",
-                   help="Source distribution of the text stream when building from Wan (the reference: uniform).")
+    g.add_argument("--text_source", choices=("uniform", "mask"), default=None,
+                   help="Source distribution of the text stream when building from Wan (default: uniform, as the "
+                        "reference). A UniViGU folder keeps its own; asking it for another is an error.")
     g.add_argument("--latent_normalization", choices=("diffusers", "raw"), default="diffusers",
                    help="Latent convention when building from Wan (a UniViGU folder keeps its own).")
     g.add_argument("--fuse_lora_weights", type=str, default=None,

@@ -68,7 +68,7 @@ def load_components(
     pretrained_model_name_or_path: str,
     revision: Optional[str] = None,
     variant: Optional[str] = None,
-    text_source: str = "uniform",
+    text_source: Optional[str] = None,
     latent_normalization: str = "diffusers",
     init_seed: Optional[int] = 0,
     encoder_dtype: Optional[torch.dtype] = None,
@@ -107,6 +107,12 @@ def load_components(
     if kind == "UniViGUPipeline":
         transformer = UniViGUTransformer3DModel.from_pretrained(path, subfolder="transformer", variant=variant, **common)
         text_scheduler = DiscreteFlowScheduler.from_pretrained(path, subfolder="text_scheduler", **common)
+        if text_source is not None and text_source != text_scheduler.config.source:
+            raise ValueError(
+                f"--text_source {text_source}: {path} was built with the {text_scheduler.config.source} source and "
+                f"keeps it (its vocabulary and text head are sized for it). Drop --text_source, or start from a folder "
+                f"converted for it (`univigu convert wan ... {'--text-mask-token' if text_source == 'mask' else ''}`)."
+            )
         return Components(
             tokenizer, text_encoder, vae, transformer, scheduler, text_scheduler,
             latent_normalization=index.get("latent_normalization", "diffusers"), source_kind="univigu",
@@ -120,7 +126,7 @@ def load_components(
             wan, vocab_size=vocab_size, text_mask_token=text_source == "mask", seed=init_seed
         )
         del wan
-        text_scheduler = DiscreteFlowScheduler(vocab_size=vocab_size, source=text_source)
+        text_scheduler = DiscreteFlowScheduler(vocab_size=vocab_size, source=text_source or "uniform")
         return Components(
             tokenizer, text_encoder, vae, transformer, scheduler, text_scheduler,
             latent_normalization=latent_normalization, source_kind="wan",
