@@ -57,6 +57,13 @@ def test_build_training_flags_are_the_scripts_flags(tmp_path):
         args = parse_args(["--out", str(tmp_path), *flags])
         assert [trainer_args(stage, _train_args(args, stage, tmp_path, tmp_path / "d", tmp_path / stage))
                 .text_time_power for stage in ("recall", "refine")] == powers
+    # the ablation without Knowledge Recall: the first stage reads the detailed captions too (at their length);
+    # the warm-up keeps its shape words
+    args = parse_args(["--out", str(tmp_path), "--recall-text", "caption", "--recall-warmup-steps", "8"])
+    recall = trainer_args("recall", _train_args(args, "recall", tmp_path, tmp_path / "d", tmp_path / "r"))
+    warmup = trainer_args("recall", _train_args(args, "recall", tmp_path, tmp_path / "d", tmp_path / "w", warmup=True))
+    assert (recall.caption_column, recall.max_text_length) == ("caption", 40)
+    assert (warmup.caption_column, warmup.max_text_length) == ("shapes", 16)
     # the shared-FFN ablation: Recall converts the model; Refine starts from Recall's already shared one
     for flags, layouts in (([], [None, None]), (["--text-ffn", "shared"], ["shared", None])):
         args = parse_args(["--out", str(tmp_path), *flags])
@@ -265,3 +272,15 @@ def test_evaluate_is_skipped_until_a_model_it_scores_is_retrained(tmp_path, monk
     os.utime(out / "final" / build.DONE, (earlier, earlier))  # as if Refine re-trained after the last evaluation
     assert evaluate() == 3
     assert evaluate() == 3
+
+
+def test_a_stage_is_scored_at_the_caption_length_it_trained_at(tmp_path):
+    """Recall trains on 16-token prompts and Refine on 40-token captions, but a Recall run on captions (the ablation
+    without Knowledge Recall) trains at 40: the evaluation takes the length the trainer stored with the folder."""
+    from univigu.toyworld.package import _trained_text_length
+
+    assert _trained_text_length(tmp_path, 16) == 16  # no model_index.json (e.g. a LoRA folder): the stage's usual one
+    (tmp_path / "model_index.json").write_text(json.dumps({"call_defaults": {"v2t": {"max_text_length": 40}}}))
+    assert _trained_text_length(tmp_path, 16) == 40
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "UniViGUPipeline"}))
+    assert _trained_text_length(tmp_path, 16) == 16

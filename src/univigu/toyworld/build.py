@@ -255,11 +255,12 @@ def _stage_value(args, stage: str, name: str):
 def _train_args(args, stage: str, start: Path, data: Path, out_dir: Path, warmup: bool = False) -> list[str]:
     """The trainer's flags for `stage`; `warmup`: Recall's shape-word warm-up run (it re-initialises instead)."""
     steps = args.recall_warmup_steps if warmup else args.recall_steps if stage == "recall" else args.refine_steps
-    text_length = 16 if stage == "recall" else 40
+    recall_on_captions = stage == "recall" and not warmup and args.recall_text == "caption"
+    text_length = 40 if stage == "refine" or recall_on_captions else 16
     reinit = stage == "recall" and args.recall_reinit_modules and (warmup or not args.recall_warmup_steps)
     return [
         "--pretrained_model_name_or_path", str(start),
-        *(["--caption_column", "shapes"] if warmup else []),
+        *(["--caption_column", "shapes"] if warmup else ["--caption_column", "caption"] if recall_on_captions else []),
         "--train_data_dir", str(data / "train"),
         "--validation_data_dir", str(data / "val"),
         "--output_dir", str(out_dir),
@@ -423,6 +424,9 @@ def parse_args(argv=None):
     p.add_argument("--text-ffn", choices=("expert", "shared"), default="expert",
                    help="the text stream's feed-forward layers from Recall on: `expert` (the paper's modality-driven "
                         "MoE) or `shared` (the ablation: text goes through the video FFN; train_recall's --text_ffn)")
+    p.add_argument("--recall-text", choices=("prompt", "caption"), default="prompt",
+                   help="the text of the first stage: `prompt` (Knowledge Recall: the generation prompt) or "
+                        "`caption` (the ablation without Recall: detailed captions in both stages, same budget)")
     p.add_argument("--text-source", choices=("uniform", "mask"), default="uniform",
                    help="where noised caption tokens come from: `uniform` over the vocabulary (the reference's "
                         "choice) or a [MASK] token (`univigu convert wan --text-mask-token`), docs/toyworld_model.md")

@@ -63,6 +63,15 @@ def stage_call_defaults(max_text_length: int) -> dict:
     return defaults
 
 
+def _trained_text_length(folder, fallback: int) -> int:
+    """The caption length a trainer's output folder stores as its v2t default (the length it trained at)."""
+    index = Path(folder) / "model_index.json"
+    if not index.exists():
+        return fallback
+    v2t = (json.loads(index.read_text()).get("call_defaults") or {}).get("v2t") or {}
+    return int(v2t.get("max_text_length", fallback))
+
+
 def _evaluate_stage(name: str, folder, num_samples: int, seed: int, tasks: tuple[str, ...]) -> tuple[dict, float]:
     """Scores of one stage (`stage0`: the stock WanPipeline, t2v only) and the seconds it took."""
     t0 = time.time()
@@ -71,7 +80,7 @@ def _evaluate_stage(name: str, folder, num_samples: int, seed: int, tasks: tuple
         wan.set_progress_bar_config(disable=True)
         scores = evaluate_pipeline(wan, num_samples, tasks=("t2v",), seed=seed, **WAN_CALL)
     else:
-        pipe = load_univigu(folder, stage_call_defaults(16 if name == "recall" else 40))
+        pipe = load_univigu(folder, stage_call_defaults(_trained_text_length(folder, 16 if name == "recall" else 40)))
         scores = evaluate_pipeline(pipe, num_samples, tasks=tasks, detailed=name == "refine", seed=seed)
     return scores_only(scores), time.time() - t0
 
