@@ -4,7 +4,6 @@ pipeline's video -> text sampler."""
 import pytest
 import torch
 
-from univigu import UniViGUTransformer3DModel
 from univigu.models.transformer_univigu import UniViGUVideoKVCache
 
 from test_transformer import TINY, tiny_inputs, tiny_model
