@@ -86,10 +86,15 @@ def sample_record(scene: Scene, file_name: str, split: str, index: int) -> dict[
 
 
 def iter_samples(
-    num_samples: int, split: str = "train", seed: int = 0, num_frames: int = DEFAULT_NUM_FRAMES
+    num_samples: int,
+    split: str = "train",
+    seed: int = 0,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    version: str | None = None,
 ) -> Iterator[tuple[np.ndarray, dict[str, Any]]]:
     """In-memory samples `(frames, record)`, identical to what `make_dataset` writes (file names included)."""
-    for index, scene in enumerate(iter_scenes(num_samples, split=split, seed=seed, num_frames=num_frames)):
+    scenes = iter_scenes(num_samples, split=split, seed=seed, num_frames=num_frames, version=version)
+    for index, scene in enumerate(scenes):
         yield render_scene(scene), sample_record(scene, f"{index:06d}.mp4", split, index)
 
 

@@ -78,12 +78,12 @@ def encode_prompt_batch(tokenizer, text_encoder, prompts, max_sequence_length: i
 
 @torch.no_grad()
 def build_latent_cache(vae, tokenizer, text_encoder, num_clips: int, seed: int, max_sequence_length: int,
-                       batch_size: int = 32):
+                       batch_size: int = 32, world: str | None = None):
     """Render, encode and keep in memory: latents (N, 16, 5, 16, 16), prompt embeddings trimmed to the longest real
     prompt (the rest of the 512 positions is zeros and restored at train time), and the prompts."""
     latents, embeds, prompts = [], [], []
     frames_batch = []
-    samples = iter_samples(num_clips, split="train", seed=seed)
+    samples = iter_samples(num_clips, split="train", seed=seed, version=world)
     for frames, record in tqdm(samples, total=num_clips, desc="render + encode", mininterval=5):
         frames_batch.append(frames)
         prompts.append(record["prompt"])
@@ -99,11 +99,11 @@ def build_latent_cache(vae, tokenizer, text_encoder, num_clips: int, seed: int, 
     return torch.cat(latents), padded, prompts
 
 
-def eval_scenes(num_samples: int, num_objects: int, seed: int, split: str = "test"):
+def eval_scenes(num_samples: int, num_objects: int, seed: int, split: str = "test", world: str | None = None):
     """Seeded scenes with a fixed object count; in "test", even indices hold a held-out colour-shape pair."""
     return [
         sample_scene(scene_rng(seed, split, i), split=split, num_objects=num_objects,
-                     require_held_out=split == "test" and i % 2 == 0)
+                     require_held_out=split == "test" and i % 2 == 0, version=world)
         for i in range(num_samples)
     ]
 
@@ -116,7 +116,15 @@ def lr_at(progress: float, base_lr: float, warmup: float = 0.03, min_frac: float
 
 
 def sample_sigmas(n: int, scheme: str, generator: torch.Generator, logit_mean=0.0, logit_std=1.0):
-    u = compute_density_for_timestep_sampling(scheme, n, logit_mean=logit_mean, logit_std=logit_std, mode_scale=1.29)
+    """Flow-matching times from `scheme`, drawn from `generator` (diffusers' `compute_density_for_timestep_sampling`
+    draws from the global RNG, which a resumed run cannot replay; the logit-normal density is the same)."""
+    if scheme == "logit_normal":
+        u = torch.sigmoid(logit_mean + logit_std * torch.randn(n, generator=generator))
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+            u = compute_density_for_timestep_sampling(scheme, n, logit_mean=logit_mean, logit_std=logit_std,
+                                                      mode_scale=1.29)
     return u.clamp(1e-4, 1.0)
 
 

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from ..utils import save_video_grid
 from .scoring import score_generation
 from .text import scene_to_prompt
-from .world import render_scene, sample_scene, sample_scenes
+from .world import WORLDS, render_scene, sample_scene, sample_scenes
 
 
 def set_single_thread(threads: int = 1) -> None:
@@ -78,12 +78,16 @@ def to_uint8_videos(x) -> np.ndarray:
 class SceneStream:
     """Infinite stream of rendered training clips from the seeded "train" split (a stream of its own per seed)."""
 
-    def __init__(self, seed: int, split: str = "train"):
+    def __init__(self, seed: int, split: str = "train", world: str | None = None):
         self.rng = np.random.default_rng([int(seed), 1000 + int(seed)])
         self.split = split
+        self.world = world
 
     def batch(self, batch_size: int, num_frames: int) -> np.ndarray:
-        scenes = [sample_scene(self.rng, split=self.split, num_frames=num_frames) for _ in range(batch_size)]
+        scenes = [
+            sample_scene(self.rng, split=self.split, num_frames=num_frames, version=self.world)
+            for _ in range(batch_size)
+        ]
         return np.stack([render_scene(s) for s in scenes])
 
 
@@ -236,8 +240,8 @@ def train(args, vae=None) -> dict[str, Any]:
     # latents cleanly copes better with a generator's imperfect ones.
     noise_scale = args.latent_noise * torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
     opt = torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
-    stream = SceneStream(args.seed)
-    val_scenes = sample_scenes(args.val_samples, split="val", seed=1234, num_frames=9)
+    stream = SceneStream(args.seed, world=args.world)
+    val_scenes = sample_scenes(args.val_samples, split="val", seed=1234, num_frames=9, version=args.world)
     val_videos = np.stack([render_scene(s) for s in val_scenes])
 
     budget = args.minutes * 60.0
@@ -331,6 +335,7 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="save_pretrained folder")
     p.add_argument("--minutes", type=float, default=14.0, help="stage 1 wall-time budget (evaluation excluded)")
     p.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the clip stream")
+    p.add_argument("--world", default="shapesworld-v1", choices=tuple(WORLDS), help="the ShapesWorld version")
     p.add_argument("--init", default=None, help="start from this save_pretrained folder (fine-tuning)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--train-part", choices=("all", "decoder"), default="all",

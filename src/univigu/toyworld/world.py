@@ -1,8 +1,11 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
-"""ShapesWorld v1: the constants of the world, scenes, seeded sampling and the renderer.
+"""ShapesWorld: the constants of the world, scenes, seeded sampling and the renderer.
 
-Everything here follows docs/toyworld.md (`shapesworld-v1`) literally, because renderers, parsers and analyzers
-written against that spec must agree pixel for pixel. Do not change the numbers in this file: add a v2 instead.
+Everything here follows docs/toyworld.md literally, because renderers, parsers and analyzers written against that
+spec must agree pixel for pixel. Two versions exist and neither changes: `shapesworld-v1` (the module-level
+constants below) and `shapesworld-v2` (larger, slower objects in the same 64 x 64 frame, so that each object spans
+several transformer patches; `WORLDS`). Colours, shapes, motions, regions, text forms and held-out pairs are shared.
+A scene records its version, and every size in pixels is looked up from it.
 """
 
 from __future__ import annotations
@@ -55,6 +58,44 @@ FRAME_HEIGHT = 64
 FRAME_WIDTH = 64
 DEFAULT_NUM_FRAMES = 9
 DEFAULT_FPS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldSpec:
+    """The pixel constants of one ShapesWorld version (what differs between versions)."""
+
+    version: str
+    #: Side of the object's box in pixels, per size word.
+    sizes: dict[str, int]
+    #: Pixels travelled per frame by a moving object.
+    speed: int
+    height: int = FRAME_HEIGHT
+    width: int = FRAME_WIDTH
+    num_frames: int = DEFAULT_NUM_FRAMES
+    fps: int = DEFAULT_FPS
+
+    def travel(self, num_frames: int) -> int:
+        """Distance in pixels a moving object covers between the first and the last frame."""
+        return self.speed * (num_frames - 1)
+
+
+SHAPESWORLD_V1 = WorldSpec(version=SHAPESWORLD_VERSION, sizes=SIZES, speed=SPEED)
+#: v2: objects 2.2x (small) and 1.5x (large) v1's side and two thirds of its speed, in the same frame. With the
+#: 4x VAE and (1, 2, 2) patches a transformer token covers 8 x 8 pixels, so a v2 object spans 2-3 tokens a side
+#: where a small v1 object fitted inside one (the measurements that chose these numbers: docs/toyworld.md).
+SHAPESWORLD_V2 = WorldSpec(version="shapesworld-v2", sizes={"small": 20, "large": 28}, speed=2)
+WORLDS: dict[str, WorldSpec] = {spec.version: spec for spec in (SHAPESWORLD_V1, SHAPESWORLD_V2)}
+
+
+def get_world(version: "str | WorldSpec | None" = None) -> WorldSpec:
+    """The `WorldSpec` of `version` (a name from `WORLDS`, a spec, or `None` for v1)."""
+    if version is None:
+        return SHAPESWORLD_V1
+    if isinstance(version, WorldSpec):
+        return version
+    if version not in WORLDS:
+        raise ValueError(f"Unknown ShapesWorld version {version!r}; expected one of {tuple(WORLDS)}.")
+    return WORLDS[version]
 
 #: Splits understood by the samplers. "val" draws from the training distribution with its own random stream.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -113,8 +154,11 @@ class ShapeObject:
     motion: str
     x: int
     y: int
+    #: The world version whose pixel sizes and speed this object has (not part of `to_dict`: the scene records it).
+    world: str = SHAPESWORLD_VERSION
 
     def __post_init__(self):
+        get_world(self.world)
         if self.colour not in COLOURS:
             raise ValueError(f"Unknown colour {self.colour!r}; expected one of {tuple(COLOURS)}.")
         if self.shape not in SHAPES:
@@ -126,7 +170,7 @@ class ShapeObject:
 
     @property
     def side(self) -> int:
-        return SIZES[self.size]
+        return WORLDS[self.world].sizes[self.size]
 
     @property
     def is_held_out(self) -> bool:
@@ -135,7 +179,8 @@ class ShapeObject:
     def position(self, frame: int) -> tuple[int, int]:
         """Top-left corner of the box at `frame`."""
         dx, dy = MOTION_VECTORS[self.motion]
-        return self.x + SPEED * dx * frame, self.y + SPEED * dy * frame
+        speed = WORLDS[self.world].speed
+        return self.x + speed * dx * frame, self.y + speed * dy * frame
 
     def centre(self, frame: int) -> tuple[float, float]:
         """Centre of the box at `frame`: the point regions are computed from."""
@@ -143,7 +188,9 @@ class ShapeObject:
         return x + self.side / 2.0, y + self.side / 2.0
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        del data["world"]
+        return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,9 +201,15 @@ class Scene:
     num_frames: int = DEFAULT_NUM_FRAMES
     height: int = FRAME_HEIGHT
     width: int = FRAME_WIDTH
+    version: str = SHAPESWORLD_VERSION
 
     def __post_init__(self):
-        object.__setattr__(self, "objects", tuple(self.objects))
+        get_world(self.version)
+        # The scene's version decides its objects' pixel sizes and speed.
+        objects = tuple(
+            obj if obj.world == self.version else dataclasses.replace(obj, world=self.version) for obj in self.objects
+        )
+        object.__setattr__(self, "objects", objects)
         colours = [obj.colour for obj in self.objects]
         if len(set(colours)) != len(colours):
             raise ValueError(f"Two objects of a scene never share a colour, got {colours}.")
@@ -175,7 +228,7 @@ class Scene:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": SHAPESWORLD_VERSION,
+            "version": self.version,
             "num_frames": self.num_frames,
             "height": self.height,
             "width": self.width,
@@ -185,13 +238,15 @@ class Scene:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Scene":
         version = data.get("version", SHAPESWORLD_VERSION)
-        if version != SHAPESWORLD_VERSION:
-            raise ValueError(f"Scene is {version!r}; this code implements {SHAPESWORLD_VERSION!r}.")
+        if version not in WORLDS:
+            raise ValueError(f"Scene is {version!r}; this code implements {tuple(WORLDS)}.")
+        spec = WORLDS[version]
         return cls(
-            objects=tuple(ShapeObject(**obj) for obj in data["objects"]),
-            num_frames=int(data.get("num_frames", DEFAULT_NUM_FRAMES)),
-            height=int(data.get("height", FRAME_HEIGHT)),
-            width=int(data.get("width", FRAME_WIDTH)),
+            objects=tuple(ShapeObject(**obj, world=version) for obj in data["objects"]),
+            num_frames=int(data.get("num_frames", spec.num_frames)),
+            height=int(data.get("height", spec.height)),
+            width=int(data.get("width", spec.width)),
+            version=version,
         )
 
     def to_json(self) -> str:
@@ -225,15 +280,17 @@ def render_scene(scene: Scene) -> np.ndarray:
     return frames
 
 
-def travel(num_frames: int) -> int:
+def travel(num_frames: int, version: "str | WorldSpec | None" = None) -> int:
     """Distance in pixels a moving object covers between the first and the last frame."""
-    return SPEED * (num_frames - 1)
+    return get_world(version).travel(num_frames)
 
 
-def _position_range(motion: str, side: int, extent: int, num_frames: int, axis: int) -> tuple[int, int]:
+def _position_range(
+    motion: str, side: int, extent: int, num_frames: int, axis: int, spec: WorldSpec
+) -> tuple[int, int]:
     """Inclusive range of the first-frame box coordinate along `axis` (0: x, 1: y) keeping the whole path inside."""
     step = MOTION_VECTORS[motion][axis]
-    distance = travel(num_frames)
+    distance = spec.travel(num_frames)
     low, high = 0, extent - side
     if step > 0:
         high -= distance
@@ -269,8 +326,9 @@ def sample_scene(
     num_frames: int = DEFAULT_NUM_FRAMES,
     require_held_out: bool = False,
     allow_overlap: bool = False,
-    height: int = FRAME_HEIGHT,
-    width: int = FRAME_WIDTH,
+    height: int | None = None,
+    width: int | None = None,
+    version: "str | WorldSpec | None" = None,
 ) -> Scene:
     """Draw one scene from `rng`.
 
@@ -282,7 +340,13 @@ def sample_scene(
         require_held_out: force one object (in a random slot) to be a held-out pair (only for "test").
         allow_overlap: by default objects keep `MIN_OBJECT_GAP` pixels apart in every frame, so that the analyzer
             can recover every attribute from a clean render; set to `True` to let them overlap.
+        height, width: the frame (default: the version's).
+        version: the world version (`WORLDS`; default `shapesworld-v1`).
     """
+    spec = get_world(version)
+    height = spec.height if height is None else height
+    width = spec.width if width is None else width
+    sizes = spec.sizes
     pairs = _split_pairs(split)
     if require_held_out and split != "test":
         raise ValueError("Held-out colour-shape pairs only appear in the 'test' split.")
@@ -290,9 +354,9 @@ def sample_scene(
         num_objects = int(rng.integers(1, 3))
     if num_objects not in (1, 2):
         raise ValueError(f"A ShapesWorld scene has one or two objects, got {num_objects}.")
-    if travel(num_frames) + max(SIZES.values()) > min(height, width):
+    if spec.travel(num_frames) + max(sizes.values()) > min(height, width):
         raise ValueError(
-            f"A large object moving for {num_frames} frames ({travel(num_frames)} px) does not fit in a "
+            f"A large object moving for {num_frames} frames ({spec.travel(num_frames)} px) does not fit in a "
             f"{height}x{width} frame."
         )
     held_out = sorted(HELD_OUT_PAIRS)
@@ -304,15 +368,19 @@ def sample_scene(
             candidates = held_out if slot == held_out_slot else pairs
             candidates = [pair for pair in candidates if pair[0] not in {obj.colour for obj in objects}]
             colour, shape = candidates[int(rng.integers(0, len(candidates)))]
-            size = tuple(SIZES)[int(rng.integers(0, len(SIZES)))]
+            size = tuple(sizes)[int(rng.integers(0, len(sizes)))]
             motion = MOTIONS[int(rng.integers(0, len(MOTIONS)))]
-            x_low, x_high = _position_range(motion, SIZES[size], width, num_frames, axis=0)
-            y_low, y_high = _position_range(motion, SIZES[size], height, num_frames, axis=1)
+            x_low, x_high = _position_range(motion, sizes[size], width, num_frames, axis=0, spec=spec)
+            y_low, y_high = _position_range(motion, sizes[size], height, num_frames, axis=1, spec=spec)
             x = int(rng.integers(x_low, x_high + 1))
             y = int(rng.integers(y_low, y_high + 1))
-            objects.append(ShapeObject(colour=colour, shape=shape, size=size, motion=motion, x=x, y=y))
+            objects.append(
+                ShapeObject(colour=colour, shape=shape, size=size, motion=motion, x=x, y=y, world=spec.version)
+            )
         if allow_overlap or len(objects) < 2 or _boxes_apart(objects[0], objects[1], num_frames, MIN_OBJECT_GAP):
-            return Scene(objects=tuple(objects), num_frames=num_frames, height=height, width=width)
+            return Scene(
+                objects=tuple(objects), num_frames=num_frames, height=height, width=width, version=spec.version
+            )
     raise RuntimeError("Could not place two non-overlapping objects; is the frame too small?")
 
 
@@ -324,21 +392,31 @@ def scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 
 def sample_scenes(
-    num_samples: int, split: str = "train", seed: int = 0, num_frames: int = DEFAULT_NUM_FRAMES
+    num_samples: int,
+    split: str = "train",
+    seed: int = 0,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    version: "str | WorldSpec | None" = None,
 ) -> list[Scene]:
     """The `num_samples` scenes of a seeded split.
 
     In the "test" split every other scene (even indices) contains a held-out colour-shape pair, so that even a small
     test set measures compositional generalisation; odd indices draw from all pairs.
     """
-    return list(iter_scenes(num_samples, split=split, seed=seed, num_frames=num_frames))
+    return list(iter_scenes(num_samples, split=split, seed=seed, num_frames=num_frames, version=version))
 
 
 def iter_scenes(
-    num_samples: int, split: str = "train", seed: int = 0, num_frames: int = DEFAULT_NUM_FRAMES
+    num_samples: int,
+    split: str = "train",
+    seed: int = 0,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    version: "str | WorldSpec | None" = None,
 ) -> Iterator[Scene]:
     for index in range(num_samples):
         rng = scene_rng(seed, split, index)
         require_held_out = split == "test" and index % 2 == 0
-        yield sample_scene(rng, split=split, num_frames=num_frames, require_held_out=require_held_out)
+        yield sample_scene(
+            rng, split=split, num_frames=num_frames, require_held_out=require_held_out, version=version
+        )
 
