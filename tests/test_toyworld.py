@@ -369,3 +369,43 @@ def test_tiny_components_run_in_wan_pipeline():
         generator=torch.Generator().manual_seed(0),
     ).frames
     assert frames.shape == (1, 9, 64, 64, 3)
+
+
+# ------------------------------------------------------------------------------------------------------ shapesworld-v2
+
+
+def test_v2_sizes_speed_and_round_trip():
+    from univigu.toyworld.world import SHAPESWORLD_V1, SHAPESWORLD_V2, WORLDS, get_world
+
+    assert WORLDS["shapesworld-v1"] is SHAPESWORLD_V1 and SHAPESWORLD_V1.sizes == {"small": 10, "large": 18}
+    assert SHAPESWORLD_V2.sizes == {"small": 20, "large": 28} and SHAPESWORLD_V2.speed == 2
+    assert (SHAPESWORLD_V2.height, SHAPESWORLD_V2.width, SHAPESWORLD_V2.num_frames) == (64, 64, 9)
+    scene = Scene(objects=(ShapeObject("cyan", "square", "large", "right", x=5, y=20),), version="shapesworld-v2")
+    frames = render_scene(scene)
+    lefts = [np.nonzero(colour_mask(frames[f], "cyan"))[1].min() for f in range(9)]
+    assert np.diff(lefts).tolist() == [2] * 8 and colour_mask(frames[0], "cyan").sum() == 28 * 28
+    assert Scene.from_json(scene.to_json()) == scene and '"version": "shapesworld-v2"' in scene.to_json()
+    assert "world" not in scene.objects[0].to_dict()
+    with pytest.raises(ValueError, match="shapesworld-v3"):
+        get_world("shapesworld-v3")
+    with pytest.raises(ValueError, match="implements"):
+        Scene.from_dict({**scene.to_dict(), "version": "shapesworld-v9"})
+
+
+def test_v2_sampling_keeps_v1_rules():
+    v1 = sample_scenes(50, split="test", seed=5)
+    v2 = sample_scenes(200, split="test", seed=5, version="shapesworld-v2")
+    assert sample_scenes(50, split="test", seed=5, version="shapesworld-v1") == v1
+    for scene in v2:
+        assert scene.version == "shapesworld-v2"
+        for obj in scene.objects:
+            assert obj.side in (20, 28)
+            for f in (0, scene.num_frames - 1):
+                x, y = obj.position(f)
+                assert 0 <= x <= 64 - obj.side and 0 <= y <= 64 - obj.side
+    assert all(s.has_held_out for s in v2[::2])
+    assert {len(s.objects) for s in v2} == {1, 2}
+    assert analyze_video(render_scene(v2[1]))  # the analyzer reads v2 renders
+    truth = [scene_objects(s) for s in v2[:40]]
+    scores = score_generation([render_scene(s) for s in v2[:40]], truth)
+    assert scores["object_exact_match"] == 1.0

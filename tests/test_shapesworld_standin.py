@@ -1,0 +1,57 @@
+"""The ShapesWorld stand-in's trainer (training/shapesworld/pretrain_base.py): a run stopped and resumed computes
+exactly what an uninterrupted one does, and a resume with other settings is refused."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from univigu.toyworld import DEFAULT_VAE
+
+
+SCRIPT = Path(__file__).resolve().parents[1] / "training" / "shapesworld" / "pretrain_base.py"
+TINY = ["--vae", DEFAULT_VAE, "--num-clips", "16", "--max-steps", "4", "--checkpoint-every", "2",
+        "--probe-every", "1000", "--probe-prompts", "0", "--threads", "1", "--width", "32", "--layers", "1",
+        "--heads", "2", "--text-dim", "16"]
+
+
+def run(out, *extra):
+    return subprocess.run([sys.executable, str(SCRIPT), *TINY, "--out", str(out), *extra], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_resume_is_bit_exact_and_settings_are_kept(tmp_path):
+    whole = run(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    stopped = run(tmp_path / "resumed", "--stop-after-minutes", "1e-6")  # checkpoints after its first step
+    assert stopped.returncode == 0 and "run again to continue" in stopped.stdout, stopped.stderr
+    assert (tmp_path / "resumed" / "checkpoints" / "step_1").is_dir()
+    resumed = run(tmp_path / "resumed")
+    assert resumed.returncode == 0 and "resumed from" in resumed.stdout, resumed.stderr
+    for name in ("model", "ema", "rng"):
+        a = load_file(tmp_path / "whole" / "checkpoints" / "step_4" / f"{name}.safetensors")
+        b = load_file(tmp_path / "resumed" / "checkpoints" / "step_4" / f"{name}.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    # Only the newest two checkpoints are kept.
+    assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == ["step_2", "step_4"]
+
+    refused = run(tmp_path / "resumed", "--lr", "1e-3")
+    assert refused.returncode != 0 and "other settings" in refused.stderr and "'lr'" in refused.stderr
+
+    exported = run(tmp_path / "resumed", "--export", str(tmp_path / "base"))
+    assert exported.returncode == 0, exported.stderr
+    from diffusers import WanPipeline
+
+    pipe = WanPipeline.from_pretrained(tmp_path / "base")
+    ema = load_file(tmp_path / "whole" / "checkpoints" / "step_4" / "ema.safetensors")
+    params = list(pipe.transformer.parameters())
+    assert all(torch.equal(p, ema[str(i)]) for i, p in enumerate(params))  # the EMA weights are what ships
+
+
+@pytest.mark.parametrize("flag", ["--export"])
+def test_export_without_checkpoint_fails(tmp_path, flag):
+    result = run(tmp_path / "empty", flag, str(tmp_path / "x"))
+    assert result.returncode != 0 and "no checkpoint" in result.stderr

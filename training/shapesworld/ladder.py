@@ -1,0 +1,110 @@
+# Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
+"""The stand-in's ladder, scored by the project's analyzer on fresh seeded test clips (48 one-object + 48 two-object
+by default; in the test split every other clip holds a held-out colour-shape pair).
+
+    python training/shapesworld/ladder.py L1 --vae VAE_DIR --world shapesworld-v2      # VAE reconstructions
+    python training/shapesworld/ladder.py L2 --base BASE_DIR                           # the stand-in's t2v
+
+L1: encode (posterior mode, as every stage trains on) and decode; goal colour / shape / motion >= 0.99 / 0.97 / 0.99
+for one and two objects. L2: stock `WanPipeline` text -> video (24 Euler steps, guidance 5, the umT5 length the
+stand-in was trained at); goal one object >= 0.95 / 0.90 / 0.90, two objects exact >= 0.60.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan, WanPipeline
+
+from univigu.toyworld.pretrain_generator import SHAPESWORLD_SEQUENCE_LENGTH, eval_scenes, evaluate_generator
+from univigu.toyworld.pretrain_vae import reconstruct
+from univigu.toyworld.scoring import score_generation
+from univigu.toyworld.text import scene_to_prompt
+from univigu.toyworld.world import WORLDS, render_scene
+
+GOALS = {
+    "L1": {1: {"colour_accuracy": 0.99, "shape_accuracy": 0.97, "motion_accuracy": 0.99},
+           2: {"colour_accuracy": 0.99, "shape_accuracy": 0.97, "motion_accuracy": 0.99}},
+    "L2": {1: {"colour_accuracy": 0.95, "shape_accuracy": 0.90, "motion_accuracy": 0.90},
+           2: {"object_exact_match": 0.60}},
+}
+KEYS = ("colour_accuracy", "shape_accuracy", "motion_accuracy", "object_exact_match", "held_out/object_exact_match",
+        "extra_objects_per_sample")
+
+
+def test_scenes(num_samples: int, num_objects: int, world: str, seed: int):
+    return eval_scenes(num_samples, num_objects=num_objects, seed=seed + num_objects, world=world)
+
+
+def score_l1(vae_dir: str, world: str, num_samples: int, seed: int) -> dict:
+    vae = AutoencoderKLWan.from_pretrained(vae_dir).eval()
+    rows = {}
+    for n in (1, 2):
+        scenes = test_scenes(num_samples, n, world, seed)
+        videos = np.stack([render_scene(s) for s in scenes])
+        recons, _ = reconstruct(vae, videos)
+        rows[n] = score_generation(list(recons), scenes)
+    return rows
+
+
+def score_l2(base_dir: str, world: str, num_samples: int, seed: int, steps: int, guidance: float) -> dict:
+    pipe = WanPipeline.from_pretrained(base_dir)
+    pipe.set_progress_bar_config(disable=True)
+    rows = {}
+    for n in (1, 2):
+        scenes = test_scenes(num_samples, n, world, seed)
+        rows[n] = evaluate_generator(pipe, [scene_to_prompt(s) for s in scenes], scenes, steps, guidance,
+                                     max_sequence_length=SHAPESWORLD_SEQUENCE_LENGTH)
+    return rows
+
+
+def report(rung: str, rows: dict) -> str:
+    lines = [f"{rung}: objects | colour | shape | motion | exact | held-out exact | invented/clip | goal"]
+    for n, scores in rows.items():
+        goal = GOALS[rung][n]
+        met = all(scores[k] >= v for k, v in goal.items())
+        goal_text = ", ".join(f"{k.split('_')[0]} >= {v}" for k, v in goal.items())
+        values = " | ".join(f"{scores.get(k, float('nan')):.2f}" for k in KEYS)
+        lines.append(f"{n} | {values} | {goal_text}: {'met' if met else 'NOT met'}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("rung", choices=("L1", "L2"))
+    p.add_argument("--vae", help="L1: the VAE folder")
+    p.add_argument("--base", help="L2: the stand-in WanPipeline folder")
+    p.add_argument("--world", default="shapesworld-v2", choices=tuple(WORLDS))
+    p.add_argument("--num-samples", type=int, default=48, help="clips per object count")
+    p.add_argument("--seed", type=int, default=2026, help="the test clips' seed (fresh: not the probes' or train's)")
+    p.add_argument("--steps", type=int, default=24)
+    p.add_argument("--guidance", type=float, default=5.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", default=None, help="append the scores here (JSON lines)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    if args.rung == "L1":
+        if not args.vae:
+            p.error("L1 needs --vae")
+        rows = score_l1(args.vae, args.world, args.num_samples, args.seed)
+    else:
+        if not args.base:
+            p.error("L2 needs --base")
+        rows = score_l2(args.base, args.world, args.num_samples, args.seed, args.steps, args.guidance)
+    print(report(args.rung, rows))
+    print(f"({time.time() - t0:.0f} s)")
+    if args.json:
+        record = {"rung": args.rung, "world": args.world, "model": args.vae or args.base, "seed": args.seed,
+                  "num_samples": args.num_samples, "scores": {str(n): r for n, r in rows.items()}}
+        with open(args.json, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
