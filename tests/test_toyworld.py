@@ -409,3 +409,18 @@ def test_v2_sampling_keeps_v1_rules():
     truth = [scene_objects(s) for s in v2[:40]]
     scores = score_generation([render_scene(s) for s in v2[:40]], truth)
     assert scores["object_exact_match"] == 1.0
+
+
+def test_analyzer_names_v2_sizes():
+    scene = Scene(
+        objects=(
+            ShapeObject("red", "square", "small", "still", x=2, y=2),
+            ShapeObject("blue", "circle", "large", "down", x=30, y=10),
+        ),
+        version="shapesworld-v2",
+    )
+    found = {o.colour: o for o in analyze_video(render_scene(scene), version="shapesworld-v2")}
+    assert (found["red"].size, found["blue"].size) == ("small", "large")
+    assert (found["red"].shape, found["blue"].shape, found["blue"].motion) == ("square", "circle", "down")
+    # read with v1's sizes, both are "large" (20 and 28 px are nearer 18 than 10)
+    assert {o.size for o in analyze_video(render_scene(scene))} == {"large"}

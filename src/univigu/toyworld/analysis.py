@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .world import BACKGROUND, COLOURS, SIZES, region_of
+from .world import BACKGROUND, COLOURS, get_world, region_of
 
 
 #: Default maximum Euclidean RGB distance between a pixel and its nearest palette colour.
@@ -158,6 +158,7 @@ def analyze_video(
     tolerance: float = DEFAULT_COLOUR_TOLERANCE,
     min_pixels: float = DEFAULT_MIN_PIXELS,
     motion_threshold: float = DEFAULT_MOTION_THRESHOLD,
+    version: str | None = None,
 ) -> list[DetectedObject]:
     """Find the palette objects of `video` and measure their shape, motion, size and regions.
 
@@ -166,10 +167,12 @@ def analyze_video(
         tolerance: maximum RGB distance to the nearest palette colour for a pixel to count.
         min_pixels: minimum mean pixel count per frame for a colour to count as an object (ignores speckle).
         motion_threshold: displacement (pixels) of the centroid, first to last frame, needed to call it moving.
+        version: the ShapesWorld version whose sizes name the measured side (`shapesworld-v1` by default).
 
     Returns:
         One `DetectedObject` per palette colour present, in `COLOURS` order.
     """
+    sizes = get_world(version).sizes
     frames = to_uint8_frames(video)
     num_frames, height, width, _ = frames.shape
     labels = palette_labels(frames, tolerance)
@@ -199,7 +202,7 @@ def analyze_video(
         box_height, box_width = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
         fill_ratio = float(counts[middle]) / float(box_height * box_width)
         side = max(box_height, box_width)
-        size = min(SIZES, key=lambda name: abs(SIZES[name] - side))
+        size = min(sizes, key=lambda name: abs(sizes[name] - side))
 
         detected.append(
             DetectedObject(
