@@ -11,16 +11,20 @@ Prints a markdown table (the one in docs/toyworld_model.md) and writes JSON with
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+#: The ShapesWorld build's scripts (`package.py` scores a build's stages), in this checkout.
+SHAPESWORLD_SCRIPTS = Path(__file__).resolve().parents[1] / "training" / "shapesworld"
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=None, help="UniViGU pipeline folder (repeatable)")
-    parser.add_argument("--build", default=None, help="a `python -m univigu.toyworld.build` output folder")
+    parser.add_argument("--build", default=None, help="a `python training/shapesworld/build.py` output folder")
     parser.add_argument("--num-samples", type=int, default=48,
                         help="clips per test set (one- and two-object); 0: no evaluation (e.g. with --figure)")
     parser.add_argument("--tasks", nargs="+", default=["v2t", "t2v", "t2vt"], choices=["v2t", "t2v", "t2vt"])
@@ -35,7 +39,9 @@ def main(argv=None):
 
     from univigu.toyworld import DEFAULT_CHECKPOINT
     from univigu.toyworld.evaluate import evaluate_pipeline, scores_only
-    from univigu.toyworld.package import evaluate_stages, load_univigu, results_table
+
+    sys.path.insert(0, str(SHAPESWORLD_SCRIPTS))
+    from package import evaluate_stages, load_univigu, results_table
 
     t0 = time.time()
     results = {}

@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The scripts that build the bundled ShapesWorld model (build.py, package.py, pretrain_vae.py, ...). They are not
+#: part of the package; the tests import them as the scripts import each other, as top-level modules.
+SHAPESWORLD_SCRIPTS = REPO_ROOT / "training" / "shapesworld"
+if str(SHAPESWORLD_SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SHAPESWORLD_SCRIPTS))
 # A copy of the reference-tiny fixture (the reference code's own outputs), vendored so CI never skips parity.
 REFERENCE_FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "reference-tiny"
 

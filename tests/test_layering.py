@@ -1,6 +1,7 @@
 """The package's import layers (issue #12). Every `import` of every module under src/univigu is read with `ast`,
 function-level (lazy) imports included, and checked against the allowed-layer graph below; the module-level import
-graph must have no cycle.
+graph must have no cycle. The package holds only what its users import: the scripts that build the bundled ShapesWorld
+model live in training/shapesworld/, and nothing in src/ imports them or reaches into the checkout.
 
     layer          what                                        may import
     utils          json I/O, visualisation; the root package   -
@@ -8,13 +9,13 @@ graph must have no cycle.
                    bad samples
     models         the transformer                             utils
     schedulers     the text scheduler                          utils
-    toyworld       ShapesWorld: world, text, scoring,          data, utils
-                   datasets, tiny components
+    toyworld       ShapesWorld: world, text, analyzer,         data, utils
+                   scoring, datasets, test-set evaluation,
+                   tiny components
     pipelines      UniViGUPipeline and its CLI                 models, schedulers, data, utils
     conversion     Wan / reference checkpoints -> folders      pipelines and below
     evaluation     caption metrics, `univigu evaluate`         pipelines and below, toyworld
     training       loss, data loading, latent cache, trainer   evaluation, pipelines and below
-    toyworld.apps  building the bundled ShapesWorld model      all but cli
     cli            the `univigu` command                       all
 """
 
@@ -29,9 +30,6 @@ PACKAGE = SRC / "univigu"
 #: Folders that are not part of the package's code (the bundled checkpoint's copied model file).
 EXCLUDED = (PACKAGE / "toyworld" / "assets",)
 
-#: The ShapesWorld modules that build the bundled checkpoint (they train, so they sit above training).
-TOYWORLD_APPS = {"build", "package", "pretrain_generator", "pretrain_vae"}
-
 BELOW_PIPELINES = {"models", "schedulers", "data", "utils"}
 ALLOWED = {
     "utils": set(),
@@ -43,8 +41,7 @@ ALLOWED = {
     "conversion": {"pipelines"} | BELOW_PIPELINES,
     "evaluation": {"pipelines", "toyworld"} | BELOW_PIPELINES,
     "training": {"evaluation", "pipelines"} | BELOW_PIPELINES,
-    "toyworld.apps": {"training", "evaluation", "conversion", "pipelines", "toyworld"} | BELOW_PIPELINES,
-    "cli": {"toyworld.apps", "training", "evaluation", "conversion", "pipelines", "toyworld"} | BELOW_PIPELINES,
+    "cli": {"training", "evaluation", "conversion", "pipelines", "toyworld"} | BELOW_PIPELINES,
 }
 
 #: Imports that break the layers today, each with why it is tolerated. Nothing may be added here without a reason.
@@ -105,8 +102,6 @@ def layer_of(module: str) -> str:
         return "utils"  # the root package only re-exports lazily (importlib by name)
     if module == "univigu.cli":
         return "cli"
-    if parts[1] == "toyworld" and len(parts) > 2 and parts[2] in TOYWORLD_APPS:
-        return "toyworld.apps"
     return parts[1]
 
 
@@ -153,8 +148,8 @@ def test_imports_follow_the_layers():
 @pytest.mark.parametrize("layer, forbidden", [
     ("models", {"schedulers", "pipelines", "conversion", "evaluation", "training", "toyworld", "data"}),
     ("schedulers", {"models", "pipelines", "conversion", "evaluation", "training", "toyworld", "data"}),
-    ("pipelines", {"training", "evaluation", "conversion", "toyworld", "toyworld.apps"}),
-    ("evaluation", {"training", "conversion", "toyworld.apps"}),
+    ("pipelines", {"training", "evaluation", "conversion", "toyworld"}),
+    ("evaluation", {"training", "conversion"}),
 ])
 def test_the_rules_of_issue_12_are_in_the_map(layer, forbidden):
     """Whatever the map says elsewhere, these edges (and what they reach) must stay out of it."""
@@ -217,3 +212,143 @@ def test_one_licence_header():
     other = [m for m, path in MODULES.items()
              if m not in HEADER_EXCEPTIONS and path.read_text(encoding="utf-8").splitlines()[:1] != [HEADER]]
     assert not other, f"modules without the licence header {HEADER!r}: {other}"
+
+
+#: What src/univigu/toyworld/ holds: the world and what a package user imports with it. The code that builds the
+#: bundled model (build, package, pretrain_generator, pretrain_vae) and the ShapesWorld probes and ablations are
+#: scripts in training/shapesworld/.
+TOYWORLD_MODULES = {"__init__", "__main__", "analysis", "components", "dataset", "evaluate", "scoring", "text", "world"}
+REPO = SRC.parent
+#: Top folders of the checkout that are not part of the package.
+CHECKOUT_FOLDERS = ("training", "docs", "benchmarks")
+#: The scripts of the checkout (each folder's scripts import each other as top-level modules).
+SCRIPTS = {p.stem for folder in CHECKOUT_FOLDERS for p in (REPO / folder).rglob("*.py")}
+
+
+def test_toyworld_holds_only_the_world():
+    folder = PACKAGE / "toyworld"
+    modules = {p.stem for p in folder.glob("*.py")}
+    assert modules == TOYWORLD_MODULES, (
+        f"src/univigu/toyworld/ holds {sorted(modules - TOYWORLD_MODULES)} beyond the world modules (build and "
+        f"research code goes to training/shapesworld/) or lacks {sorted(TOYWORLD_MODULES - modules)}")
+    folders = {p.name for p in folder.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders == {"assets"}
+
+
+def test_build_scripts_live_in_training():
+    scripts = {p.stem for p in (REPO / "training" / "shapesworld").glob("*.py")}
+    assert {"build", "package", "pretrain_generator", "pretrain_vae"} <= scripts
+
+
+def _climb(node) -> int | None:
+    """How many folders up from the module's own file `node` is (`Path(__file__)`: 0, `.parent`: 1,
+    `.resolve().parents[2]`: 3, `os.path.dirname(__file__)`: 1), or None if it is not a path computed from __file__."""
+    if isinstance(node, ast.Name):
+        return 0 if node.id == "__file__" else None
+    if isinstance(node, ast.Attribute) and node.attr == "parent":
+        up = _climb(node.value)
+        return None if up is None else up + 1
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "parents":
+        up = _climb(node.value.value)
+        index = node.slice
+        if up is None:
+            return None
+        if isinstance(index, ast.Constant) and isinstance(index.value, int):
+            return up + index.value + 1
+        return up + 99  # a computed index: assume it climbs out
+    if isinstance(node, ast.Call):
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name in ("resolve", "absolute") and isinstance(func, ast.Attribute):
+            return _climb(func.value)
+        if name in ("Path", "PurePath", "_Path", "abspath", "realpath", "fspath") and node.args:
+            return _climb(node.args[0])
+        if name == "dirname" and node.args:
+            up = _climb(node.args[0])
+            return None if up is None else up + 1
+    return None
+
+
+def _outside_paths(path: Path, source: str | None = None):
+    """`(line, what)` of each place in the module at `path` (its text: `source`, else the file's) that names or
+    computes a path out of the package."""
+    found = []
+    source = path.read_text(encoding="utf-8") if source is None else source
+    tree = ast.parse(source, str(path))
+    # strings joined into a path: `x / "docs"`, `os.path.join(x, "training")`, `x.joinpath("benchmarks")`
+    joined = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            joined.add(id(node.right))
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("join", "joinpath"):
+            joined.update(id(arg) for arg in node.args)
+    for node in ast.walk(tree):
+        up = _climb(node) if isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)) else None
+        if up:
+            target = path.parents[up - 1] if up - 1 < len(path.parents) else Path("/")
+            if target != PACKAGE and PACKAGE not in target.parents:
+                found.append((node.lineno, f"a path from __file__ {up} folder(s) up, out of src/univigu"))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            parts = node.value.replace("\\", "/").split("/")
+            # a relative path that starts with one of the folders ("docs/x.md"), or the folder joined into a path
+            if parts[0] in CHECKOUT_FOLDERS and (len(parts) > 1 and " " not in node.value or id(node) in joined):
+                found.append((node.lineno, f"the path {node.value!r} into the checkout"))
+        if isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", None) == "sys":
+            found.append((node.lineno, "sys.path"))
+    return found
+
+
+def _script_imports(source: str):
+    """`(line, module)` of each absolute import in a module's text of something that is not the package but a
+    checkout's script or folder (`import build`, `from pretrain_vae import ...`, `from training.x import ...`)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top in SCRIPTS or top in CHECKOUT_FOLDERS:
+                found.append((node.lineno, name))
+    return found
+
+
+def test_the_package_does_not_reach_into_the_checkout():
+    """No module of the package imports a script of training/ (or benchmarks/), touches sys.path, or computes a path
+    to training/, docs/ or benchmarks/: an installed univigu has none of them. Paths into the package's own files
+    (assets) are fine."""
+    problems = []
+    for module, path in MODULES.items():
+        where = path.relative_to(SRC)
+        problems += [f"{where}:{line}: imports {name}"
+                     for line, name in _script_imports(path.read_text(encoding="utf-8"))]
+        problems += [f"{where}:{line}: {what}" for line, what in _outside_paths(path)]
+    assert not problems, "the package reaches outside itself:\n" + "\n".join(problems)
+
+
+def test_the_checkout_checks_see_what_they_look_for():
+    """Guards the two checks above: each form they must catch is caught; paths into the package itself are not."""
+    source = "\n".join([
+        "import sys",
+        "from pathlib import Path",
+        "from pretrain_vae import reconstruct",
+        "import build",
+        "ROOT = Path(__file__).resolve().parents[3]",
+        "DOCS = Path(__file__).parent.parent.parent / 'docs'",
+        "ASSETS = Path(__file__).resolve().parent / 'assets'",
+        "PIPELINES = Path(__file__).resolve().parents[1] / 'pipelines'",
+        "SCRIPT = 'training/train_recall.py'",
+        "sys.path.insert(0, 'x')",
+        "from univigu.training import trainer",
+        "from .world import Scene",
+        "UP = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'benchmarks')",
+        "MODE = 'training'",
+        "HELP = 'see docs/toyworld.md'",
+    ])
+    assert [name for _, name in _script_imports(source)] == ["pretrain_vae", "build"]
+    # judged as if it were a module of src/univigu/toyworld/: parents[1] is the package, parents[2] src/
+    lines = [line for line, _ in _outside_paths(PACKAGE / "toyworld" / "_probe.py", source)]
+    assert sorted(set(lines)) == [5, 6, 9, 10, 13]

@@ -1,4 +1,5 @@
-"""A non-editable install carries the bundled checkpoint: every file of it is in the wheel."""
+"""A non-editable install carries the bundled checkpoint: every file of it is in the wheel (and not the scripts that
+build it)."""
 
 import subprocess
 import sys
@@ -24,3 +25,6 @@ def test_wheel_contains_the_bundled_checkpoint(tmp_path):
         assert files
         for p in files:
             assert f"univigu/toyworld/assets/{base.name}/{p.relative_to(base).as_posix()}" in names
+    # the build's scripts are not part of the package (training/shapesworld/)
+    scripts = {"build", "package", "pretrain_generator", "pretrain_vae", "pretrain_base", "ladder"}
+    assert not [n for n in names if n.startswith("univigu/") and n.endswith(".py") and Path(n).stem in scripts]

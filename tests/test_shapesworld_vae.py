@@ -1,5 +1,5 @@
 """The bundled ShapesWorld VAE (src/univigu/toyworld/assets/shapesworld_vae, trained by
-`python -m univigu.toyworld.pretrain_vae`, see docs/toyworld_vae.md) has learned the world: its reconstructions of
+`python training/shapesworld/pretrain_vae.py`, see docs/toyworld_vae.md) has learned the world: its reconstructions of
 held-out clips keep every object's colour and motion, and different scenes get clearly different latents."""
 
 from pathlib import Path
@@ -45,7 +45,7 @@ def test_bundled_vae_decoder_keeps_shapes():
     from diffusers import AutoencoderKLWan
 
     from univigu.toyworld.evaluate import held_out_test_scenes
-    from univigu.toyworld.pretrain_vae import reconstruct
+    from pretrain_vae import reconstruct
 
     vae = AutoencoderKLWan.from_pretrained(ASSET).eval()
     scenes = held_out_test_scenes(48, 1)
@@ -85,7 +85,7 @@ def test_decoder_only_finetune_keeps_the_latent_space(tmp_path):
 def _finetune_decoder(tmp_path):
     from diffusers import AutoencoderKLWan
 
-    from univigu.toyworld.pretrain_vae import parse_args, to_model_input, train
+    from pretrain_vae import parse_args, to_model_input, train
 
     original = AutoencoderKLWan.from_pretrained(ASSET)
     scenes = toyworld.sample_scenes(2, "val", seed=5, num_frames=5)
@@ -116,7 +116,7 @@ def _finetune_decoder(tmp_path):
 
 
 def test_edge_weight_counts_outline_errors_more():
-    from univigu.toyworld.pretrain_vae import weighted_recon_loss
+    from pretrain_vae import weighted_recon_loss
 
     target = -torch.ones(1, 3, 2, 8, 8)
     target[..., 2:6, 2:6] = 1.0  # a 4x4 square

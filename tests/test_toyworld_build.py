@@ -6,9 +6,11 @@ import json
 import torch
 
 from univigu.toyworld import DEFAULT_VAE
-from univigu.toyworld.build import _stage0_args, _train_args, parse_args
-from univigu.toyworld.pretrain_generator import parse_args as stage0_args
-from univigu.toyworld.pretrain_generator import train as train_stage0
+
+# the build's scripts (training/shapesworld/), on sys.path through conftest.py
+from build import _stage0_args, _train_args, parse_args
+from pretrain_generator import parse_args as stage0_args
+from pretrain_generator import train as train_stage0
 
 
 def test_stage0_writes_a_folder_wan_pipeline_runs(tmp_path):
@@ -107,8 +109,8 @@ def test_evaluation_scores_a_pipeline():
 
 
 def test_build_decoder_stage_flags_and_hand_over(tmp_path):
-    from univigu.toyworld.build import _decoder_phases, finish_decoder, start_decoder
-    from univigu.toyworld.pretrain_vae import parse_args as vae_args
+    from build import _decoder_phases, finish_decoder, start_decoder
+    from pretrain_vae import parse_args as vae_args
 
     args = parse_args(["--out", str(tmp_path)])
     assert args.decoder_minutes == 0 and start_decoder(args, tmp_path, tmp_path / "vae") == (tmp_path / "vae", None)
@@ -136,10 +138,30 @@ def test_build_decoder_stage_flags_and_hand_over(tmp_path):
     assert (stage0 / "vae" / "config.json").read_text() == "new"
 
 
+def test_build_launches_the_scripts_beside_it(tmp_path, monkeypatch):
+    """The build runs its other stages as the script files next to it (training/shapesworld/, not part of the
+    package) and the trainers as the checkout's training/train_<stage>.py."""
+    from pathlib import Path
+
+    import build
+
+    commands = []
+    monkeypatch.setattr(build, "_run", lambda cmd, log, threads=None: commands.append(cmd))
+    args = parse_args(["--out", str(tmp_path)])
+    build.stage_vae(args, tmp_path)
+    build.stage0(args, tmp_path, tmp_path / "vae")
+    here = Path(build.__file__).resolve().parent
+    assert [Path(cmd[1]) for cmd in commands] == [here / "pretrain_vae.py", here / "pretrain_generator.py"]
+    assert all(Path(cmd[1]).is_file() for cmd in commands)
+    for stage in ("recall", "refine"):
+        script = Path(build._training_script(stage, 1, tmp_path)[-1])
+        assert script == here.parents[1] / "training" / f"train_{stage}.py" and script.is_file()
+
+
 def test_background_runner_runs_commands_in_order_and_reports_failure(tmp_path):
     import sys
 
-    from univigu.toyworld.build import _Background
+    from build import _Background
 
     ok = _Background([[sys.executable, "-c", "print('one')"], [sys.executable, "-c", "print('two')"]], tmp_path / "a")
     ok.start()
@@ -153,14 +175,10 @@ def test_background_runner_runs_commands_in_order_and_reports_failure(tmp_path):
 
 
 def test_shape_reading_benchmark_writes_its_caption_columns(tmp_path):
-    """`benchmarks/toy_shape_reading.py` trains on the build's clips with shape-only / prompt / mixed captions."""
-    import importlib.util
-    from pathlib import Path
+    """`training/shapesworld/toy_shape_reading.py` trains on the build's clips with shape-only / prompt / mixed
+    captions."""
+    import toy_shape_reading as bench
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "toy_shape_reading.py"
-    spec = importlib.util.spec_from_file_location("toy_shape_reading", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     data = tmp_path / "build" / "data"
     scenes = [[{"shape": "circle", "colour": "red", "motion": "left"}],
               [{"shape": "square", "colour": "blue", "motion": "still"},
@@ -186,7 +204,7 @@ def test_vae_and_data_render_side_by_side_and_stop_after_stops(tmp_path, monkeyp
     after the named stage, with the timings of what ran written."""
     import threading
 
-    from univigu.toyworld import build
+    import build
 
     both_running = threading.Barrier(2, timeout=10)  # each stage waits for the other: only overlap gets through
     ran = []
@@ -211,7 +229,7 @@ def test_vae_and_data_render_side_by_side_and_stop_after_stops(tmp_path, monkeyp
 
 def test_evaluate_stages_skips_missing_stages_and_asks_stage0_only_for_t2v(tmp_path):
     """`toy_eval --build --tasks v2t` scores Recall / Refine only: stage 0 is a generator, not asked to caption."""
-    from univigu.toyworld.package import evaluate_stages
+    from package import evaluate_stages
 
     _tiny_univigu_pipeline().save_pretrained(tmp_path / "model")
     folder = tmp_path / "model"
@@ -224,7 +242,7 @@ def test_evaluate_stages_skips_missing_stages_and_asks_stage0_only_for_t2v(tmp_p
 def test_convert_adds_the_mask_token_and_converts_again_when_the_text_source_changes(tmp_path, monkeypatch):
     """`--text-source mask` converts with `--text-mask-token`; a convert folder made with the other source is not
     reused (its vocabulary and text scheduler differ), one made with the same source is."""
-    from univigu.toyworld import build
+    import build
 
     commands = []
     monkeypatch.setattr(build, "_run", lambda cmd, log, threads=None: commands.append(cmd))
@@ -245,7 +263,8 @@ def test_evaluate_is_skipped_until_a_model_it_scores_is_retrained(tmp_path, monk
     stage 0, Recall or Refine finished after it last ran."""
     import os
 
-    from univigu.toyworld import build, package
+    import build
+    import package
 
     scored = []
 
@@ -277,7 +296,7 @@ def test_evaluate_is_skipped_until_a_model_it_scores_is_retrained(tmp_path, monk
 def test_a_stage_is_scored_at_the_caption_length_it_trained_at(tmp_path):
     """Recall trains on 16-token prompts and Refine on 40-token captions, but a Recall run on captions (the ablation
     without Knowledge Recall) trains at 40: the evaluation takes the length the trainer stored with the folder."""
-    from univigu.toyworld.package import _trained_text_length
+    from package import _trained_text_length
 
     assert _trained_text_length(tmp_path, 16) == 16  # no model_index.json (e.g. a LoRA folder): the stage's usual one
     (tmp_path / "model_index.json").write_text(json.dumps({"call_defaults": {"v2t": {"max_text_length": 40}}}))

@@ -271,7 +271,7 @@ def test_lora_run_changes_only_adapters_and_loads_back(recall_run, workdir):
         assert torch.equal(by_suffix[key.replace(".default", "")].float(), value.float()), key
 
     # The ShapesWorld build scores and ships a LoRA stage fused into its base model, as a plain pipeline.
-    from univigu.toyworld.package import load_univigu
+    from package import load_univigu  # training/shapesworld/package.py
 
     fused = load_univigu(out)
     assert not [k for k in fused.transformer.state_dict() if "lora_" in k]

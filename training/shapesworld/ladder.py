@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, WanPipeline
 
-from univigu.toyworld.pretrain_generator import SHAPESWORLD_SEQUENCE_LENGTH, eval_scenes, evaluate_generator
-from univigu.toyworld.pretrain_vae import reconstruct
 from univigu.toyworld.scoring import score_generation
 from univigu.toyworld.text import scene_to_prompt
 from univigu.toyworld.world import WORLDS, render_scene
+
+from pretrain_generator import SHAPESWORLD_SEQUENCE_LENGTH, eval_scenes, evaluate_generator
+from pretrain_vae import reconstruct
 
 GOALS = {
     "L1": {1: {"colour_accuracy": 0.99, "shape_accuracy": 0.97, "motion_accuracy": 0.99},

@@ -40,7 +40,10 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from univigu.toyworld.components import build_tiny_text_encoder, build_tokenizer
-from univigu.toyworld.pretrain_generator import (
+from univigu.toyworld.text import scene_to_prompt
+from univigu.toyworld.world import WORLDS
+
+from pretrain_generator import (
     SHAPESWORLD_SEQUENCE_LENGTH,
     build_generator,
     build_latent_cache,
@@ -50,8 +53,6 @@ from univigu.toyworld.pretrain_generator import (
     lr_at,
     sample_sigmas,
 )
-from univigu.toyworld.text import scene_to_prompt
-from univigu.toyworld.world import WORLDS
 
 
 CHECKPOINT_PREFIX = "step_"

@@ -81,7 +81,8 @@ def verify_checksums(folder: Union[str, os.PathLike]) -> Optional[dict]:
     if problems:
         raise OSError(
             f"The pipeline folder {folder} is damaged: " + "; ".join(problems) + ". Restore the folder (for the "
-            "bundled ShapesWorld checkpoint, reinstall univigu or rebuild it with `python -m univigu.toyworld.build`)."
+            "bundled ShapesWorld checkpoint, reinstall univigu, or rebuild it from a univigu source checkout with "
+            "`python training/shapesworld/build.py --out DIR --install`)."
         )
     return manifest
 

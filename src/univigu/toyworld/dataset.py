@@ -75,7 +75,7 @@ def sample_record(scene: Scene, file_name: str, split: str, index: int) -> dict[
         "file_name": file_name,
         "prompt": scene_to_prompt(scene),
         "caption": scene_to_caption(scene),
-        # the shape words alone: the caption of Recall's warm-up (toyworld.build --recall-warmup-steps)
+        # the shape words alone: the caption of Recall's warm-up (training/shapesworld/build.py --recall-warmup-steps)
         "shapes": " ".join(obj.shape for obj in scene.objects),
         "scene": scene.to_json(),
         "split": split,

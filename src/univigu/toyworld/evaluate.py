@@ -1,9 +1,9 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """Score a pipeline on fresh, seeded ShapesWorld test sets: understanding (v2t), generation (t2v) and joint (t2vt).
 
-Used by the build (`python -m univigu.toyworld.build`), `benchmarks/toy_eval.py` and the tests. Test scenes come from
-the "test" split, so half of them (even indices) hold a held-out colour-shape pair; one- and two-object sets are
-scored apart, and every score has a `held_out/...` twin over the held-out objects alone.
+Used by the build (`python training/shapesworld/build.py`), `benchmarks/toy_eval.py` and the tests. Test scenes
+come from the "test" split, so half of them (even indices) hold a held-out colour-shape pair; one- and two-object sets
+are scored apart, and every score has a `held_out/...` twin over the held-out objects alone.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where does a ShapesWorld stage-0 generator keep (or lose) the shape of the object? A linear probe per block.
 
-    python benchmarks/toy_layer_probe.py --stage0 BUILD/stage0
+    python training/shapesworld/toy_layer_probe.py --stage0 BUILD/stage0
 
 Feeds clean one-object latents (posterior mode, normalised as training does) at timestep 0 with the empty prompt
 through the generator's `WanTransformer3DModel`, max- and mean-pools the video tokens after the patch embedding and

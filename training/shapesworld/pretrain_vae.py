@@ -1,7 +1,7 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """Pretrain a tiny `AutoencoderKLWan` on ShapesWorld, quickly, on a CPU.
 
-    python -m univigu.toyworld.pretrain_vae --out DIR --minutes 10 --seed 0
+    python training/shapesworld/pretrain_vae.py --out DIR --minutes 10 --seed 0
 
 Recipe (see `docs/toyworld_vae.md` for the experiments behind it):
 
@@ -36,10 +36,10 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKLWan
 from tqdm.auto import tqdm
 
-from ..utils import save_video_grid
-from .scoring import score_generation
-from .text import scene_to_prompt
-from .world import WORLDS, render_scene, sample_scene, sample_scenes
+from univigu.toyworld.scoring import score_generation
+from univigu.toyworld.text import scene_to_prompt
+from univigu.toyworld.world import WORLDS, render_scene, sample_scene, sample_scenes
+from univigu.utils import save_video_grid
 
 
 def set_single_thread(threads: int = 1) -> None:
@@ -330,7 +330,7 @@ def train(args, vae=None) -> dict[str, Any]:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m univigu.toyworld.pretrain_vae", description=__doc__,
+    p = argparse.ArgumentParser(prog="python training/shapesworld/pretrain_vae.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=None, help="save_pretrained folder")
     p.add_argument("--minutes", type=float, default=14.0, help="stage 1 wall-time budget (evaluation excluded)")

@@ -1,8 +1,8 @@
 """Do the ShapesWorld VAE's latents carry shape? A small probe trained on frozen latents says how much of each
 attribute a captioner could read from them, before any transformer is involved.
 
-    python benchmarks/toy_latent_probe.py [--train 1200] [--steps 1500] [--vae PATH]
-    python benchmarks/toy_latent_probe.py --probe patches --steps 600 [--no-position]
+    python training/shapesworld/toy_latent_probe.py [--train 1200] [--steps 1500] [--vae PATH]
+    python training/shapesworld/toy_latent_probe.py --probe patches --steps 600 [--no-position]
 
 Encodes one-object train clips (posterior mode, normalised with the VAE config's latents_mean/std, as training does),
 trains a probe to classify the object's shape, and scores it on fresh test clips (half of them hold a colour-shape

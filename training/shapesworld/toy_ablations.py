@@ -2,7 +2,7 @@
 what trains (everything + generation views / text experts only / LoRA on the shared attention / everything without
 generation views), the modality experts vs a shared FFN, and Refine-only vs Recall-then-Refine.
 
-    python benchmarks/toy_ablations.py --build BUILD_DIR --steps 600 [--only NAME ...]
+    python training/shapesworld/toy_ablations.py --build BUILD_DIR --steps 600 [--only NAME ...]
 
 Each variant is a real `accelerate launch training/train_*.py` run (the build's flags, with the variant's changes),
 then scored on fresh test sets: understanding (its own task's text) and t2v of the result (the prior), next to the
@@ -49,9 +49,10 @@ def override(flags, extra):
 
 
 def main(argv=None):
-    from univigu.toyworld import build
     from univigu.toyworld.evaluate import evaluate_generation, evaluate_understanding, held_out_test_scenes
-    from univigu.toyworld.package import WAN_CALL, load_univigu, stage_call_defaults
+
+    import build
+    from package import WAN_CALL, load_univigu, stage_call_defaults
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", type=Path, required=True)

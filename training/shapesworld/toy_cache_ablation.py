@@ -2,7 +2,8 @@
 with the reference's full attention and with `--understanding_attention video_prefix` (video tokens do not attend to
 the text in understanding views), then caption fresh test clips with the exact sampler and with the video cache.
 
-    python benchmarks/toy_cache_ablation.py --data BUILD/data --out runs/cache_ablation --steps 600 [--start PATH]
+    python training/shapesworld/toy_cache_ablation.py --data BUILD/data --out runs/cache_ablation --steps 600 \\
+        [--start PATH]
 
 Each run is a real `accelerate launch training/train_refine.py` (the build's flags: 2 CPU processes, latents cached
 once), starting from `--start` (default: the bundled checkpoint). Prints the table of docs/benchmarks.md and writes
@@ -11,7 +12,6 @@ OUT/cache_ablation.json.
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -38,11 +38,11 @@ def caption_scores(pipe, scenes, **kwargs):
 
 def main(argv=None):
     from univigu import UniViGUPipeline
-    from univigu.toyworld import DEFAULT_CHECKPOINT, build
+    from univigu.toyworld import DEFAULT_CHECKPOINT
     from univigu.toyworld.evaluate import held_out_test_scenes
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from toy_ablations import override  # benchmarks/toy_ablations.py
+    import build
+    from toy_ablations import override
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="a build's data folder (train/ and val/)")

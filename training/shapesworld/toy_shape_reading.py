@@ -1,9 +1,9 @@
 """Can a captioner learn to read shape from this starting point? The shape-reading protocol of docs/toyworld_model.md.
 
-    python benchmarks/toy_shape_reading.py --build build --out runs/shape_stage0
-    python benchmarks/toy_shape_reading.py --build build --out runs/shape_late_attn1 \\
+    python training/shapesworld/toy_shape_reading.py --build build --out runs/shape_stage0
+    python training/shapesworld/toy_shape_reading.py --build build --out runs/shape_late_attn1 \\
         --reinit-modules blocks.2.attn1 blocks.3.attn1
-    python benchmarks/toy_shape_reading.py --build build --out runs/shape_prompts --captions prompt
+    python training/shapesworld/toy_shape_reading.py --build build --out runs/shape_prompts --captions prompt
 
 Understanding views only (`train_recall.py --view_ratios 1 0 0`), everything training, from the build's converted
 stage 0 (or `--start`), on the build's training clips and latent cache, with captions that are the object's shape
@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHAPES = ("circle", "square", "triangle")
 
 
@@ -54,8 +54,9 @@ def caption_columns(build_data: Path, out: Path, seed: int) -> None:
 
 def shape_accuracy(folder: Path, text_length: int, num_samples: int) -> dict:
     from univigu.toyworld.evaluate import caption_videos, held_out_test_scenes
-    from univigu.toyworld.package import load_univigu, stage_call_defaults
     from univigu.toyworld.world import render_scene
+
+    from package import load_univigu, stage_call_defaults
 
     pipe = load_univigu(folder, stage_call_defaults(text_length))
     scores = {}
@@ -70,7 +71,7 @@ def shape_accuracy(folder: Path, text_length: int, num_samples: int) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--build", type=Path, required=True, help="a `python -m univigu.toyworld.build` folder")
+    parser.add_argument("--build", type=Path, required=True, help="a `python training/shapesworld/build.py` folder")
     parser.add_argument("--out", type=Path, required=True, help="where the run and its data columns go")
     parser.add_argument("--start", type=Path, default=None, help="starting pipeline (default: BUILD/convert)")
     parser.add_argument("--captions", choices=("shape", "prompt", "mix", "colour_shape", "shape_motion"), default="shape")
@@ -83,7 +84,7 @@ def main(argv=None):
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more train_recall flags, verbatim")
     args = parser.parse_args(argv)
 
-    from univigu.toyworld.build import ACCELERATE_CPU_CONFIG
+    from build import ACCELERATE_CPU_CONFIG
 
     args.out.mkdir(parents=True, exist_ok=True)
     caption_columns(args.build / "data", args.out / "data", seed=0)

@@ -1,17 +1,17 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """Rebuild the bundled ShapesWorld Uni-ViGU checkpoint from nothing, seeded, on a CPU:
 
-    python -m univigu.toyworld.build --out DIR            # every stage: ~90 min on 2 CPU cores
-    python -m univigu.toyworld.build --out DIR --stages recall refine evaluate   # re-run some stages
+    python training/shapesworld/build.py --out DIR            # every stage: ~90 min on 2 CPU cores
+    python training/shapesworld/build.py --out DIR --stages recall refine evaluate   # re-run some stages
 
 Stages (each writes `DIR/<stage>/` and is skipped when its output is complete, unless named in `--stages`):
 
-1. `vae`      the ShapesWorld VAE (`univigu.toyworld.pretrain_vae`, ~16 min); `--vae PATH` reuses one instead.
+1. `vae`      the ShapesWorld VAE (`pretrain_vae.py` beside this script, ~16 min); `--vae PATH` reuses one instead.
    `decoder`  with `--decoder-minutes 60`: the sharper decoder the bundled VAE ships (`pretrain_vae --train-part
               decoder`: the encoder, so every latent, stays as it is), trained on the core stage 0 leaves free, then
               put into the stage-0 folder. Off by default (it outlasts the CPU stage 0 by ~40 min).
 2. `data`     rendered datasets: train (prompt + detailed caption per clip) and validation, lossless mp4 + metadata.
-3. `stage0`   the stand-in for Wan2.1-T2V (`univigu.toyworld.pretrain_generator`): tokenizer, small umT5, the VAE,
+3. `stage0`   the stand-in for Wan2.1-T2V (`pretrain_generator.py`): tokenizer, small umT5, the VAE,
               a flow-matching `WanTransformer3DModel`, as a folder stock `diffusers.WanPipeline` loads.
 4. `convert`  `univigu convert wan --wan DIR/stage0 --out DIR/convert`.
 5. `recall`   Knowledge Recall: `accelerate launch training/train_recall.py ...` on the train set (text = prompt);
@@ -37,10 +37,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from univigu.toyworld import DEFAULT_VAE
+
 
 STAGES = ("vae", "decoder", "data", "stage0", "convert", "recall", "refine", "evaluate")
-BUNDLED_VAE = Path(__file__).resolve().parent / "assets" / "shapesworld_vae"
-REPO_ROOT = Path(__file__).resolve().parents[3]
+BUNDLED_VAE = Path(DEFAULT_VAE)
+#: This folder (the other stages' scripts) and the checkout it belongs to.
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
 DONE = "BUILD_STAGE_DONE.json"
 
 def _done(folder: Path) -> bool:
@@ -84,9 +88,9 @@ same_network: true
 
 
 def _training_script(stage: str, num_processes: int, out: Path) -> list[str]:
-    """`accelerate launch training/train_<stage>.py` from a source checkout; the same code through the installed
-    package otherwise (the scripts are two-line wrappers of `univigu.training.trainer`). On a CPU, one process per
-    core with one thread each (data parallel over gloo) is ~2x the throughput of one process with two threads."""
+    """`accelerate launch training/train_<stage>.py` (the checkout's scripts, two-line wrappers of
+    `univigu.training.trainer`). On a CPU, one process per core with one thread each (data parallel over gloo) is ~2x
+    the throughput of one process with two threads."""
     script = REPO_ROOT / "training" / f"train_{stage}.py"
     if num_processes > 1:
         config = out / "accelerate_cpu.yaml"
@@ -95,9 +99,7 @@ def _training_script(stage: str, num_processes: int, out: Path) -> list[str]:
     else:
         launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
                   "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu"]
-    if script.exists():
-        return launch + [str(script)]
-    return launch + ["-m", f"univigu.training.train_{stage}"]
+    return launch + [str(script)]
 
 
 def stage_vae(args, out: Path) -> Path:
@@ -109,7 +111,7 @@ def stage_vae(args, out: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     # both cores (the data stage renders beside it for its first ~3 min): 12 + 3 minutes of two threads trained
     # 825 + 159 steps on a 2-core AMD EPYC (the bundled VAE: 1,008 + 173 in 14 + 4 minutes of one faster thread)
-    _run([sys.executable, "-m", "univigu.toyworld.pretrain_vae", "--out", str(folder), "--seed", str(args.seed),
+    _run([sys.executable, str(HERE / "pretrain_vae.py"), "--out", str(folder), "--seed", str(args.seed),
           "--minutes", "12", "--finetune-minutes", "3", "--threads", str(args.num_processes)], folder / "log.txt")
     _mark_done(folder, {"seed": args.seed})
     return folder
@@ -172,7 +174,7 @@ def start_decoder(args, out: Path, vae: Path) -> tuple[Path, _Background | None]
     if _done(folder) and "decoder" not in args.stages:
         return folder, None
     folder.mkdir(parents=True, exist_ok=True)
-    commands = [[sys.executable, "-m", "univigu.toyworld.pretrain_vae", *flags]
+    commands = [[sys.executable, str(HERE / "pretrain_vae.py"), *flags]
                 for flags in _decoder_phases(args, vae, folder)]
     print(f"decoder stage: {len(commands)} pretrain_vae runs in the background, log {out / 'decoder.log'}", flush=True)
     runner = _Background(commands, out / "decoder.log")
@@ -196,7 +198,7 @@ def finish_decoder(args, folder: Path, runner: _Background | None, stage0_dir: P
 
 
 def stage_data(args, out: Path) -> Path:
-    from .dataset import make_dataset
+    from univigu.toyworld.dataset import make_dataset
 
     folder = out / "data"
     if _done(folder) and "data" not in args.stages:
@@ -225,7 +227,7 @@ def stage0(args, out: Path, vae: Path, beside_decoder: bool = False) -> Path:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     threads = 1 if beside_decoder else args.num_processes
-    _run([sys.executable, "-m", "univigu.toyworld.pretrain_generator", *_stage0_args(args, vae, folder, threads)],
+    _run([sys.executable, str(HERE / "pretrain_generator.py"), *_stage0_args(args, vae, folder, threads)],
          folder.parent / "stage0.log")
     _mark_done(folder, {"minutes": args.stage0_minutes, "device": args.stage0_device})
     return folder
@@ -314,7 +316,7 @@ def stage_train(args, out: Path, stage: str, start: Path, data: Path) -> Path:
 
 
 def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path) -> Path:
-    from .package import finalize
+    from package import finalize
 
     folder = out / "final"
     scored = [stage0_dir, recall, refine]
@@ -355,9 +357,9 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
 
 def install_checkpoint(folder: Path) -> Path:
     """Copy a finished build into the package as the bundled checkpoint, with its checksums."""
-    from ..pipelines.pipeline_univigu import write_checksums
-    from . import DEFAULT_CHECKPOINT
-    from .world import SHAPESWORLD_VERSION
+    from univigu.pipelines.pipeline_univigu import write_checksums
+    from univigu.toyworld import DEFAULT_CHECKPOINT
+    from univigu.toyworld.world import SHAPESWORLD_VERSION
 
     target = Path(DEFAULT_CHECKPOINT)
     staging = target.with_name(target.name + ".tmp")
@@ -373,7 +375,7 @@ def install_checkpoint(folder: Path) -> Path:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m univigu.toyworld.build", description=__doc__,
+    p = argparse.ArgumentParser(prog="python training/shapesworld/build.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="build folder (each stage's output is kept)")
     p.add_argument("--stages", nargs="*", default=[], choices=STAGES,

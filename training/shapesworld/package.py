@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from diffusers import WanPipeline
 
-from .evaluate import evaluate_pipeline, scores_only
+from univigu.toyworld.evaluate import evaluate_pipeline, scores_only
 
 
 #: How the shipped checkpoint samples when called with no arguments (stored as its `call_defaults`).
@@ -38,7 +38,7 @@ SUMMARY_KEYS = ("colour_accuracy", "shape_accuracy", "motion_accuracy", "object_
 def load_univigu(folder, call_defaults: dict | None = None):
     """A stage's pipeline; a LoRA stage (`--trainable lora` writes adapter weights and `base_model.json`, not a
     pipeline folder) is loaded onto its base model and fused, so that it is scored and shipped like the others."""
-    from ..pipelines import UniViGUPipeline
+    from univigu.pipelines import UniViGUPipeline
 
     folder = Path(folder)
     lora_info = folder / "base_model.json"
@@ -157,7 +157,7 @@ Called with no size or step arguments it uses the defaults stored with it (`call
 
 ## How it was built
 
-`python -m univigu.toyworld.build --out DIR` ({build_line}), all with univigu's public code paths:
+`python training/shapesworld/build.py --out DIR` ({build_line}), all with univigu's public code paths:
 
 1. the ShapesWorld VAE (`AutoencoderKLWan`, 4x spatial / 2x temporal, 0.46 M parameters): encoder and 8-wide
    decoder trained together, then a fresh 16-wide decoder trained alone (`pretrain_vae --train-part decoder`, with

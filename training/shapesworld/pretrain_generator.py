@@ -1,7 +1,7 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """Stage 0 of the ShapesWorld build: the stand-in for Wan2.1-T2V, a plain diffusers text-to-video model.
 
-    python -m univigu.toyworld.pretrain_generator --vae VAE_DIR --out DIR --minutes 30
+    python training/shapesworld/pretrain_generator.py --vae VAE_DIR --out DIR --minutes 30
 
 It writes a folder that stock `diffusers.WanPipeline.from_pretrained(DIR)` loads and runs: a word-level tokenizer
 trained on the world's text (🤗 tokenizers), a small frozen `UMT5EncoderModel`, the ShapesWorld VAE, a
@@ -34,12 +34,12 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipe
 from diffusers.training_utils import EMAModel, compute_density_for_timestep_sampling
 from tqdm.auto import tqdm
 
-from ..training.encoding import encode_prompts, encode_prompts_padded, encode_videos
-from .components import build_tiny_text_encoder, build_tokenizer
-from .dataset import iter_samples
-from .scoring import score_generation
-from .text import scene_to_prompt
-from .world import sample_scene, scene_rng
+from univigu.toyworld.components import build_tiny_text_encoder, build_tokenizer
+from univigu.toyworld.dataset import iter_samples
+from univigu.toyworld.scoring import score_generation
+from univigu.toyworld.text import scene_to_prompt
+from univigu.toyworld.world import sample_scene, scene_rng
+from univigu.training.encoding import encode_prompts, encode_prompts_padded, encode_videos
 
 
 #: The umT5 condition length ShapesWorld models are trained and sampled at. WanPipeline zero-pads prompts to its
@@ -273,7 +273,7 @@ def train(args) -> dict[str, Any]:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m univigu.toyworld.pretrain_generator", description=__doc__,
+    p = argparse.ArgumentParser(prog="python training/shapesworld/pretrain_generator.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--vae", required=True, help="the ShapesWorld VAE folder")
     p.add_argument("--out", required=True)
