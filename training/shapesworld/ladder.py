@@ -15,17 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan, WanPipeline
 
+from univigu.toyworld.evaluate import held_out_test_scenes
 from univigu.toyworld.scoring import score_generation
 from univigu.toyworld.text import scene_to_prompt
 from univigu.toyworld.world import WORLDS, render_scene
 
-from pretrain_generator import SHAPESWORLD_SEQUENCE_LENGTH, eval_scenes, evaluate_generator
+from pretrain_generator import SHAPESWORLD_SEQUENCE_LENGTH, evaluate_generator
 from pretrain_vae import reconstruct
 
 GOALS = {
@@ -39,7 +39,8 @@ KEYS = ("colour_accuracy", "shape_accuracy", "motion_accuracy", "object_exact_ma
 
 
 def test_scenes(num_samples: int, num_objects: int, world: str, seed: int):
-    return eval_scenes(num_samples, num_objects=num_objects, seed=seed + num_objects, world=world)
+    """The evaluation's test clips (`univigu.toyworld.evaluate`, as `benchmarks/toy_eval.py` scores them)."""
+    return held_out_test_scenes(num_samples, num_objects, seed=seed, version=world)
 
 
 def score_l1(vae_dir: str, world: str, num_samples: int, seed: int) -> dict:

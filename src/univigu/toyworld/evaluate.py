@@ -18,11 +18,13 @@ from .text import scene_to_prompt
 from .world import Scene, render_scene, sample_scene, scene_rng
 
 
-def held_out_test_scenes(num_samples: int, num_objects: int, seed: int = 2026, split: str = "test") -> list[Scene]:
-    """Seeded scenes with a fixed object count; in "test", even indices hold a held-out colour-shape pair."""
+def held_out_test_scenes(num_samples: int, num_objects: int, seed: int = 2026, split: str = "test",
+                         version: str | None = None) -> list[Scene]:
+    """Seeded scenes with a fixed object count; in "test", even indices hold a held-out colour-shape pair.
+    `version`: the ShapesWorld version (`shapesworld-v1` by default)."""
     return [
         sample_scene(scene_rng(seed * 10 + num_objects, split, i), split=split, num_objects=num_objects,
-                     require_held_out=split == "test" and i % 2 == 0)
+                     require_held_out=split == "test" and i % 2 == 0, version=version)
         for i in range(num_samples)
     ]
 
@@ -88,12 +90,13 @@ def evaluate_joint(pipe, scenes: Sequence[Scene], **kwargs) -> dict[str, Any]:
 
 
 def evaluate_pipeline(pipe, num_samples: int = 48, tasks: Sequence[str] = ("v2t", "t2v", "t2vt"),
-                      detailed: bool = False, seed: int = 2026, **call_kwargs) -> dict[str, Any]:
-    """All requested tasks on one- and two-object test sets (`num_samples` each). Returns
+                      detailed: bool = False, seed: int = 2026, version: str | None = None,
+                      **call_kwargs) -> dict[str, Any]:
+    """All requested tasks on one- and two-object test sets (`num_samples` each) of ShapesWorld `version`. Returns
     `{"<task>/<n>obj": {"scores": ..., ...}}`. A `WanPipeline` takes `tasks=("t2v",)`."""
     results: dict[str, Any] = {}
     for num_objects in (1, 2):
-        scenes = held_out_test_scenes(num_samples, num_objects, seed=seed)
+        scenes = held_out_test_scenes(num_samples, num_objects, seed=seed, version=version)
         if "v2t" in tasks:
             results[f"v2t/{num_objects}obj"] = evaluate_understanding(pipe, scenes, detailed=detailed, **call_kwargs)
         if "t2v" in tasks:
