@@ -1,6 +1,7 @@
 """The ShapesWorld stand-in's trainer (training/shapesworld/pretrain_base.py): a run stopped and resumed computes
 exactly what an uninterrupted one does, and a resume with other settings is refused."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -41,11 +42,24 @@ def test_resume_is_bit_exact_and_settings_are_kept(tmp_path):
     refused = run(tmp_path / "resumed", "--lr", "1e-3")
     assert refused.returncode != 0 and "other settings" in refused.stderr and "'lr'" in refused.stderr
 
-    exported = run(tmp_path / "resumed", "--export", str(tmp_path / "base"))
+    exported = run(tmp_path / "resumed", "--export", str(tmp_path / "base"), "--export-eval-samples", "2")
     assert exported.returncode == 0, exported.stderr
     from diffusers import WanPipeline
 
-    pipe = WanPipeline.from_pretrained(tmp_path / "base")
+    from univigu.pipelines.serialization import verify_checksums
+    from univigu.toyworld import world_of_folder
+
+    folder = tmp_path / "base"
+    assert world_of_folder(folder).version == "shapesworld-v2"
+    record = json.loads((folder / "shapesworld.json").read_text())
+    assert record["world"]["sizes"] == {"small": 20, "large": 28} and record["stand_in"]["steps"] == 4
+    assert set(record["ladder"]) == {"L1", "L2"} and record["ladder"]["L2"]["1"]["num_samples"] == 2
+    card = (folder / "README.md").read_text()
+    assert "library_name: diffusers" in card and "pipeline_tag: text-to-video" in card and "L2:" in card
+    assert "README.md" in verify_checksums(folder)["files"]
+    again = run(tmp_path / "resumed", "--export", str(folder))
+    assert again.returncode != 0 and "not empty" in again.stderr  # an export never overwrites a folder
+    pipe = WanPipeline.from_pretrained(folder)
     ema = load_file(tmp_path / "whole" / "checkpoints" / "step_4" / "ema.safetensors")
     params = list(pipe.transformer.parameters())
     assert all(torch.equal(p, ema[str(i)]) for i, p in enumerate(params))  # the EMA weights are what ships

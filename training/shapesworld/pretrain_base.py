@@ -5,6 +5,11 @@
     python training/shapesworld/pretrain_base.py --vae VAE_DIR --out runs/base --world shapesworld-v2
     # stopped? run the same command again: it continues from the newest complete checkpoint, bit for bit
     python training/shapesworld/pretrain_base.py --vae VAE_DIR --out runs/base --export DIR   # the WanPipeline folder
+    python training/shapesworld/pretrain_base.py --vae VAE_DIR --out runs/base --export DIR --install  # ... bundled
+
+`--export` writes the EMA weights of the newest checkpoint as a stock `WanPipeline` folder with its world
+(`shapesworld.json`), its ladder scores (L1: the VAE's reconstructions; L2: its t2v, `ladder.py`), a model card and
+`checksums.json`; `--install` copies that folder into the package as `univigu.toyworld.DEFAULT_BASE_MODEL`.
 
 The recipe is written to be resumed across sessions, so the schedule depends on steps, not wall time:
 
@@ -82,7 +87,11 @@ def parse_args(argv=None):
     p.add_argument("--stop-after-minutes", type=float, default=0.0,
                    help="checkpoint and exit after this much wall time (0: run to --max-steps)")
     p.add_argument("--export", default=None, help="write the EMA weights of the newest checkpoint as a WanPipeline "
-                   "folder here and exit")
+                   "folder here (with its world, ladder scores, model card and checksums) and exit")
+    p.add_argument("--export-eval-samples", type=int, default=48, help="test clips per object count in --export's "
+                   "ladder scores (0: skip them)")
+    p.add_argument("--install", action="store_true", help="with --export: copy the folder into the package as "
+                   "univigu.toyworld.DEFAULT_BASE_MODEL")
     return p.parse_args(argv)
 
 
@@ -160,6 +169,98 @@ def probe(pipe, args, step: int) -> dict:
     return row
 
 
+MODEL_CARD = """---
+library_name: diffusers
+license: apache-2.0
+pipeline_tag: text-to-video
+tags:
+- shapesworld
+- wan
+- text-to-video
+---
+
+# ShapesWorld stand-in for Wan2.1-T2V ({version})
+
+A tiny text-to-video model of ShapesWorld ({version}), the synthetic world of coloured shapes that univigu uses to
+run the Uni-ViGU recipe on a CPU. It plays the part Wan2.1-T2V-1.3B plays for the real model: the pretrained
+generator the recipe (Knowledge Recall, then Capability Refinement) starts from. It is a stock diffusers `WanPipeline`
+folder: a `WanTransformer3DModel` ({params:.2f} M parameters), an `AutoencoderKLWan` (4x spatial, 2x temporal), a
+small frozen umT5 encoder over a word-level tokenizer, and a flow-matching Euler scheduler.
+
+```python
+from diffusers import WanPipeline
+from univigu.toyworld import DEFAULT_BASE_MODEL
+
+pipe = WanPipeline.from_pretrained(DEFAULT_BASE_MODEL)
+video = pipe("a red circle moving left", height=64, width=64, num_frames=9, num_inference_steps=24,
+             guidance_scale=5.0, max_sequence_length=32).frames[0]
+```
+
+Sample it at umT5 length 32 (`max_sequence_length=32`): it was trained at that length.
+The world it knows (every constant) is in `shapesworld.json`.
+
+## Training
+
+{steps} steps of flow matching, batch {batch_size}, AdamW lr {lr} (warm-up, cosine), EMA {ema_decay}, on {num_clips}
+cached clips of the seeded train split (held-out colour-shape pairs never seen), seed {seed}:
+
+```bash
+python training/shapesworld/pretrain_base.py --vae VAE_DIR --out RUN_DIR   # resumable: run it again to continue
+python training/shapesworld/pretrain_base.py --vae VAE_DIR --out RUN_DIR --export DIR
+```
+
+## Scores
+
+The project's analyzer on {num_samples} one-object and {num_samples} two-object test clips (half with a held-out pair):
+
+{ladder}
+"""
+
+
+def export(pipe: WanPipeline, folder: Path, args, step: int, out: Path) -> None:
+    """The stand-in as a release: pipeline, world record, ladder scores, model card, checksums."""
+    from ladder import report, score_l1, score_l2
+    from univigu.pipelines.serialization import write_checksums
+    from univigu.toyworld.world import WORLD_FILENAME, get_world
+
+    pipe.save_pretrained(folder)
+    ladder = {}
+    if args.export_eval_samples:
+        ladder["L1"] = score_l1(str(folder / "vae"), args.world, args.export_eval_samples, seed=2026)
+        ladder["L2"] = score_l2(str(folder), args.world, args.export_eval_samples, seed=2026, steps=24, guidance=5.0)
+    record = {
+        "world": get_world(args.world).to_dict(),
+        "stand_in": {"steps": step, **json.loads((out / "args.json").read_text()),
+                     "params": sum(p.numel() for p in pipe.transformer.parameters()),
+                     "sample_with": {"height": 64, "width": 64, "num_frames": 9, "max_sequence_length": 32,
+                                     "num_inference_steps": 24, "guidance_scale": 5.0}},
+        "ladder": {rung: {str(n): scores for n, scores in rows.items()} for rung, rows in ladder.items()},
+    }
+    (folder / WORLD_FILENAME).write_text(json.dumps(record, indent=1) + "\n")
+    tables = "\n\n".join(f"```\n{report(rung, rows)}\n```" for rung, rows in ladder.items()) or "(not scored)"
+    card = MODEL_CARD.format(version=args.world, params=record["stand_in"]["params"] / 1e6, steps=step,
+                             batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay,
+                             num_clips=args.num_clips, seed=args.seed, num_samples=args.export_eval_samples,
+                             ladder=tables)
+    (folder / "README.md").write_text(card)
+    write_checksums(folder, world=args.world)
+    print(card.split("## Scores", 1)[1])
+    print(f"exported step {step} (EMA weights) to {folder}")
+
+
+def install(folder: Path) -> None:
+    """Copy an exported stand-in into the package (`univigu.toyworld.DEFAULT_BASE_MODEL`)."""
+    from univigu.toyworld import DEFAULT_BASE_MODEL
+
+    target = Path(DEFAULT_BASE_MODEL)
+    staging = target.with_name(target.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(folder, staging)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    print(f"installed into {target}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -195,10 +296,13 @@ def main(argv=None):
     if args.export:
         if not found:
             sys.exit(f"error: {out} has no checkpoint to export yet.")
+        if Path(args.export).exists() and any(Path(args.export).iterdir()):
+            sys.exit(f"error: {args.export} exists and is not empty; pass a new folder.")
         ema.copy_to(model.parameters())
         model.eval()
-        make_pipeline(tokenizer, text_encoder, vae, model).save_pretrained(args.export)
-        print(f"exported step {step} (EMA weights) to {args.export}")
+        export(make_pipeline(tokenizer, text_encoder, vae, model), Path(args.export), args, step, out)
+        if args.install:
+            install(Path(args.export))
         return
 
     cache = load_or_build_cache(out, vae, tokenizer, text_encoder, args)

@@ -36,8 +36,11 @@ from .world import (
     SIZES,
     SPEED,
     SPLITS,
+    WORLDS,
     Scene,
     ShapeObject,
+    WorldSpec,
+    get_world,
     iter_scenes,
     region_of,
     render_scene,
@@ -45,6 +48,7 @@ from .world import (
     sample_scenes,
     scene_rng,
     shape_mask,
+    world_of_folder,
 )
 
 from pathlib import Path as _Path
@@ -52,6 +56,9 @@ from pathlib import Path as _Path
 
 #: The bundled ShapesWorld Uni-ViGU checkpoint (a `UniViGUPipeline` folder; see its README.md model card).
 DEFAULT_CHECKPOINT = str(_Path(__file__).resolve().parent / "assets" / "shapesworld-v1")
+#: The bundled ShapesWorld stand-in for Wan2.1-T2V (`shapesworld-v2`): a stock `diffusers.WanPipeline` folder (VAE,
+#: umT5-style encoder, `WanTransformer3DModel`), the base model the recipe starts from.
+DEFAULT_BASE_MODEL = str(_Path(__file__).resolve().parent / "assets" / "shapesworld-v2-base")
 #: The bundled ShapesWorld VAE alone (stage 0 of the build).
 DEFAULT_VAE = str(_Path(__file__).resolve().parent / "assets" / "shapesworld_vae")
 
@@ -74,6 +81,7 @@ def __getattr__(name):
 
 __all__ = [
     "COLOURS",
+    "DEFAULT_BASE_MODEL",
     "DEFAULT_CHECKPOINT",
     "DEFAULT_VAE",
     "DEFAULT_FPS",
@@ -88,15 +96,18 @@ __all__ = [
     "SIZES",
     "SPEED",
     "SPLITS",
+    "WORLDS",
     "DetectedObject",
     "ParsedObject",
     "Scene",
     "ShapeObject",
+    "WorldSpec",
     "analyze_video",
     "as_objects",
     "classify_motion",
     "classify_shape",
     "generation_counts",
+    "get_world",
     "iter_samples",
     "iter_scenes",
     "load_video_frames",
@@ -119,6 +130,7 @@ __all__ = [
     "shape_mask",
     "shapesworld_vocabulary",
     "summarize",
+    "world_of_folder",
     "understanding_counts",
     "write_video",
 ]

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.video import NoFramesError, read_video
 from .text import scene_to_caption, scene_to_prompt
-from .world import DEFAULT_FPS, DEFAULT_NUM_FRAMES, SHAPESWORLD_VERSION, Scene, iter_scenes, render_scene
+from .world import DEFAULT_FPS, DEFAULT_NUM_FRAMES, Scene, get_world, iter_scenes, render_scene
 
 
 METADATA_FILENAME = "metadata.jsonl"
@@ -105,6 +105,7 @@ def make_dataset(
     seed: int = 0,
     num_frames: int = DEFAULT_NUM_FRAMES,
     fps: int = DEFAULT_FPS,
+    version: str | None = None,
 ) -> Path:
     """Render a seeded ShapesWorld split to `out_dir` and return the folder's path.
 
@@ -122,11 +123,12 @@ def make_dataset(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / METADATA_FILENAME, "w", encoding="utf-8") as metadata:
-        for frames, record in iter_samples(num_samples, split=split, seed=seed, num_frames=num_frames):
+        for frames, record in iter_samples(num_samples, split=split, seed=seed, num_frames=num_frames,
+                                           version=version):
             write_video(out_dir / record["file_name"], frames, fps=fps)
             metadata.write(json.dumps(record, sort_keys=True) + "\n")
     info = {
-        "version": SHAPESWORLD_VERSION,
+        "version": get_world(version).version,
         "split": split,
         "seed": seed,
         "num_samples": num_samples,

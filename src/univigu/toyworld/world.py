@@ -78,6 +78,18 @@ class WorldSpec:
         """Distance in pixels a moving object covers between the first and the last frame."""
         return self.speed * (num_frames - 1)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every constant of this version, with the ones all versions share (what a model folder records)."""
+        return {
+            **dataclasses.asdict(self),
+            "colours": {name: list(rgb) for name, rgb in COLOURS.items()},
+            "background": list(BACKGROUND),
+            "shapes": list(SHAPES),
+            "motions": list(MOTIONS),
+            "held_out_pairs": sorted(list(pair) for pair in HELD_OUT_PAIRS),
+            "min_object_gap": MIN_OBJECT_GAP,
+        }
+
 
 SHAPESWORLD_V1 = WorldSpec(version=SHAPESWORLD_VERSION, sizes=SIZES, speed=SPEED)
 #: v2: objects 2.2x (small) and 1.5x (large) v1's side and two thirds of its speed, in the same frame. With the
@@ -85,6 +97,26 @@ SHAPESWORLD_V1 = WorldSpec(version=SHAPESWORLD_VERSION, sizes=SIZES, speed=SPEED
 #: where a small v1 object fitted inside one (the measurements that chose these numbers: docs/toyworld.md).
 SHAPESWORLD_V2 = WorldSpec(version="shapesworld-v2", sizes={"small": 20, "large": 28}, speed=2)
 WORLDS: dict[str, WorldSpec] = {spec.version: spec for spec in (SHAPESWORLD_V1, SHAPESWORLD_V2)}
+
+
+#: The file a ShapesWorld model folder records its world in (`WorldSpec.to_dict()` under "world").
+WORLD_FILENAME = "shapesworld.json"
+
+
+def world_of_folder(folder: str) -> WorldSpec:
+    """The world a ShapesWorld model folder was trained on: its `shapesworld.json`, or v1 for folders that predate
+    the file (the v1 checkpoint)."""
+    from pathlib import Path
+
+    path = Path(folder) / WORLD_FILENAME
+    if not path.is_file():
+        return SHAPESWORLD_V1
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        version = record["world"]["version"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} does not record a world (expected JSON with world.version): {error}") from None
+    return get_world(version)
 
 
 def get_world(version: "str | WorldSpec | None" = None) -> WorldSpec:
