@@ -13,6 +13,18 @@ from pretrain_generator import parse_args as stage0_args
 from pretrain_generator import train as train_stage0
 
 
+#: The earlier build: VAE and the quick, wall-time-budgeted stage 0 built here, on v1 (what most tests below check).
+V1_FROM_SCRATCH = ["--from-scratch", "--world", "shapesworld-v1"]
+
+
+def stub_stand_in(folder, version="shapesworld-v2"):
+    """A folder that passes for a stand-in release when the build parses its arguments."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
+    (folder / "shapesworld.json").write_text(json.dumps({"world": {"version": version}}))
+    return folder
+
+
 def test_stage0_writes_a_folder_wan_pipeline_runs(tmp_path):
     from diffusers import WanPipeline
 
@@ -32,7 +44,7 @@ def test_stage0_writes_a_folder_wan_pipeline_runs(tmp_path):
 def test_build_training_flags_are_the_scripts_flags(tmp_path):
     from univigu.training.trainer import parse_args as trainer_args
 
-    args = parse_args(["--out", str(tmp_path)])  # the all-CPU recipe (the shipped one adds GPU stage 0 and step flags)
+    args = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path)])  # the all-CPU recipe (the shipped one adds GPU stage 0 and step flags)
     for stage in ("recall", "refine"):
         flags = _train_args(args, stage, tmp_path / "start", tmp_path / "data", tmp_path / stage)
         parsed = trainer_args(stage, flags)
@@ -41,40 +53,40 @@ def test_build_training_flags_are_the_scripts_flags(tmp_path):
         assert parsed.max_train_steps == 1200 and parsed.view_ratios == [2.0, 2.0, 1.0]
         assert parsed.max_text_length == (16 if stage == "recall" else 40)
         assert parsed.text_time_power == (1.0 if stage == "recall" else 3.0)
-    args = parse_args(["--out", str(tmp_path), "--refine-trainable", "all", "--refine-learning-rate", "1e-4"])
+    args = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path), "--refine-trainable", "all", "--refine-learning-rate", "1e-4"])
     parsed = trainer_args("refine", _train_args(args, "refine", tmp_path, tmp_path / "data", tmp_path / "refine"))
     assert parsed.trainable == "all" and parsed.learning_rate == 1e-4
     assert parsed.reinit_modules == []
-    args = parse_args(["--out", str(tmp_path), "--recall-reinit-modules", "blocks.2.attn1", "blocks.3.attn1"])
+    args = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path), "--recall-reinit-modules", "blocks.2.attn1", "blocks.3.attn1"])
     recall, refine = (trainer_args(stage, _train_args(args, stage, tmp_path, tmp_path / "data", tmp_path / stage))
                       for stage in ("recall", "refine"))
     assert recall.reinit_modules == ["blocks.2.attn1", "blocks.3.attn1"] and refine.reinit_modules == []
     # the shape-word warm-up takes the re-initialisation; Recall proper then starts from the warm-up's weights
-    args = parse_args(["--out", str(tmp_path), "--recall-warmup-steps", "800", "--recall-reinit-modules", "blocks.3"])
+    args = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path), "--recall-warmup-steps", "800", "--recall-reinit-modules", "blocks.3"])
     warmup = trainer_args("recall", _train_args(args, "recall", tmp_path, tmp_path / "d", tmp_path / "w", warmup=True))
     recall = trainer_args("recall", _train_args(args, "recall", tmp_path / "w", tmp_path / "d", tmp_path / "r"))
     assert (warmup.caption_column, warmup.max_train_steps, warmup.reinit_modules) == ("shapes", 800, ["blocks.3"])
     assert (recall.caption_column, recall.max_train_steps, recall.reinit_modules) == ("prompt", 1200, [])
     for flags, powers in (([], [1.0, 3.0]), (["--text-time-power", "2", "--refine-text-time-power", "1"], [2.0, 1.0])):
-        args = parse_args(["--out", str(tmp_path), *flags])
+        args = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path), *flags])
         assert [trainer_args(stage, _train_args(args, stage, tmp_path, tmp_path / "d", tmp_path / stage))
                 .text_time_power for stage in ("recall", "refine")] == powers
     # the ablation without Knowledge Recall: the first stage reads the detailed captions too (at their length);
     # the warm-up keeps its shape words
-    args = parse_args(["--out", str(tmp_path), "--recall-text", "caption", "--recall-warmup-steps", "8"])
+    args = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path), "--recall-text", "caption", "--recall-warmup-steps", "8"])
     recall = trainer_args("recall", _train_args(args, "recall", tmp_path, tmp_path / "d", tmp_path / "r"))
     warmup = trainer_args("recall", _train_args(args, "recall", tmp_path, tmp_path / "d", tmp_path / "w", warmup=True))
     assert (recall.caption_column, recall.max_text_length) == ("caption", 40)
     assert (warmup.caption_column, warmup.max_text_length) == ("shapes", 16)
     # the shared-FFN ablation: Recall converts the model; Refine starts from Recall's already shared one
     for flags, layouts in (([], [None, None]), (["--text-ffn", "shared"], ["shared", None])):
-        args = parse_args(["--out", str(tmp_path), *flags])
+        args = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path), *flags])
         assert [trainer_args(stage, _train_args(args, stage, tmp_path, tmp_path / "d", tmp_path / stage)).text_ffn
                 for stage in ("recall", "refine")] == layouts
 
 
 def test_build_stage0_flags_are_the_generator_scripts_flags(tmp_path):
-    args = parse_args(["--out", str(tmp_path), "--stage0-device", "cuda", "--stage0-batch-size", "64",
+    args = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path), "--stage0-device", "cuda", "--stage0-batch-size", "64",
                        "--stage0-lr", "2e-3", "--stage0-clips", "16000", "--stage0-minutes", "4.5"])
     parsed = stage0_args(_stage0_args(args, tmp_path / "vae", tmp_path / "stage0"))
     assert (parsed.device, parsed.batch_size, parsed.lr, parsed.num_clips, parsed.minutes) == (
@@ -112,10 +124,10 @@ def test_build_decoder_stage_flags_and_hand_over(tmp_path):
     from build import _decoder_phases, finish_decoder, start_decoder
     from pretrain_vae import parse_args as vae_args
 
-    args = parse_args(["--out", str(tmp_path)])
+    args = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path)])
     assert args.decoder_minutes == 0 and start_decoder(args, tmp_path, tmp_path / "vae") == (tmp_path / "vae", None)
     # 60 minutes: the shipped decoder's three runs (docs/toyworld_vae.md), each from the one before.
-    args = parse_args(["--out", str(tmp_path), "--decoder-minutes", "60"])
+    args = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path), "--decoder-minutes", "60"])
     phases = [vae_args(flags) for flags in _decoder_phases(args, tmp_path / "vae", tmp_path / "decoder")]
     assert [(p.minutes, p.lr, p.decoder_base_dim, p.edge_weight, p.latent_noise) for p in phases] == [
         (30.0, 3e-3, 16, 0.0, 0.0), (15.0, 1e-3, None, 40.0, 0.0), (15.0, 1e-3, None, 40.0, 0.5)]
@@ -124,7 +136,7 @@ def test_build_decoder_stage_flags_and_hand_over(tmp_path):
     assert all(p.train_part == "decoder" and p.train_frames == 9 and p.finetune_minutes == 0 for p in phases)
 
     # A VAE given with --vae is used as it is: nothing starts.
-    given = parse_args(["--out", str(tmp_path), "--vae", str(DEFAULT_VAE)])
+    given = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path), "--vae", str(DEFAULT_VAE)])
     assert start_decoder(given, tmp_path, DEFAULT_VAE) == (DEFAULT_VAE, None)
 
     # The finished decoder's VAE replaces the one in the stage-0 folder.
@@ -147,7 +159,7 @@ def test_build_launches_the_scripts_beside_it(tmp_path, monkeypatch):
 
     commands = []
     monkeypatch.setattr(build, "_run", lambda cmd, log, threads=None: commands.append(cmd))
-    args = parse_args(["--out", str(tmp_path)])
+    args = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path)])
     build.stage_vae(args, tmp_path)
     build.stage0(args, tmp_path, tmp_path / "vae")
     here = Path(build.__file__).resolve().parent
@@ -219,11 +231,11 @@ def test_vae_and_data_render_side_by_side_and_stop_after_stops(tmp_path, monkeyp
 
     for name in ("stage_vae", "stage_data", "stage0", "stage_convert", "stage_train", "stage_evaluate"):
         monkeypatch.setattr(build, name, fake_stage(name.removeprefix("stage_")))
-    build.main(["--out", str(tmp_path / "b"), "--stop-after", "data"])
+    build.main([*V1_FROM_SCRATCH, "--out", str(tmp_path / "b"), "--stop-after", "data"])
     assert sorted(ran) == ["data", "vae"]
     assert set(json.loads((tmp_path / "b" / "timings.json").read_text())) == {"vae", "data", "total"}
     ran.clear()
-    build.main(["--out", str(tmp_path / "b"), "--stop-after", "convert"])
+    build.main([*V1_FROM_SCRATCH, "--out", str(tmp_path / "b"), "--stop-after", "convert"])
     assert sorted(ran) == ["convert", "data", "stage0", "vae"]
 
 
@@ -249,12 +261,12 @@ def test_convert_adds_the_mask_token_and_converts_again_when_the_text_source_cha
     out = tmp_path / "b"
     (out / "convert").mkdir(parents=True)
     build._mark_done(out / "convert", {})  # a folder from before the option: the uniform source
-    build.stage_convert(parse_args(["--out", str(out)]), out, tmp_path / "stage0")
+    build.stage_convert(parse_args([*V1_FROM_SCRATCH, "--out", str(out)]), out, tmp_path / "stage0")
     assert commands == []
-    build.stage_convert(parse_args(["--out", str(out), "--text-source", "mask"]), out, tmp_path / "stage0")
+    build.stage_convert(parse_args([*V1_FROM_SCRATCH, "--out", str(out), "--text-source", "mask"]), out, tmp_path / "stage0")
     assert len(commands) == 1 and commands[0][-1] == "--text-mask-token"
     assert json.loads((out / "convert" / build.DONE).read_text()) == {"text_source": "mask"}
-    build.stage_convert(parse_args(["--out", str(out), "--text-source", "mask"]), out, tmp_path / "stage0")
+    build.stage_convert(parse_args([*V1_FROM_SCRATCH, "--out", str(out), "--text-source", "mask"]), out, tmp_path / "stage0")
     assert len(commands) == 1
 
 
@@ -281,7 +293,7 @@ def test_evaluate_is_skipped_until_a_model_it_scores_is_retrained(tmp_path, monk
     (models["stage0"] / "stage0_summary.json").write_text(json.dumps({"steps": 1, "train_seconds": 60, "params": 1}))
 
     def evaluate(*flags):
-        build.stage_evaluate(parse_args(["--out", str(out), *flags]), out, *models.values())
+        build.stage_evaluate(parse_args([*V1_FROM_SCRATCH, "--out", str(out), *flags]), out, *models.values())
         return len(scored)
 
     assert evaluate() == 1
@@ -303,3 +315,57 @@ def test_a_stage_is_scored_at_the_caption_length_it_trained_at(tmp_path):
     assert _trained_text_length(tmp_path, 16) == 40
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "UniViGUPipeline"}))
     assert _trained_text_length(tmp_path, 16) == 16
+
+
+def test_the_recipe_starts_from_a_stand_in_and_renders_its_world(tmp_path, monkeypatch):
+    """By default the build converts the stand-in (no VAE or stage-0 stage) and renders the world it records."""
+    import pytest
+
+    import build
+
+    base = stub_stand_in(tmp_path / "base")
+    args = parse_args(["--out", str(tmp_path / "b"), "--base", str(base)])
+    assert args.world == "shapesworld-v2" and args.base == base.resolve()
+    with pytest.raises(SystemExit):
+        parse_args(["--out", str(tmp_path / "b"), "--base", str(tmp_path / "nothing")])
+    with pytest.raises(SystemExit):
+        parse_args(["--out", str(tmp_path / "b"), "--base", str(base), "--from-scratch"])
+
+    ran = []
+    for name in ("stage_vae", "stage0", "stage_convert", "stage_train", "stage_evaluate"):
+        monkeypatch.setattr(build, name, lambda *a, name=name: ran.append((name, a[2:])) or tmp_path / name)
+    build.main(["--out", str(tmp_path / "b"), "--base", str(base), "--num-train-clips", "3", "--num-val-clips", "2"])
+    assert [name for name, _ in ran] == ["stage_convert", "stage_train", "stage_train", "stage_evaluate"]
+    assert ran[0][1] == (base.resolve(),)  # convert reads the stand-in itself
+    from univigu.toyworld import read_metadata
+    from univigu.toyworld.world import Scene
+
+    rows = read_metadata(tmp_path / "b" / "data" / "train")
+    assert len(rows) == 3 and all(Scene.from_json(r["scene"]).version == "shapesworld-v2" for r in rows)
+    assert json.loads((tmp_path / "b" / "data" / "train" / "shapesworld.json").read_text())["version"] == \
+        "shapesworld-v2"
+
+
+def test_from_scratch_v2_fine_tunes_the_vae_and_trains_the_stand_in_resumably(tmp_path, monkeypatch):
+    import build
+    from pretrain_base import parse_args as base_args
+    from pretrain_vae import parse_args as vae_args
+
+    commands = []
+
+    def run(cmd, log, threads=None):
+        commands.append(cmd)
+        if "--export" in cmd:  # what the export writes
+            (tmp_path / "stage0").mkdir()
+
+    monkeypatch.setattr(build, "_run", run)
+    args = parse_args(["--out", str(tmp_path), "--from-scratch", "--stand-in-steps", "100"])
+    assert args.world == "shapesworld-v2" and args.base is None
+    vae = build.stage_vae_world(args, tmp_path, tmp_path / "vae")
+    assert vae == tmp_path / "vae_world"
+    fine_tune = vae_args(commands[0][2:])
+    assert (fine_tune.world, fine_tune.init, fine_tune.out) == ("shapesworld-v2", str(tmp_path / "vae"), str(vae))
+    build.stage0(args, tmp_path, vae)
+    train, export = (base_args(cmd[2:]) for cmd in commands[1:])
+    assert (train.max_steps, train.world, train.vae, train.export) == (100, "shapesworld-v2", str(vae), None)
+    assert train.out == export.out == str(tmp_path / "stand_in_run") and export.export == str(tmp_path / "stage0")

@@ -1,25 +1,30 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
-"""Rebuild the bundled ShapesWorld Uni-ViGU checkpoint from nothing, seeded, on a CPU:
+"""Build the bundled ShapesWorld Uni-ViGU checkpoint, seeded, on a CPU:
 
-    python training/shapesworld/build.py --out DIR            # every stage: ~90 min on 2 CPU cores
+    python training/shapesworld/build.py --out DIR            # the recipe from the bundled stand-in (DEFAULT_BASE_MODEL)
     python training/shapesworld/build.py --out DIR --stages recall refine evaluate   # re-run some stages
+    python training/shapesworld/build.py --out DIR --from-scratch   # the stand-in too (hours; docs/toyworld_model.md)
+
+As Wan2.1 is to the real recipe, the stand-in generator is a released base model the recipe starts from: by default
+the build converts `univigu.toyworld.DEFAULT_BASE_MODEL` (or `--base DIR`, any stand-in folder with its
+`shapesworld.json`), and the world it renders and scores is the one that folder records.
 
 Stages (each writes `DIR/<stage>/` and is skipped when its output is complete, unless named in `--stages`):
 
-1. `vae`      the ShapesWorld VAE (`pretrain_vae.py` beside this script, ~16 min); `--vae PATH` reuses one instead.
-   `decoder`  with `--decoder-minutes 60`: the sharper decoder the bundled VAE ships (`pretrain_vae --train-part
-              decoder`: the encoder, so every latent, stays as it is), trained on the core stage 0 leaves free, then
-              put into the stage-0 folder. Off by default (it outlasts the CPU stage 0 by ~40 min).
-2. `data`     rendered datasets: train (prompt + detailed caption per clip) and validation, lossless mp4 + metadata.
-3. `stage0`   the stand-in for Wan2.1-T2V (`pretrain_generator.py`): tokenizer, small umT5, the VAE,
-              a flow-matching `WanTransformer3DModel`, as a folder stock `diffusers.WanPipeline` loads.
-4. `convert`  `univigu convert wan --wan DIR/stage0 --out DIR/convert`.
+1. `vae`      only with `--from-scratch`: the ShapesWorld VAE (`pretrain_vae.py` beside this script, ~16 min, on v1
+              clips), then, for v2, 15 more minutes on v2 clips; `--vae PATH` reuses one instead.
+   `decoder`  with `--decoder-minutes 60` (v1 builds): the sharper decoder the v1 VAE ships.
+2. `data`     rendered datasets of the world: train (prompt + detailed caption per clip) and validation.
+3. `stage0`   only with `--from-scratch`: the stand-in for Wan2.1-T2V, a folder stock `diffusers.WanPipeline`
+              loads. v2: `pretrain_base.py` (resumable, `--stand-in-steps` steps) then its `--export`; v1: the
+              wall-time-budgeted `pretrain_generator.py`.
+4. `convert`  `univigu convert wan --wan <stand-in> --out DIR/convert`.
 5. `recall`   Knowledge Recall: `accelerate launch training/train_recall.py ...` on the train set (text = prompt);
               with `--recall-warmup-steps N`, after N warm-up steps whose text is the clips' shape words.
 6. `refine`   Capability Refinement: `accelerate launch training/train_refine.py ...` (text = detailed caption).
-7. `evaluate` `benchmarks/toy_eval.py`'s scoring of stage 0, recall and refine on fresh seeded test sets; the tuned
-              call defaults and a model card are written into `DIR/final/` (the shipped folder). Kept like the
-              other stages, and re-run when stage 0, Recall or Refine has been trained again since.
+7. `evaluate` scoring of the stand-in, recall and refine on fresh seeded test sets of the world; the tuned call
+              defaults and a model card are written into `DIR/final/` (the shipped folder). Kept like the other
+              stages, and re-run when the stand-in, Recall or Refine has been trained again since.
 
 See docs/toyworld_model.md for the recipe and the measurements behind it.
 """
@@ -37,7 +42,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from univigu.toyworld import DEFAULT_VAE
+from univigu.toyworld import DEFAULT_BASE_MODEL, DEFAULT_VAE
+from univigu.toyworld.world import WORLDS, world_of_folder
 
 
 STAGES = ("vae", "decoder", "data", "stage0", "convert", "recall", "refine", "evaluate")
@@ -114,6 +120,23 @@ def stage_vae(args, out: Path) -> Path:
     _run([sys.executable, str(HERE / "pretrain_vae.py"), "--out", str(folder), "--seed", str(args.seed),
           "--minutes", "12", "--finetune-minutes", "3", "--threads", str(args.num_processes)], folder / "log.txt")
     _mark_done(folder, {"seed": args.seed})
+    return folder
+
+
+def stage_vae_world(args, out: Path, vae: Path) -> Path:
+    """For a world other than v1: the v1 VAE fine-tuned on its clips (how the bundled v2 stand-in's VAE was made:
+    9 minutes on 5-frame clips at lr 1e-3, then 6 on 9-frame clips at 5e-4, object outlines weighted)."""
+    if args.world == "shapesworld-v1" or args.vae:
+        return vae
+    folder = out / "vae_world"
+    if _done(folder) and "vae" not in args.stages:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    _run([sys.executable, str(HERE / "pretrain_vae.py"), "--world", args.world, "--init", str(vae),
+          "--out", str(folder), "--seed", str(args.seed), "--threads", str(args.num_processes), "--minutes", "9",
+          "--lr", "1e-3", "--finetune-minutes", "6", "--finetune-lr", "5e-4", "--edge-weight", "10",
+          "--eval-every-s", "120", "--val-samples", "32"], folder / "log.txt")
+    _mark_done(folder, {"seed": args.seed, "world": args.world})
     return folder
 
 
@@ -202,11 +225,15 @@ def stage_data(args, out: Path) -> Path:
 
     folder = out / "data"
     if _done(folder) and "data" not in args.stages:
-        return folder
+        made_for = json.loads((folder / DONE).read_text()).get("world", "shapesworld-v1")
+        if made_for == args.world:
+            return folder
+        print(f"data: {folder} holds {made_for} clips, the build's world is {args.world}: rendering again", flush=True)
     t0 = time.time()
-    make_dataset(folder / "train", args.num_train_clips, split="train", seed=args.seed)
-    make_dataset(folder / "val", args.num_val_clips, split="val", seed=args.seed)
-    _mark_done(folder, {"seconds": time.time() - t0, "train": args.num_train_clips, "val": args.num_val_clips})
+    make_dataset(folder / "train", args.num_train_clips, split="train", seed=args.seed, version=args.world)
+    make_dataset(folder / "val", args.num_val_clips, split="val", seed=args.seed, version=args.world)
+    _mark_done(folder, {"seconds": time.time() - t0, "train": args.num_train_clips, "val": args.num_val_clips,
+                        "world": args.world})
     return folder
 
 
@@ -219,11 +246,27 @@ def _stage0_args(args, vae: Path, folder: Path, threads: int = 1) -> list[str]:
             "--eval-every-minutes", str(args.stage0_probe_minutes), "--eval-prompts", "24"]
 
 
+def _stand_in_args(args, vae: Path, run: Path) -> list[str]:
+    """`pretrain_base`'s flags for this build (its other settings are the stand-in's defaults)."""
+    return ["--vae", str(vae), "--out", str(run), "--world", args.world, "--seed", str(args.seed),
+            "--max-steps", str(args.stand_in_steps), "--threads", str(args.num_processes)]
+
+
 def stage0(args, out: Path, vae: Path, beside_decoder: bool = False) -> Path:
-    """Stage 0 on every core (two threads train ~1.6x the steps of one), or on one thread when the decoder stage
-    has the other core."""
+    """The stand-in. v2 and later: `pretrain_base.py` (resumable: an interrupted build continues it from its newest
+    checkpoint in `DIR/stand_in_run/`), then its release folder. v1: `pretrain_generator.py` on every core (two
+    threads train ~1.6x the steps of one), or on one thread when the decoder stage has the other core."""
     folder = out / "stage0"
     if _done(folder) and "stage0" not in args.stages:
+        return folder
+    if args.world != "shapesworld-v1":
+        run = out / "stand_in_run"
+        _run([sys.executable, str(HERE / "pretrain_base.py"), *_stand_in_args(args, vae, run)], out / "stage0.log")
+        if folder.exists():
+            shutil.rmtree(folder)  # the stage's own output, written again from the run's newest checkpoint
+        _run([sys.executable, str(HERE / "pretrain_base.py"), *_stand_in_args(args, vae, run), "--export",
+              str(folder), "--export-eval-samples", str(args.eval_samples)], out / "stage0_export.log")
+        _mark_done(folder, {"steps": args.stand_in_steps, "world": args.world})
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     threads = 1 if beside_decoder else args.num_processes
@@ -315,6 +358,24 @@ def stage_train(args, out: Path, stage: str, start: Path, data: Path) -> Path:
     return folder
 
 
+def _stand_in_info(stage0_dir: Path) -> dict:
+    """How the stand-in was trained, for the model card: from its release record (`shapesworld.json`) or, for a v1
+    stage 0, its `stage0_summary.json` (what it actually ran with, which may differ from this call's flags)."""
+    record_path = stage0_dir / "shapesworld.json"
+    if record_path.is_file():
+        s0 = json.loads(record_path.read_text()).get("stand_in", {})
+        return {"stage0_clips": s0.get("num_clips", "?"),
+                "stage0_line": f"{s0.get('steps', '?')} steps of batch {s0.get('batch_size', '?')} at lr "
+                               f"{s0.get('lr', '?')} (resumable, `training/shapesworld/pretrain_base.py`), "
+                               f"{s0.get('params', 0) / 1e6:.2f} M parameters"}
+    summary = json.loads((stage0_dir / "stage0_summary.json").read_text())
+    s0_args = summary.get("args", {})
+    return {"stage0_clips": s0_args.get("num_clips", "?"),
+            "stage0_line": f"{summary['steps']} steps of batch {s0_args.get('batch_size', '?')} at lr "
+                           f"{s0_args.get('lr', '?')} in {summary['train_seconds'] / 60:.1f} min on "
+                           f"{s0_args.get('device', 'cpu')}, {summary['params'] / 1e6:.2f} M parameters"}
+
+
 def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path) -> Path:
     from package import finalize
 
@@ -324,15 +385,9 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
         (m / DONE).stat().st_mtime <= (folder / DONE).stat().st_mtime for m in scored if _done(m)
     ):
         return folder  # already scored, and no model it scores has been retrained since
-    stage0_summary = json.loads((stage0_dir / "stage0_summary.json").read_text())
-    s0_args = stage0_summary.get("args", {})
     info = {
         "build_line": f"seed {args.seed}",
-        # what stage 0 actually ran with (it may have been built apart, e.g. on a GPU), not this call's flags
-        "stage0_clips": s0_args.get("num_clips", args.stage0_clips),
-        "stage0_line": f"{stage0_summary['steps']} steps of batch {s0_args.get('batch_size', '?')} at lr "
-                       f"{s0_args.get('lr', '?')} in {stage0_summary['train_seconds'] / 60:.1f} min on "
-                       f"{s0_args.get('device', 'cpu')}, {stage0_summary['params'] / 1e6:.2f} M parameters",
+        **_stand_in_info(stage0_dir),
         "train_line": f"--trainable {args.trainable} (Refine: {_stage_value(args, 'refine', 'trainable')}), "
                       f"--view_ratios {' '.join(map(str, args.view_ratios))}, lr {args.learning_rate} "
                       f"(Refine: {_stage_value(args, 'refine', 'learning_rate')}; text experts "
@@ -348,7 +403,8 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
                       + (f", Refine text times u ** {refine_power}"
                          if (refine_power := _stage_value(args, "refine", "text_time_power")) != 1.0 else ""),
     }
-    finalize(out, stage0_dir, recall, refine, folder, num_samples=args.eval_samples, seed=args.seed, build=info)
+    finalize(out, stage0_dir, recall, refine, folder, num_samples=args.eval_samples, seed=args.seed, build=info,
+             version=args.world)
     _mark_done(folder, {"num_samples": args.eval_samples})
     if args.install:
         install_checkpoint(folder)
@@ -359,14 +415,15 @@ def install_checkpoint(folder: Path) -> Path:
     """Copy a finished build into the package as the bundled checkpoint, with its checksums."""
     from univigu.pipelines.pipeline_univigu import write_checksums
     from univigu.toyworld import DEFAULT_CHECKPOINT
-    from univigu.toyworld.world import SHAPESWORLD_VERSION
+    from univigu.toyworld.world import world_of_folder
 
-    target = Path(DEFAULT_CHECKPOINT)
+    world = world_of_folder(str(folder)).version
+    target = Path(DEFAULT_CHECKPOINT).parent / world  # the bundled checkpoint of that world
     staging = target.with_name(target.name + ".tmp")
     if staging.exists():
         shutil.rmtree(staging)
     shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(DONE))  # the marker is the build's, not the model's
-    write_checksums(staging, world=SHAPESWORLD_VERSION)
+    write_checksums(staging, world=world)
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)
@@ -380,6 +437,15 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, required=True, help="build folder (each stage's output is kept)")
     p.add_argument("--stages", nargs="*", default=[], choices=STAGES,
                    help="stages to re-run even when their output exists (the rest run only if missing)")
+    p.add_argument("--base", default=None,
+                   help="the stand-in WanPipeline folder the recipe starts from (default: the bundled "
+                        "univigu.toyworld.DEFAULT_BASE_MODEL); its shapesworld.json names the world")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="build the VAE and the stand-in too instead of starting from --base (hours for v2)")
+    p.add_argument("--world", default="shapesworld-v2", choices=tuple(WORLDS),
+                   help="with --from-scratch: the world to build (v1: the earlier, quick and weaker stand-in)")
+    p.add_argument("--stand-in-steps", type=int, default=16000,
+                   help="with --from-scratch, v2: the stand-in's training steps (pretrain_base --max-steps)")
     p.add_argument("--vae", default=None,
                    help=f"reuse this VAE folder instead of training one (e.g. the bundled {BUNDLED_VAE.name})")
     p.add_argument("--seed", type=int, default=0, help="seeds the data, every model's initialisation and training")
@@ -442,6 +508,14 @@ def parse_args(argv=None):
                    help="copy the result into the package as univigu.toyworld.DEFAULT_CHECKPOINT (source checkouts)")
     args = p.parse_args(argv)
     args.out = args.out.resolve()
+    if args.from_scratch and args.base:
+        p.error("--base and --from-scratch exclude each other: the stand-in is either given or built.")
+    if not args.from_scratch:
+        args.base = Path(args.base or DEFAULT_BASE_MODEL).resolve()
+        if not (args.base / "model_index.json").is_file():
+            p.error(f"{args.base} is not a stand-in WanPipeline folder (no model_index.json); pass --base DIR, or "
+                    "--from-scratch to build one.")
+        args.world = world_of_folder(str(args.base)).version
     return args
 
 
@@ -470,20 +544,28 @@ def main(argv=None) -> None:
     try:
         # The VAE trains on one core for a fixed time budget and the data need no VAE: render them on the other core
         # meanwhile (a few minutes off the 90-minute budget).
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            vae_job = pool.submit(timed, "vae", stage_vae, args, args.out)
+        if args.base:
+            print(f"starting from the stand-in {args.base} ({args.world})", flush=True)
             data = timed("data", stage_data, args, args.out)
-            vae = vae_job.result()
-        stop_after("vae", "data")
-        decoder, decoder_proc = start_decoder(args, args.out, vae)
-        try:
-            s0 = timed("stage0", stage0, args, args.out, vae, decoder_proc is not None)
-        except BaseException:
-            if decoder_proc is not None:
-                decoder_proc.stop()
-            raise
-        timed("decoder", finish_decoder, args, decoder, decoder_proc, s0)
-        stop_after("decoder", "stage0")
+            stop_after("vae", "data", "decoder", "stage0")
+            s0 = args.base
+        else:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                vae_job = pool.submit(timed, "vae", stage_vae, args, args.out)
+                data = timed("data", stage_data, args, args.out)
+                vae = vae_job.result()
+            if args.world != "shapesworld-v1" and not args.vae:
+                vae = timed("vae_world", stage_vae_world, args, args.out, vae)
+            stop_after("vae", "data")
+            decoder, decoder_proc = start_decoder(args, args.out, vae)
+            try:
+                s0 = timed("stage0", stage0, args, args.out, vae, decoder_proc is not None)
+            except BaseException:
+                if decoder_proc is not None:
+                    decoder_proc.stop()
+                raise
+            timed("decoder", finish_decoder, args, decoder, decoder_proc, s0)
+            stop_after("decoder", "stage0")
         conv = timed("convert", stage_convert, args, args.out, s0)
         stop_after("convert")
         recall = timed("recall", stage_train, args, args.out, "recall", conv, data)

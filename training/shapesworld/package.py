@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from diffusers import WanPipeline
 
 from univigu.toyworld.evaluate import evaluate_pipeline, scores_only
+from univigu.toyworld.world import WORLD_FILENAME, get_world
 
 
 #: How the shipped checkpoint samples when called with no arguments (stored as its `call_defaults`).
@@ -72,21 +73,23 @@ def _trained_text_length(folder, fallback: int) -> int:
     return int(v2t.get("max_text_length", fallback))
 
 
-def _evaluate_stage(name: str, folder, num_samples: int, seed: int, tasks: tuple[str, ...]) -> tuple[dict, float]:
+def _evaluate_stage(name: str, folder, num_samples: int, seed: int, tasks: tuple[str, ...],
+                    version: str | None = None) -> tuple[dict, float]:
     """Scores of one stage (`stage0`: the stock WanPipeline, t2v only) and the seconds it took."""
     t0 = time.time()
     if name == "stage0":
         wan = WanPipeline.from_pretrained(str(folder))
         wan.set_progress_bar_config(disable=True)
-        scores = evaluate_pipeline(wan, num_samples, tasks=("t2v",), seed=seed, **WAN_CALL)
+        scores = evaluate_pipeline(wan, num_samples, tasks=("t2v",), seed=seed, version=version, **WAN_CALL)
     else:
         pipe = load_univigu(folder, stage_call_defaults(_trained_text_length(folder, 16 if name == "recall" else 40)))
-        scores = evaluate_pipeline(pipe, num_samples, tasks=tasks, detailed=name == "refine", seed=seed)
+        scores = evaluate_pipeline(pipe, num_samples, tasks=tasks, detailed=name == "refine", seed=seed,
+                                   version=version)
     return scores_only(scores), time.time() - t0
 
 
 def evaluate_stages(stage0_dir, recall_dir, refine_dir, num_samples: int = 48, seed: int = 2026,
-                    tasks: Sequence[str] = ("v2t", "t2v", "t2vt")) -> dict[str, Any]:
+                    tasks: Sequence[str] = ("v2t", "t2v", "t2vt"), version: str | None = None) -> dict[str, Any]:
     """Scores of stage 0 (t2v only: it is a text-to-video model) / Recall / Refine on the same fresh test sets; a
     folder given as None is skipped. (Scoring the stages side by side in two one-thread processes was tried: on 2
     cores it took 540 s, against 534 s for one process on both, with the same scores; docs/toyworld_model.md.)"""
@@ -95,7 +98,8 @@ def evaluate_stages(stage0_dir, recall_dir, refine_dir, num_samples: int = 48, s
     for name, folder in (("stage0", stage0_dir), ("recall", recall_dir), ("refine", refine_dir)):
         if folder is None or (name == "stage0" and "t2v" not in tasks):
             continue
-        results[name], results["eval_seconds"][name] = _evaluate_stage(name, folder, num_samples, seed, tasks)
+        results[name], results["eval_seconds"][name] = _evaluate_stage(name, folder, num_samples, seed, tasks,
+                                                                       version)
     return results
 
 
@@ -137,11 +141,12 @@ tags:
 - text-to-video
 ---
 
-# univigu ShapesWorld v1 (shapesworld-v1)
+# univigu ShapesWorld ({version})
 
-A tiny but genuinely trained Uni-ViGU model of **ShapesWorld**, the synthetic world of coloured shapes that univigu
-ships as its embedded default: one Wan-style diffusion transformer that generates 9-frame 64x64 clips from a
-prompt, captions clips (video -> text) and does both at once. It runs on a laptop CPU in seconds.
+A tiny but genuinely trained Uni-ViGU model of **ShapesWorld** ({version}; every constant in `shapesworld.json`),
+the synthetic world of coloured shapes that univigu ships as its embedded default: one Wan-style diffusion
+transformer that generates 9-frame 64x64 clips from a prompt, captions clips (video -> text) and does both at once.
+It runs on a laptop CPU in seconds.
 
 ```python
 from univigu import UniViGUPipeline
@@ -159,12 +164,10 @@ Called with no size or step arguments it uses the defaults stored with it (`call
 
 `python training/shapesworld/build.py --out DIR` ({build_line}), all with univigu's public code paths:
 
-1. the ShapesWorld VAE (`AutoencoderKLWan`, 4x spatial / 2x temporal, 0.46 M parameters): encoder and 8-wide
-   decoder trained together, then a fresh 16-wide decoder trained alone (`pretrain_vae --train-part decoder`, with
-   an edge-weighted loss and noisy latents), so the latents stage 0 learns from are the first encoder's;
-2. stage 0, the stand-in for Wan2.1-T2V: a word-level tokenizer, a frozen random 2-layer `UMT5EncoderModel`
-   (d_model 64) and a flow-matching `WanTransformer3DModel` trained on {stage0_clips} cached clips ({stage0_line});
-3. `univigu convert wan`, then Knowledge Recall (`train_recall.py`, text = prompt) and Capability Refinement
+1. the stand-in for Wan2.1-T2V, a stock `WanPipeline`: the ShapesWorld VAE (`AutoencoderKLWan`, 4x spatial / 2x
+   temporal), a word-level tokenizer, a frozen random 2-layer `UMT5EncoderModel` (d_model 64) and a flow-matching
+   `WanTransformer3DModel` trained on {stage0_clips} cached clips ({stage0_line});
+2. `univigu convert wan`, then Knowledge Recall (`train_recall.py`, text = prompt) and Capability Refinement
    (`train_refine.py`, text = detailed caption) with accelerate: {train_line}.
 
 ## Evaluation
@@ -180,8 +183,10 @@ Training logs, the ablations and what did not work: docs/toyworld_model.md in th
 """
 
 
-def write_model_card(folder: Path, results: dict, build: dict, num_samples: int) -> None:
+def write_model_card(folder: Path, results: dict, build: dict, num_samples: int,
+                     version: str = "shapesworld-v1") -> None:
     card = MODEL_CARD.format(
+        version=version,
         defaults="`" + json.dumps(CALL_DEFAULTS) + "`",
         build_line=build.get("build_line", ""),
         stage0_clips=build.get("stage0_clips", "?"),
@@ -194,8 +199,9 @@ def write_model_card(folder: Path, results: dict, build: dict, num_samples: int)
 
 
 def finalize(out: Path, stage0_dir: Path, recall_dir: Path, refine_dir: Path, final_dir: Path,
-             num_samples: int = 48, seed: int = 0, build: dict | None = None) -> dict[str, Any]:
-    results = evaluate_stages(stage0_dir, recall_dir, refine_dir, num_samples=num_samples)
+             num_samples: int = 48, seed: int = 0, build: dict | None = None,
+             version: str | None = None) -> dict[str, Any]:
+    results = evaluate_stages(stage0_dir, recall_dir, refine_dir, num_samples=num_samples, version=version)
     (out / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
     print(results_table(results))
     if final_dir.exists():
@@ -203,5 +209,7 @@ def finalize(out: Path, stage0_dir: Path, recall_dir: Path, refine_dir: Path, fi
     pipe = load_univigu(refine_dir, CALL_DEFAULTS)
     pipe.save_pretrained(str(final_dir))
     (final_dir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_model_card(final_dir, results, build or {}, num_samples)
+    world = get_world(version)
+    (final_dir / WORLD_FILENAME).write_text(json.dumps({"world": world.to_dict()}, indent=1) + "\n")
+    write_model_card(final_dir, results, build or {}, num_samples, version=world.version)
     return results
