@@ -31,7 +31,7 @@ def main(argv=None):
     from univigu import UniViGUPipeline
     from univigu.toyworld import (
         DEFAULT_CHECKPOINT, render_scene, sample_scene, scene_rng, scene_to_caption,
-        score_generation, score_joint, score_understanding, summarize, write_video,
+        score_generation, score_joint, score_understanding, summarize, world_of_folder, write_video,
     )
     from univigu.utils.visualization import save_video_grid
 
@@ -41,7 +41,10 @@ def main(argv=None):
     t_start = time.time()
     pipe = UniViGUPipeline.from_pretrained(args.model or DEFAULT_CHECKPOINT)
     pipe.set_progress_bar_config(leave=False)
-    print(f"model: {args.model or DEFAULT_CHECKPOINT}")
+    folder = Path(args.model or DEFAULT_CHECKPOINT)
+    # the clips rendered below come from the world the checkpoint was trained on (its shapesworld.json)
+    world = world_of_folder(str(folder)).version if folder.is_dir() else "shapesworld-v1"
+    print(f"model: {args.model or DEFAULT_CHECKPOINT} ({world})")
     report = {}
 
     # 1. text -> video
@@ -59,7 +62,7 @@ def main(argv=None):
     clips, truths, captions = [], [], []
     for index in range(3):
         scene = sample_scene(scene_rng(args.seed + 99, "test", index), split="test",
-                             require_held_out=index == 0)
+                             require_held_out=index == 0, version=world)
         frames = render_scene(scene)
         write_video(out / f"clip{index}.mp4", frames)
         caption = pipe(video=str(out / f"clip{index}.mp4"), task="v2t",
@@ -85,8 +88,27 @@ def main(argv=None):
     print(f"    wrote {out / 't2vt.mp4'} and {out / 't2vt.png'}")
     print(f"    caption: {joint.text[0]}")
 
+    print_goals(folder)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     print(f"\ndone in {time.time() - t_start:.1f}s; everything is in {out}/")
+
+
+def print_goals(folder: Path) -> None:
+    """The checkpoint's own evaluation (48 + 48 test clips, stored as eval.json by the build) next to its goals."""
+    from univigu.toyworld.evaluate import CHECKPOINT_GOALS, goal_met
+
+    path = folder / "eval.json"
+    if not path.is_file():
+        return
+    scores = json.loads(path.read_text()).get("refine", {})
+    print("\nthe checkpoint's evaluation (48 one-object + 48 two-object test clips) against its goals:")
+    for key, score, goal in CHECKPOINT_GOALS:
+        if score not in scores.get(key, {}):
+            continue
+        value = scores[key][score]
+        sign = "<=" if "hallucination" in score else ">="
+        verdict = "met" if goal_met(score, value, goal) else "NOT met"
+        print(f"    {key:9s} {score:26s} {value:5.2f}   goal {sign} {goal:.2f}   {verdict}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,25 @@ from .text import scene_to_prompt
 from .world import Scene, render_scene, sample_scene, scene_rng
 
 
+#: What a ShapesWorld checkpoint is held to (the ladder of the stand-in issue), per `evaluate_pipeline` key:
+#: `(task/objects, score, goal)`; `extra`/`hallucination` scores are maxima, the rest minima.
+CHECKPOINT_GOALS: tuple[tuple[str, str, float], ...] = (
+    ("t2v/1obj", "colour_accuracy", 0.95),
+    ("t2v/1obj", "shape_accuracy", 0.90),
+    ("t2v/1obj", "motion_accuracy", 0.90),
+    ("t2v/2obj", "object_exact_match", 0.60),
+    ("v2t/1obj", "object_exact_match", 0.90),
+    ("v2t/2obj", "object_exact_match", 0.70),
+    ("v2t/1obj", "hallucinations_per_sample", 0.10),
+    ("v2t/2obj", "hallucinations_per_sample", 0.10),
+)
+
+
+def goal_met(score: str, value: float, goal: float) -> bool:
+    """Maxima for invented objects, minima for everything else."""
+    return value <= goal if ("hallucination" in score or "extra" in score) else value >= goal
+
+
 def held_out_test_scenes(num_samples: int, num_objects: int, seed: int = 2026, split: str = "test",
                          version: str | None = None) -> list[Scene]:
     """Seeded scenes with a fixed object count; in "test", even indices hold a held-out colour-shape pair.
