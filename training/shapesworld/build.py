@@ -343,8 +343,8 @@ def stage_train(args, out: Path, stage: str, start: Path, data: Path) -> Path:
     if folder.exists():
         shutil.rmtree(folder)  # a stage folder is ours: re-running the stage starts it afresh
     if stage == "recall" and args.recall_warmup_steps:
-        # docs/toyworld_model.md: captions of shape words first teach the text stream to read shape off the video;
-        # Recall on the prompts then keeps that reading, which it never learns from the prompts alone
+        # docs/research_log.md, session 9: captions of shape words first teach the text stream to read shape off the
+        # video; Recall on the prompts then keeps that reading, which it never learns from the prompts alone
         warmup = out / "recall_warmup"
         if warmup.exists():
             shutil.rmtree(warmup)

@@ -92,7 +92,8 @@ def evaluate_stages(stage0_dir, recall_dir, refine_dir, num_samples: int = 48, s
                     tasks: Sequence[str] = ("v2t", "t2v", "t2vt"), version: str | None = None) -> dict[str, Any]:
     """Scores of stage 0 (t2v only: it is a text-to-video model) / Recall / Refine on the same fresh test sets; a
     folder given as None is skipped. (Scoring the stages side by side in two one-thread processes was tried: on 2
-    cores it took 540 s, against 534 s for one process on both, with the same scores; docs/toyworld_model.md.)"""
+    cores it took 540 s, against 534 s for one process on both, with the same scores; docs/research_log.md,
+    session 12.)"""
     tasks = tuple(tasks)
     results: dict[str, Any] = {"eval_seconds": {}}
     for name, folder in (("stage0", stage0_dir), ("recall", recall_dir), ("refine", refine_dir)):
@@ -179,7 +180,8 @@ number comes from the default call.
 
 {table}
 
-Training logs, the ablations and what did not work: docs/toyworld_model.md in the univigu repository.
+The recipe and the ablations: docs/toyworld_model.md in the univigu repository; the training logs and what did not
+work: docs/research_log.md.
 """
 
 

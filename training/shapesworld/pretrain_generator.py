@@ -7,7 +7,7 @@ It writes a folder that stock `diffusers.WanPipeline.from_pretrained(DIR)` loads
 trained on the world's text (🤗 tokenizers), a small frozen `UMT5EncoderModel`, the ShapesWorld VAE, a
 `WanTransformer3DModel` trained here by flow matching, and a `FlowMatchEulerDiscreteScheduler`.
 
-Recipe (numbers behind it in docs/toyworld_model.md):
+Recipe (numbers behind it in docs/research_log.md, sessions 2 and 6):
 
 - Data: `--num-clips` train-split clips rendered once, encoded once with the VAE (posterior mode, normalised with the
   VAE config's `latents_mean`/`latents_std` as WanPipeline does) and their prompts encoded once with the frozen umT5
@@ -293,7 +293,8 @@ def parse_args(argv=None):
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--patch", type=int, nargs=3, default=(1, 2, 2))
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3, help="2e-3: 5e-4 learns 3x slower (docs/toyworld_model.md)")
+    p.add_argument("--lr", type=float, default=2e-3,
+                   help="2e-3: 5e-4 learns 3x slower (docs/research_log.md, session 6)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--null-prob", type=float, default=0.1)
     p.add_argument("--ema-decay", type=float, default=0.999, help="0 disables the weight EMA")

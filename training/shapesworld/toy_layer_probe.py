@@ -5,7 +5,7 @@
 Feeds clean one-object latents (posterior mode, normalised as training does) at timestep 0 with the empty prompt
 through the generator's `WanTransformer3DModel`, max- and mean-pools the video tokens after the patch embedding and
 after each block, and trains a linear shape classifier on each (800 train clips, 240 fresh test clips, chance 1/3).
-The same architecture with random weights is the control. Results and their reading: docs/toyworld_model.md.
+The same architecture with random weights is the control. Results and their reading: docs/research_log.md, session 7.
 """
 
 import argparse

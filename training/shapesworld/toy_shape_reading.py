@@ -1,4 +1,4 @@
-"""Can a captioner learn to read shape from this starting point? The shape-reading protocol of docs/toyworld_model.md.
+"""Can a captioner learn to read shape from this starting point? The shape-reading protocol of docs/research_log.md.
 
     python training/shapesworld/toy_shape_reading.py --build build --out runs/shape_stage0
     python training/shapesworld/toy_shape_reading.py --build build --out runs/shape_late_attn1 \\

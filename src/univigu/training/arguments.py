@@ -104,7 +104,7 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
                         "the starting model's.")
     g.add_argument("--reinit_modules", type=str, nargs="*", default=[],
                    help="Transformer submodules (e.g. blocks.2.attn1 blocks.3.attn1) re-drawn from their default "
-                        "initialisation, seeded by --seed, before training (docs/toyworld_model.md).")
+                        "initialisation, seeded by --seed, before training (docs/research_log.md, session 8).")
     g.add_argument("--lora_rank", type=int, default=16)
     g.add_argument("--lora_alpha", type=float, default=None, help="Default: the rank.")
     g.add_argument("--lora_dropout", type=float, default=0.0)

@@ -183,8 +183,8 @@ def reinit_modules(transformer, names: Iterable[str], seed: int = 0) -> List[str
 
     Why: the last blocks of a trained generator can be a poor place for the text stream to read a video from (on
     ShapesWorld the self-attention of the last two of four blocks keeps captions from learning shape,
-    docs/toyworld_model.md); re-initialising them before Knowledge Recall trades part of the prior for it, and the
-    generation views re-train them. The draws are the same on every process (DDP also broadcasts rank 0's).
+    docs/research_log.md, session 8); re-initialising them before Knowledge Recall trades part of the prior for it,
+    and the generation views re-train them. The draws are the same on every process (DDP also broadcasts rank 0's).
     """
     replaced = []
     with torch.random.fork_rng(devices=[]):
