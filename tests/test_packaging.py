@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_contains_the_bundled_checkpoint(tmp_path):
-    from univigu.toyworld import DEFAULT_CHECKPOINT, DEFAULT_VAE
+    from univigu.toyworld import DEFAULT_BASE_MODEL, DEFAULT_CHECKPOINT, DEFAULT_VAE
 
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
@@ -19,7 +19,7 @@ def test_wheel_contains_the_bundled_checkpoint(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     wheel = next(tmp_path.glob("univigu-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for folder in (DEFAULT_CHECKPOINT, DEFAULT_VAE):
+    for folder in (DEFAULT_CHECKPOINT, DEFAULT_VAE, DEFAULT_BASE_MODEL):
         base = Path(folder)
         files = [p for p in base.rglob("*") if p.is_file()]
         assert files
