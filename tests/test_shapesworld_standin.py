@@ -65,6 +65,23 @@ def test_resume_is_bit_exact_and_settings_are_kept(tmp_path):
     assert all(torch.equal(p, ema[str(i)]) for i, p in enumerate(params))  # the EMA weights are what ships
 
 
+def test_extend_continues_a_finished_run_with_a_second_phase(tmp_path):
+    assert run(tmp_path / "r").returncode == 0
+    more = run(tmp_path / "r", "--max-steps", "6")  # a larger --max-steps alone is another run's setting
+    assert more.returncode != 0 and "--extend" in more.stderr
+    extended = run(tmp_path / "r", "--max-steps", "6", "--extend")
+    assert extended.returncode == 0 and "resumed from" in extended.stdout, extended.stderr
+    saved = json.loads((tmp_path / "r" / "args.json").read_text())
+    assert saved["max_steps"] == 6 and saved["phases"] == [[0, 4], [4, 6]]
+    assert (tmp_path / "r" / "checkpoints" / "step_6").is_dir()
+    from pretrain_base import parse_args, schedule_lr
+
+    args = parse_args(["--vae", "v", "--out", "o", "--lr", "1e-3", "--warmup", "0.5"])
+    phases = [[0, 4], [4, 6]]
+    assert schedule_lr(0, phases, args) < schedule_lr(2, phases, args) == 1e-3  # warm-up, then the peak
+    assert schedule_lr(4, phases, args) < schedule_lr(3, phases, args)  # the second phase warms up again
+
+
 @pytest.mark.parametrize("flag", ["--export"])
 def test_export_without_checkpoint_fails(tmp_path, flag):
     result = run(tmp_path / "empty", flag, str(tmp_path / "x"))

@@ -4,6 +4,7 @@
 
     python training/shapesworld/pretrain_base.py --vae VAE_DIR --out runs/base --world shapesworld-v2
     # stopped? run the same command again: it continues from the newest complete checkpoint, bit for bit
+    # finished, and worth more steps? --extend --max-steps 20000 adds a second warm-up + cosine phase
     python training/shapesworld/pretrain_base.py --vae VAE_DIR --out runs/base --export DIR   # the WanPipeline folder
     python training/shapesworld/pretrain_base.py --vae VAE_DIR --out runs/base --export DIR --install  # ... bundled
 
@@ -84,6 +85,9 @@ def parse_args(argv=None):
     p.add_argument("--keep-checkpoints", type=int, default=2)
     p.add_argument("--probe-every", type=int, default=2000)
     p.add_argument("--probe-prompts", type=int, default=24)
+    p.add_argument("--extend", action="store_true",
+                   help="continue a run past its --max-steps: pass a larger --max-steps; the learning rate warms up "
+                        "again and decays over the new steps (recorded in the run's args.json as a phase)")
     p.add_argument("--stop-after-minutes", type=float, default=0.0,
                    help="checkpoint and exit after this much wall time (0: run to --max-steps)")
     p.add_argument("--export", default=None, help="write the EMA weights of the newest checkpoint as a WanPipeline "
@@ -150,6 +154,12 @@ def load_checkpoint(path: Path, model, ema, opt, gen: torch.Generator) -> dict:
     state = json.loads((path / "state.json").read_text())
     ema.optimization_step = state["ema_optimization_step"]
     return state
+
+
+def schedule_lr(step: int, phases: list, args) -> float:
+    """Warm-up + cosine over each phase (the first: the run; later ones: `--extend`ed continuations)."""
+    start, end = next((a, b) for a, b in reversed(phases) if step >= a)
+    return lr_at((step - start) / (end - start), args.lr, warmup=args.warmup)
 
 
 def make_pipeline(tokenizer, text_encoder, vae, model) -> WanPipeline:
@@ -268,14 +278,22 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     args_path = out / "args.json"
     defining = {k: getattr(args, k) for k in RUN_DEFINING}
+    phases = [[0, args.max_steps]]  # [first step, last step] of each learning-rate schedule
     if args_path.exists():
         saved = json.loads(args_path.read_text())
+        phases = saved.get("phases", [[0, saved.get("max_steps")]])
+        if args.extend and args.max_steps > saved.get("max_steps", 0):
+            # a finished (or stopped) run continues with a second warm-up + cosine phase up to the new --max-steps
+            phases.append([saved["max_steps"], args.max_steps])
+            saved.update(max_steps=args.max_steps, phases=phases)
+            args_path.write_text(json.dumps(saved, indent=1) + "\n")
         changed = {k: (saved.get(k), v) for k, v in defining.items() if saved.get(k) != v}
         if changed:
             sys.exit(f"error: {out} holds a run with other settings {changed} (saved, given); "
-                     "pass the saved values to resume it, or another --out for a new run.")
+                     "pass the saved values to resume it (--extend with a larger --max-steps continues a run), or "
+                     "another --out for a new run.")
     else:
-        args_path.write_text(json.dumps(defining, indent=1) + "\n")
+        args_path.write_text(json.dumps({**defining, "phases": phases}, indent=1) + "\n")
 
     tokenizer = build_tokenizer()
     text_encoder = build_tiny_text_encoder(vocab_size=len(tokenizer), d_model=args.text_dim, seed=args.seed,
@@ -317,7 +335,7 @@ def main(argv=None):
     model.train()
     while step < args.max_steps:
         for g in opt.param_groups:
-            g["lr"] = lr_at(step / args.max_steps, args.lr, warmup=args.warmup)
+            g["lr"] = schedule_lr(step, phases, args)
         idx = torch.randint(0, len(latents), (args.batch_size,), generator=gen)
         x0 = latents[idx]
         cond = embeds[idx].clone()
