@@ -412,23 +412,13 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
 
 
 def install_checkpoint(folder: Path) -> Path:
-    """Copy a finished build into the package as the bundled checkpoint, with its checksums."""
-    from univigu.pipelines.pipeline_univigu import write_checksums
+    """Copy a finished build into the package as the bundled checkpoint of its world, with its checksums."""
+    from package import install_folder
     from univigu.toyworld import DEFAULT_CHECKPOINT
-    from univigu.toyworld.world import world_of_folder
 
     world = world_of_folder(str(folder)).version
-    target = Path(DEFAULT_CHECKPOINT).parent / world  # the bundled checkpoint of that world
-    staging = target.with_name(target.name + ".tmp")
-    if staging.exists():
-        shutil.rmtree(staging)
-    shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(DONE))  # the marker is the build's, not the model's
-    write_checksums(staging, world=world)
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
-    print(f"installed the checkpoint into {target}")
-    return target
+    # the done-marker is the build's, not the model's
+    return install_folder(folder, Path(DEFAULT_CHECKPOINT).parent / world, ignore=(DONE,), world=world)
 
 
 def parse_args(argv=None):

@@ -36,6 +36,21 @@ SUMMARY_KEYS = ("colour_accuracy", "shape_accuracy", "motion_accuracy", "object_
                 "held_out/shape_accuracy", "held_out/motion_accuracy")
 
 
+def install_folder(folder: Path, target: Path, ignore: tuple[str, ...] = (), **checksum_info) -> Path:
+    """Copy a model folder into the package at `target` (a staging copy replaces the old folder only once complete),
+    with a fresh `checksums.json` carrying `checksum_info`; files matching `ignore` stay behind."""
+    from univigu.pipelines.serialization import write_checksums
+
+    staging = target.with_name(target.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(*ignore))
+    write_checksums(staging, **checksum_info)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    print(f"installed {folder} into {target}")
+    return target
+
+
 def load_univigu(folder, call_defaults: dict | None = None):
     """A stage's pipeline; a LoRA stage (`--trainable lora` writes adapter weights and `base_model.json`, not a
     pipeline folder) is loaded onto its base model and fused, so that it is scored and shipped like the others."""

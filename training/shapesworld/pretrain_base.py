@@ -48,6 +48,7 @@ from univigu.toyworld.components import build_tiny_text_encoder, build_tokenizer
 from univigu.toyworld.text import scene_to_prompt
 from univigu.toyworld.world import WORLDS
 
+from package import WAN_CALL, install_folder
 from pretrain_generator import (
     SHAPESWORLD_SEQUENCE_LENGTH,
     build_generator,
@@ -237,13 +238,13 @@ def export(pipe: WanPipeline, folder: Path, args, step: int, out: Path) -> None:
     ladder = {}
     if args.export_eval_samples:
         ladder["L1"] = score_l1(str(folder / "vae"), args.world, args.export_eval_samples, seed=2026)
-        ladder["L2"] = score_l2(str(folder), args.world, args.export_eval_samples, seed=2026, steps=24, guidance=5.0)
+        ladder["L2"] = score_l2(str(folder), args.world, args.export_eval_samples, seed=2026,
+                                steps=WAN_CALL["num_inference_steps"], guidance=WAN_CALL["guidance_scale"])
     record = {
         "world": get_world(args.world).to_dict(),
         "stand_in": {"steps": step, **json.loads((out / "args.json").read_text()),
                      "params": sum(p.numel() for p in pipe.transformer.parameters()),
-                     "sample_with": {"height": 64, "width": 64, "num_frames": 9, "max_sequence_length": 32,
-                                     "num_inference_steps": 24, "guidance_scale": 5.0}},
+                     "sample_with": WAN_CALL},
         "ladder": {rung: {str(n): scores for n, scores in rows.items()} for rung, rows in ladder.items()},
     }
     (folder / WORLD_FILENAME).write_text(json.dumps(record, indent=1) + "\n")
@@ -256,19 +257,6 @@ def export(pipe: WanPipeline, folder: Path, args, step: int, out: Path) -> None:
     write_checksums(folder, world=args.world)
     print(card.split("## Scores", 1)[1])
     print(f"exported step {step} (EMA weights) to {folder}")
-
-
-def install(folder: Path) -> None:
-    """Copy an exported stand-in into the package (`univigu.toyworld.DEFAULT_BASE_MODEL`)."""
-    from univigu.toyworld import DEFAULT_BASE_MODEL
-
-    target = Path(DEFAULT_BASE_MODEL)
-    staging = target.with_name(target.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(folder, staging)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
-    print(f"installed into {target}")
 
 
 def main(argv=None):
@@ -320,7 +308,9 @@ def main(argv=None):
         model.eval()
         export(make_pipeline(tokenizer, text_encoder, vae, model), Path(args.export), args, step, out)
         if args.install:
-            install(Path(args.export))
+            from univigu.toyworld import DEFAULT_BASE_MODEL
+
+            install_folder(Path(args.export), Path(DEFAULT_BASE_MODEL), world=args.world)
         return
 
     cache = load_or_build_cache(out, vae, tokenizer, text_encoder, args)
