@@ -92,8 +92,8 @@ class WorldSpec:
 
 
 SHAPESWORLD_V1 = WorldSpec(version=SHAPESWORLD_VERSION, sizes=SIZES, speed=SPEED)
-#: v2: objects 2.2x (small) and 1.5x (large) v1's side and two thirds of its speed, in the same frame. With the
-#: 4x VAE and (1, 2, 2) patches a transformer token covers 8 x 8 pixels, so a v2 object spans 2-3 tokens a side
+#: v2: objects 2x (small) and ~1.6x (large) v1's side and two thirds of its speed, in the same frame. With the
+#: 4x VAE and (1, 2, 2) patches a transformer token covers 8 x 8 pixels, so a v2 object spans 2.5-3.5 tokens a side
 #: where a small v1 object fitted inside one (the measurements that chose these numbers: docs/toyworld.md).
 SHAPESWORLD_V2 = WorldSpec(version="shapesworld-v2", sizes={"small": 20, "large": 28}, speed=2)
 WORLDS: dict[str, WorldSpec] = {spec.version: spec for spec in (SHAPESWORLD_V1, SHAPESWORLD_V2)}
