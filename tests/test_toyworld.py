@@ -31,6 +31,7 @@ from univigu.toyworld import (
     analyze_video,
     iter_samples,
     load_video_frames,
+    follows_template,
     make_dataset,
     parse_text,
     read_metadata,
@@ -194,6 +195,24 @@ def test_parser_round_trip(scenes):
     assert set(REGIONS) == {o.start_region for s in scenes for o in scene_objects(s)} | {
         o.end_region for s in scenes for o in scene_objects(s)
     }
+
+
+def test_template_grammar_accepts_the_templates_and_nothing_else(scenes):
+    for scene in scenes:
+        caption, prompt = scene_to_caption(scene), scene_to_prompt(scene)
+        assert follows_template(caption) and follows_template(prompt, form="prompt")
+        assert not follows_template(prompt) and not follows_template(caption, form="prompt")
+        words = caption.split()
+        stuttered = " ".join(words[:2] + words[1:])  # "A large large red ..."
+        assert parse_text(stuttered) == parse_text(caption)  # the objects alone do not show the stutter
+        assert not follows_template(stuttered)
+        assert not follows_template(caption.replace(" The background is black.", ""))  # truncated
+    assert follows_template("A  small red circle stays still in the top.\nThe background is black.")
+    with pytest.raises(ValueError, match="form must be"):
+        follows_template("a red circle staying still", form="sentence")
+    scores = score_understanding(["a red circle", "A small red circle stays still in the top. The background is "
+                                  "black."], ["a red circle staying still"] * 2, detailed=True)
+    assert scores["template_rate"] == 0.5
 
 
 def test_parser_is_forgiving():

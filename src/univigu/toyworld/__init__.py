@@ -21,7 +21,7 @@ from .scoring import (
     summarize,
     understanding_counts,
 )
-from .text import ParsedObject, parse_text, scene_objects, scene_to_caption, scene_to_prompt, shapesworld_vocabulary
+from .text import ParsedObject, follows_template, parse_text, scene_objects, scene_to_caption, scene_to_prompt, shapesworld_vocabulary
 from .world import (
     COLOURS,
     DEFAULT_FPS,
@@ -114,6 +114,7 @@ __all__ = [
     "make_dataset",
     "match_objects",
     "palette_labels",
+    "follows_template",
     "parse_text",
     "read_metadata",
     "region_of",

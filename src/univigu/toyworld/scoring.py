@@ -16,7 +16,7 @@ import math
 from typing import Any, Sequence, Union
 
 from .analysis import DetectedObject, analyze_video
-from .text import ParsedObject, parse_text, scene_objects
+from .text import ParsedObject, follows_template, parse_text, scene_objects
 from .world import HELD_OUT_PAIRS, Scene
 
 
@@ -170,7 +170,8 @@ def score_understanding(
     Returns:
         `colour/shape/motion_accuracy`, `attribute_accuracy` (their mean), `object_exact_match` (all three right),
         `hallucinations` (invented objects, total) and `hallucinations_per_sample`; with `detailed`, also
-        `size_accuracy`, `region_accuracy` (start and end both right) and `detailed_exact_match`; `held_out/...`
+        `size_accuracy`, `region_accuracy` (start and end both right), `detailed_exact_match` and `template_rate`
+        (the share of texts that are sentences of the caption template, `text.follows_template`); `held_out/...`
         accuracies when the references contain held-out pairs; `num_samples` and `num_objects`.
     """
     num_samples = _check_lengths(predictions=predictions, references=references)
@@ -184,6 +185,8 @@ def score_understanding(
         scores["size_accuracy"] = _ratio(total["size"], total["objects"])
         scores["region_accuracy"] = _ratio(total["regions"], total["objects"])
         scores["detailed_exact_match"] = _ratio(total["detailed_exact"], total["objects"])
+        if all(isinstance(p, str) for p in predictions):
+            scores["template_rate"] = sum(map(follows_template, predictions)) / num_samples
     return _with_held_out_and_counts(scores, total, num_samples)
 
 

@@ -65,6 +65,30 @@ def scene_to_caption(scene: Scene) -> str:
     return " ".join(sentences)
 
 
+def _alternatives(words) -> str:
+    return "(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + ")"
+
+
+_DIRECTION = _alternatives(m for m in MOTIONS if m != "still")
+_REGION = _alternatives(REGIONS)
+_OBJECT = f"{_alternatives(SIZES)} {_alternatives(COLOURS)} {_alternatives(SHAPES)}"
+_CAPTION_SENTENCE = (f"A {_OBJECT} (?:stays still in the {_REGION}|moves {_DIRECTION} from the {_REGION} "
+                     f"to the {_REGION})\\.")
+_CAPTION_GRAMMAR = re.compile(f"(?:{_CAPTION_SENTENCE} )+The background is black\\.")
+_PROMPT_CLAUSE = f"a {_alternatives(COLOURS)} {_alternatives(SHAPES)} (?:staying still|moving {_DIRECTION})"
+_PROMPT_GRAMMAR = re.compile(f"{_PROMPT_CLAUSE}(?: and {_PROMPT_CLAUSE})*")
+
+
+def follows_template(text: str, form: str = "caption") -> bool:
+    """Whether `text` is a sentence of the template's grammar (`form`: "caption" or "prompt"), word for word: a
+    stuttered or truncated caption ("A A large red the circle ...") can still parse to the right objects, so the
+    object scores alone do not show it. Whitespace runs count as one space."""
+    grammar = {"caption": _CAPTION_GRAMMAR, "prompt": _PROMPT_GRAMMAR}.get(form)
+    if grammar is None:
+        raise ValueError(f"form must be 'caption' or 'prompt', got {form!r}.")
+    return grammar.fullmatch(" ".join(text.split())) is not None
+
+
 # Words of the templates, besides the closed attribute vocabularies.
 _TEMPLATE_WORDS = ("a", "A", "The", "and", "moving", "staying", "still", "moves", "stays", "from", "the", "to", "in")
 _TEMPLATE_WORDS += ("background", "is", "black", ".")
