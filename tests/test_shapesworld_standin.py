@@ -86,3 +86,24 @@ def test_extend_continues_a_finished_run_with_a_second_phase(tmp_path):
 def test_export_without_checkpoint_fails(tmp_path, flag):
     result = run(tmp_path / "empty", flag, str(tmp_path / "x"))
     assert result.returncode != 0 and "no checkpoint" in result.stderr
+
+
+def test_upper_rungs_are_judged_against_their_goals():
+    import ladder
+
+    def scores(exact, invented=0.0, held_out=None, seen=None, rate=1.0, **t2v):
+        v2t = {"object_exact_match": exact, "hallucinations_per_sample": invented, "template_rate": rate,
+               "held_out/object_exact_match": exact if held_out is None else held_out,
+               "seen/object_exact_match": exact if seen is None else seen}
+        video = {"colour_accuracy": 0.9, "shape_accuracy": 0.8, "motion_accuracy": 0.7, "object_exact_match": 0.6}
+        return {"v2t/1obj": v2t, "v2t/2obj": dict(v2t), "t2v/1obj": {**video, **t2v}, "t2v/2obj": dict(video),
+                "stand-in/t2v/1obj": dict(video), "stand-in/t2v/2obj": dict(video)}
+
+    assert all(met for *_, met in ladder.upper_rung_checks(scores(0.95)))
+    failed = {(rung, what) for rung, what, _, _, met in
+              ladder.upper_rung_checks(scores(0.8, invented=0.2, held_out=0.6, seen=0.9, rate=0.5,
+                                              shape_accuracy=0.7)) if not met}
+    assert {rung for rung, _ in failed} == {"L3", "L4", "L5", "L6"}
+    assert ("L3", "v2t exact, 1 object(s)") in failed and ("L3", "v2t exact, 2 object(s)") not in failed
+    assert ("L4", "t2v shape - stand-in's, 1 object(s)") in failed
+    assert ("L4", "t2v colour - stand-in's, 1 object(s)") not in failed

@@ -141,10 +141,13 @@ def _object_accuracies(total: dict[str, float], prefix: str = "") -> dict[str, f
 
 
 def _with_held_out_and_counts(scores: dict[str, float], total: dict[str, float], num_samples: int) -> dict[str, float]:
-    """The keys every batch scorer ends with: the held-out accuracies (when there are held-out objects), then
-    `num_samples` and `num_objects`."""
+    """The keys every batch scorer ends with: the held-out accuracies and those of the other (`seen/`) objects
+    (when there are held-out objects), then `num_samples` and `num_objects`."""
     if total["held_out/objects"]:
         scores.update(_object_accuracies(total, prefix="held_out/"))
+        if total["objects"] > total["held_out/objects"]:  # the other objects, to compare with (the ladder's L5)
+            seen = {f"seen/{key}": total[key] - total[f"held_out/{key}"] for key in ("objects", *_CORE, "exact")}
+            scores.update(_object_accuracies(seen, prefix="seen/"))
     scores["num_samples"] = float(num_samples)
     scores["num_objects"] = total["objects"]
     return scores
