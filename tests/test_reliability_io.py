@@ -277,11 +277,15 @@ def test_training_refuses_an_output_dir_holding_a_run(tmp_path, no_loading, mark
     assert tree_hashes(tmp_path) == before
 
 
-def test_training_into_an_empty_or_unrelated_folder_goes_ahead(tmp_path, no_loading):
+def test_training_into_an_empty_folder_goes_ahead_and_an_unrelated_one_is_refused(tmp_path, no_loading):
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "README.md").write_text("notes")
     with pytest.raises(no_loading):
         train(tmp_path, tmp_path / "run")
+    (tmp_path / "run" / "README.md").write_text("notes")  # issue #29: a folder holding anything is refused
+    before = tree_hashes(tmp_path)
+    with pytest.raises(FileExistsError, match="no training run wrote.*README.md"):
+        train(tmp_path, tmp_path / "run")
+    assert tree_hashes(tmp_path) == before
     with pytest.raises(no_loading):  # with --resume_from_checkpoint, a run folder is what is expected
         write_run(tmp_path / "run")
         train(tmp_path, tmp_path / "run", "--resume_from_checkpoint", "latest")
@@ -314,7 +318,7 @@ def test_overwrite_output_dir_never_deletes_an_input(tmp_path, no_loading, where
         (out / "data" / "metadata.jsonl").write_text('{"file_name": "a.mp4", "prompt": "a red circle"}\n')
         extra = ["--train_data_dir", str(out / "data")]
     before = tree_hashes(tmp_path)
-    with pytest.raises(ValueError, match="holds an input of this run.*Choose another --output_dir"):
+    with pytest.raises(ValueError, match="an input of this run.*Choose another --output_dir"):
         train(tmp_path, out, "--overwrite_output_dir", *extra, model=model)
     assert tree_hashes(tmp_path) == before
 
@@ -497,7 +501,9 @@ def test_evaluate_writes_each_caption_as_it_is_made(evaluation, tmp_path):
     assert not output.exists()
 
     evaluation.pipe.calls, evaluation.pipe.fail_at = 0, None
-    assert cli_main(evaluation.args + ["--output", str(output)]) == 0
+    with pytest.raises(FileExistsError, match="--overwrite"):  # the interrupted run's captions are kept
+        cli_main(evaluation.args + ["--output", str(output)])
+    assert cli_main(evaluation.args + ["--output", str(output), "--overwrite"]) == 0
     result = strict_json(output.read_text())
     assert result["data"]["evaluated"] == 3 and len(result["samples"]) == 3
     assert len(samples_path(output).read_text().splitlines()) == 3  # rewritten, not appended to

@@ -10,6 +10,7 @@ read back the prompt a video was generated from (text column "prompt"). See docs
         --learning_rate 1e-4 --mixed_precision bf16 --gradient_checkpointing \
         --latents_cache_dir path/to/cache --checkpointing_steps 500 --validation_steps 500
 
+A problem with the flags, the data or --output_dir ends it with a message and exit status 1.
 All flags: `python training/train_recall.py --help`.
 """
 
@@ -21,8 +22,8 @@ try:
 except ImportError:  # running from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from univigu.training.trainer import main, parse_args  # noqa: E402
+from univigu.training.cli import script_main  # noqa: E402
 
 
 if __name__ == "__main__":
-    main(parse_args("recall"))
+    sys.exit(script_main("recall"))

@@ -9,6 +9,7 @@
         --num_frames 81 --height 480 --width 832 --max_text_length 256 --max_train_steps 2000 \
         --learning_rate 5e-5 --mixed_precision bf16 --gradient_checkpointing --latents_cache_dir path/to/cache
 
+A problem with the flags, the data or --output_dir ends it with a message and exit status 1.
 All flags: `python training/train_refine.py --help`.
 """
 
@@ -20,8 +21,8 @@ try:
 except ImportError:  # running from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from univigu.training.trainer import main, parse_args  # noqa: E402
+from univigu.training.cli import script_main  # noqa: E402
 
 
 if __name__ == "__main__":
-    main(parse_args("refine"))
+    sys.exit(script_main("refine"))

@@ -34,8 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Runs one subcommand; returns its exit status (0: done; 1: an error, printed on stderr; 2: a bad flag).
+
+    As the `univigu` command (`argv` None: the arguments come from the command line), a problem with the user's input
+    (a missing or unreadable file, an output that exists, a value out of range: `ValueError`, `OSError`) ends it with
+    `univigu <subcommand>: error: <message>` and exit status 1, without a traceback. Called from Python with `argv`,
+    those exceptions are raised to the caller."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    if argv is not None:
+        return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as error:
+        print(f"univigu {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import os
 import shutil
 import struct
 import types
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -32,6 +31,7 @@ from .. import __version__
 from ..models import UniViGUTransformer3DModel
 from ..pipelines import UniViGUPipeline
 from ..utils.hub import looks_like_hub_id
+from ..utils.output_paths import check_not_an_input, remove_stale_staging, staged_output
 
 
 logger = logging.getLogger(__name__)
@@ -146,37 +146,18 @@ def univigu_config_from_wan(wan_config: Dict[str, Any], **extra) -> Dict[str, An
     return UniViGUTransformer3DModel.init_kwargs(wan_config, **extra)
 
 
-def _overlap(a: Path, b: Path) -> Optional[str]:
-    """How folder/file `a` overlaps `b` ("is", "contains", "is inside"), or None."""
-    if a == b:
-        return "is"
-    if a in b.parents:
-        return "contains"
-    if b in a.parents:
-        return "is inside"
-    return None
-
-
 def check_output_dir(out_dir: PathLike, overwrite: bool = False, inputs=()) -> Path:
     """Refuse an output folder that would destroy or mix with the user's files, before any work is done.
 
     `inputs` are the paths the conversion reads (the Wan folder, the checkpoint file). The output may neither be,
     contain nor lie inside one of them: replacing it would delete the input (`--out` = the Wan folder or its
-    parent), and writing into an input folder would change it. A non-empty output needs `overwrite`.
+    parent), and writing into an input folder would change it. A non-empty output needs `overwrite`. What a killed
+    conversion to the same output left (its staging folder) is cleaned up first, so that an old output it had moved
+    aside is back in place before it is checked.
     """
     out = Path(out_dir)
-    # resolve(): compare real locations, so `..`, symlinks and relative paths cannot hide an overlap.
-    real_out = out.resolve()
-    for item in inputs:
-        if item is None:
-            continue
-        relation = _overlap(real_out, Path(item).resolve())
-        if relation:
-            raise ValueError(
-                f"The output folder {out} {relation} the input {item}: converting there would "
-                f"{'delete or change' if relation != 'is inside' else 'write into'} the input. Choose another --out "
-                "(a new folder outside the inputs)."
-            )
+    check_not_an_input(out, inputs, "--out")
+    remove_stale_staging(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise FileExistsError(
             f"{out} exists and is not empty; pass --overwrite (overwrite=True) to replace it, or choose another --out."
@@ -188,36 +169,14 @@ def check_output_dir(out_dir: PathLike, overwrite: bool = False, inputs=()) -> P
 def staged_output_dir(out_dir: PathLike, overwrite: bool = False, inputs=()):
     """Write an output folder atomically: yields a fresh temporary sibling folder to write into; when the block
     finishes, the old output (if any, with `overwrite`) is replaced by it. If the block fails, the temporary folder is
-    removed and the old output is left as it was.
+    removed and the old output is left as it was; a conversion that was killed leaves its temporary folder, which the
+    next conversion to the same output removes (:func:`univigu.utils.output_paths.remove_stale_staging`).
 
     The output is checked with :func:`check_output_dir` first (never replace an input or a folder around one).
     """
     out = check_output_dir(out_dir, overwrite, inputs)
-    parent = out.absolute().parent
-    # A sibling (same file system), so that moving it into place is a rename, not a copy. Created with mkdir (not
-    # mkdtemp, whose 0700 mode the output would keep), under a hidden name that says what it is.
-    tmp = parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-    except OSError as error:
-        raise PermissionError(f"Cannot write the output {out} ({error}); choose another --out.") from None
-    try:
+    with staged_output(out, folder=True, flag="--out") as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out.is_symlink() or out.exists():
-        # Move the old output aside first (a rename), so that there is no moment without one of the two folders.
-        old = parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
-    os.rename(tmp, out)
-    if old is not None:
-        if old.is_symlink() or not old.is_dir():
-            old.unlink()
-        else:
-            shutil.rmtree(old)
 
 
 def non_finite_tensors(state: Dict[str, torch.Tensor], chunk: int = 1 << 24) -> List[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..data import check_columns, find_bad_samples, load_video_text_dataset, select_usable
 from ..utils.json_io import dumps_json
+from ..utils.output_paths import check_new_file, check_not_an_input, staged_output
 from . import compute_caption_metrics
 
 
@@ -60,7 +61,10 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--output", default=None,
                    help="Write scores and per-video captions to this JSON file. Each caption is also appended, as it "
                         "is made, to the JSON Lines file next to it (results.json -> results.samples.jsonl), so an "
-                        "interrupted run keeps what was done.")
+                        "interrupted run keeps what was done. Neither may exist (unless --overwrite) nor be inside "
+                        "--data_dir, --pipeline or --lora.")
+    p.add_argument("--overwrite", action="store_true",
+                   help="Replace --output and its .samples.jsonl if they exist (never an input or a file inside one).")
     p.set_defaults(func=run_evaluate)
     return p
 
@@ -131,12 +135,16 @@ def samples_path(output) -> Path:
     return output.with_name(output.stem + ".samples.jsonl")
 
 
-def _check_output(output: str) -> None:
-    """Fail now, not after captioning every video: `--output` must be a writable file path."""
+def _check_output(output: str, overwrite: bool = False, inputs=()) -> None:
+    """Fail now, not after captioning every video: `--output` (and the .samples.jsonl next to it) must be a new file
+    (or, with `--overwrite`, an old one) outside the inputs (`--data_dir`, `--pipeline`, `--lora`, the videos), in a
+    folder that can be written."""
     path = Path(output)
     if path.is_dir():
         raise IsADirectoryError(f"--output {output} is a folder; pass a file path such as {path / 'results.json'}.")
     for target in (path, samples_path(path)):
+        check_not_an_input(target, inputs, "--output")
+        check_new_file(target, "--output", overwrite)
         existed = target.exists()
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -153,9 +161,8 @@ def _check_output(output: str) -> None:
 def _write_json(path: Path, value) -> None:
     """Write JSON through a temporary file and a rename, so an interruption never leaves a truncated file. Non-finite
     numbers are written as null (bare NaN is not JSON)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(dumps_json(value, indent=2))
-    os.replace(tmp, path)
+    with staged_output(path, flag="--output") as tmp:
+        tmp.write_text(dumps_json(value, indent=2))
 
 
 def run_evaluate(args) -> int:
@@ -166,10 +173,12 @@ def run_evaluate(args) -> int:
 
     logging.basicConfig(format="%(levelname)s - %(message)s", level=logging.INFO)
     # Everything that can be checked cheaply is checked before the pipeline loads and the captioning starts.
-    if args.output:
-        _check_output(args.output)
     check_pipeline_folder(args.pipeline, "--pipeline")
-    load_evaluation_data(args.data_dir, args.reference_column, args.video_column, args.allow_external_video_paths)
+    raw = load_evaluation_data(args.data_dir, args.reference_column, args.video_column,
+                               args.allow_external_video_paths)
+    if args.output:  # the inputs include the videos (with --allow_external_video_paths, outside --data_dir too)
+        videos = [v for v in raw[args.video_column] if isinstance(v, str)]
+        _check_output(args.output, args.overwrite, [args.data_dir, args.pipeline, args.lora, *videos])
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = getattr(torch, args.dtype)

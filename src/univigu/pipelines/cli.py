@@ -40,6 +40,8 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--height", type=_positive, default=None)
     p.add_argument("--width", type=_positive, default=None)
     p.add_argument("--fps", type=_positive, default=8)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out and its .png if they exist (never a file inside --model)")
     _add_common(p)
     p.set_defaults(func=run_generate)
     return p
@@ -105,26 +107,40 @@ def load_pipeline(model: str | None, device: str | None = None, dtype: str = "fl
     return pipe.to(device)
 
 
-def _check_writable(path: Path) -> None:
-    folder = path.resolve().parent
-    if not folder.exists():
-        raise SystemExit(f"Cannot write {path}: the folder {folder} does not exist (create it first).")
-    if not os.access(folder, os.W_OK):
-        raise SystemExit(f"Cannot write {path}: {folder} is not writable (choose another --out).")
+def check_generate_outputs(out: Path, model: str | None, overwrite: bool = False) -> Path:
+    """Before the model loads: `--out` (an .mp4) and the frame grid next to it (.png) may be written. Returns the
+    grid's path. Refused: an existing file without `--overwrite`, a path inside the model folder (with or without),
+    a folder that does not exist or cannot be written."""
+    from ..utils.output_paths import check_new_file, check_not_an_input, check_writable_parent
+
+    if out.suffix.lower() != ".mp4":
+        raise ValueError(f"--out must end in .mp4, got {out}.")
+    grid = out.with_suffix(".png")
+    if model is None:
+        from ..toyworld import DEFAULT_CHECKPOINT
+
+        model = DEFAULT_CHECKPOINT
+    for path in (out, grid):
+        check_not_an_input(path, [model], "--out")
+        check_new_file(path, "--out", overwrite)
+    check_writable_parent(out, "--out")
+    return grid
 
 
 def run_generate(args) -> int:
     import torch
     from diffusers.utils import export_to_video
 
+    from ..utils.output_paths import staged_output
     from ..utils.visualization import save_video_grid
 
     if not args.prompt.strip():
         raise SystemExit('The prompt is empty: pass --prompt "a red circle moving left".')
     out = Path(args.out)
-    if out.suffix.lower() != ".mp4":
-        raise SystemExit(f"--out must end in .mp4, got {args.out}.")
-    _check_writable(out)
+    try:
+        grid = check_generate_outputs(out, args.model, args.overwrite)
+    except (ValueError, OSError) as error:
+        raise SystemExit(f"error: {error}")
     pipe = load_pipeline(args.model, args.device, args.dtype)
     kwargs = {k: v for k, v in dict(num_inference_steps=args.steps, guidance_scale=args.guidance,
                                     num_frames=args.frames, height=args.height, width=args.width).items()
@@ -135,9 +151,11 @@ def run_generate(args) -> int:
     except ValueError as error:  # the pipeline's input checks: say what to change, no traceback
         raise SystemExit(f"error: {error}")
     frames = result.frames[0]
-    export_to_video(list(frames), str(out), fps=args.fps)
-    grid = out.with_suffix(".png")
-    save_video_grid(grid, [frames], labels=[args.prompt])
+    # each file is written under a temporary name and renamed into place: an interruption leaves no partial file
+    with staged_output(out, flag="--out") as tmp:
+        export_to_video(list(frames), str(tmp), fps=args.fps)
+    with staged_output(grid, flag="--out") as tmp:
+        save_video_grid(tmp, [frames], labels=[args.prompt])
     print(f"video: {out}")
     print(f"frame grid: {grid}")
     if args.caption:
@@ -146,19 +164,31 @@ def run_generate(args) -> int:
 
 
 def run_caption(args) -> int:
+    """Captions each video; one that cannot be captioned (not a video, empty, truncated) is reported on stderr with
+    its path, the others are still captioned, and the exit status is 1."""
     import torch
 
+    folders = [v for v in args.videos if os.path.isdir(v)]
+    if folders:
+        example = Path(folders[0]) / "*.mp4"
+        raise SystemExit(f"error: {', '.join(folders)} is a folder; pass video files (e.g. {example}).")
     missing = [v for v in args.videos if not os.path.isfile(v)]
     if missing:
-        raise SystemExit(f"No such video file: {', '.join(missing)}.")
+        raise SystemExit(f"error: no such video file: {', '.join(missing)}.")
     pipe = load_pipeline(args.model, args.device, args.dtype)
     kwargs = {k: v for k, v in dict(num_inference_steps=args.steps, max_text_length=args.max_text_length).items()
               if v is not None}
+    failed = []
     for path in args.videos:
         try:
             text = pipe(video=path, task="v2t", generator=torch.Generator().manual_seed(args.seed), **kwargs).text[0]
-        except ValueError as error:
+        except (ValueError, OSError, RuntimeError) as error:  # a file that is not a (whole) video: say which
             print(f"{path}: error: {error}", file=sys.stderr)
+            failed.append(path)
             continue
         print(f"{path}: {text}" if len(args.videos) > 1 else text)
+    if failed:
+        print(f"univigu caption: {len(failed)} of {len(args.videos)} video(s) could not be captioned: "
+              f"{', '.join(failed)}.", file=sys.stderr)
+        return 1
     return 0

@@ -204,7 +204,7 @@ def prepare_output_dir(args, accelerator) -> None:
     previous_run = check_output_dir(args)
     if accelerator.is_main_process:
         if previous_run and args.overwrite_output_dir:
-            clear_output_dir(output_dir, keep=[args.latents_cache_dir])
+            clear_output_dir(output_dir, keep=[args.latents_cache_dir], logging_dir=args.logging_dir)
             logger.info(f"--overwrite_output_dir: removed the previous run in {output_dir}.", main_process_only=True)
         output_dir.mkdir(parents=True, exist_ok=True)
         checkpointing.remove_incomplete_checkpoints(output_dir)
