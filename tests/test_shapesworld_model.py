@@ -33,6 +33,33 @@ def test_bundled_checkpoint_is_small_safetensors_with_a_card():
     assert card.startswith("---\n") and "library_name: diffusers" in card and "| stage |" in card
 
 
+def test_bundled_checkpoint_carries_no_code_and_loads_through_the_package(pipe):
+    """The model code is written once (issue #31): the folder holds weights and configs, the classes are univigu's.
+    Exported, the folder gets the module files from the package (tests/test_transformer.py)."""
+    from pathlib import Path
+
+    from univigu.models.transformer_univigu import UniViGUTransformer3DModel
+
+    assert not list(Path(DEFAULT_CHECKPOINT).rglob("*.py"))
+    assert type(pipe.transformer) is UniViGUTransformer3DModel
+
+
+def test_installing_a_checkpoint_leaves_its_module_files_behind(tmp_path):
+    """The build installs a `save_pretrained` folder, which carries `transformer_univigu.py`: the copy stays out."""
+    from package import install_folder
+
+    from univigu.models.transformer_univigu import UniViGUTransformer3DModel
+    from univigu.pipelines.serialization import verify_checksums
+
+    model = UniViGUTransformer3DModel(num_attention_heads=2, attention_head_dim=8, text_dim=8, freq_dim=8, ffn_dim=16,
+                                      num_layers=1, rope_max_seq_len=16, vocab_size=10)
+    model.save_pretrained(tmp_path / "built" / "transformer")
+    assert (tmp_path / "built" / "transformer" / "transformer_univigu.py").is_file()
+    target = install_folder(tmp_path / "built", tmp_path / "installed", world="test")
+    assert not list(target.rglob("*.py")) and (target / "transformer" / "config.json").is_file()
+    assert not [name for name in verify_checksums(target)["files"] if name.endswith(".py")]
+
+
 def test_default_call_uses_the_checkpoint_defaults(pipe):
     defaults = pipe.config.call_defaults
     assert defaults["height"] == 64 and defaults["width"] == 64 and defaults["num_frames"] == 9

@@ -5,9 +5,10 @@ in a block is shared but the feed-forward network (``ffn`` for video, ``ffn_t`` 
 Wan modules; with no text stream it computes exactly what ``WanTransformer3DModel`` computes. univigu's
 docs/architecture.md has the diagram and the mapping to the paper and to the reference checkpoint's names.
 
-This file and the one sibling it imports (``wan_weights.py``) are self-contained on purpose: they are copied verbatim
-into exported Hub folders so that ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` works without
-univigu installed.
+This file and the siblings it imports (``wan_weights.py``, ``step_cache.py``, ``video_kv_cache.py``) import diffusers
+and torch only, on purpose: saving the model (``save_pretrained``, and the pipeline's Hub export) writes them from the
+package into the folder, so that ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` works without
+univigu installed. Checkpoint folders in the repository do not carry them.
 """
 
 import math
@@ -22,6 +23,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin, FeedForward
 from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.embeddings import PixArtAlphaTextProjection, TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.normalization import FP32LayerNorm
@@ -29,6 +31,8 @@ from diffusers.models.transformers.transformer_wan import WanAttention, WanAttnP
 from diffusers.utils import USE_PEFT_BACKEND, BaseOutput, logging, scale_lora_layers, unscale_lora_layers
 from diffusers.utils.dynamic_modules_utils import get_relative_import_files
 
+from .step_cache import cache_config_for, register_block
+from .video_kv_cache import UniViGUVideoKVCache
 from .wan_weights import is_text_expert, univigu_state_from_wan
 
 
@@ -97,42 +101,6 @@ class UniViGUTextRotaryPosEmbed(nn.Module):
         emb = torch.cat((freqs, freqs), dim=-1)
         # (1, L, 1, head_dim) to broadcast over (batch, seq, heads, head_dim)
         return emb.cos()[None, :, None, :], emb.sin()[None, :, None, :]
-
-
-class UniViGUVideoKVCache:
-    """Keys and values of the clean video tokens in every block's self-attention (after q/k norm and RoPE), kept
-    across captioning steps: the video never changes in video -> text, so between *refresh* steps (the full joint
-    forward, which stores them) the text tokens run alone against the stored video keys/values.
-
-    Exact with `understanding_attention="video_prefix"`; with full attention the stored keys/values saw the text of the
-    last refresh (an approximation, as in diffusion language models' KV caches). Pass it as
-    `attention_kwargs={"video_kv_cache": cache}`, with `cache.refresh = True` for a full forward and `False` for a
-    text-only one (`hidden_states=None`).
-    """
-
-    def __init__(self):
-        self.refresh = True
-        self.keys: Dict[int, torch.Tensor] = {}
-        self.values: Dict[int, torch.Tensor] = {}
-
-    @property
-    def num_video_tokens(self) -> int:
-        return next(iter(self.keys.values())).shape[1] if self.keys else 0
-
-    def store(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> None:
-        self.keys[layer], self.values[layer] = key, value
-
-    def extend(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        if layer not in self.keys:
-            raise RuntimeError(
-                "The video key/value cache is empty: run a refresh step (cache.refresh = True, with the video) first."
-            )
-        if self.keys[layer].shape[0] != key.shape[0]:
-            raise ValueError(
-                f"The video key/value cache holds a batch of {self.keys[layer].shape[0]}, this step has {key.shape[0]}: "
-                "refresh it when the batch changes."
-            )
-        return torch.cat([self.keys[layer], key], dim=1), torch.cat([self.values[layer], value], dim=1)
 
 
 class UniViGUAttnProcessor:
@@ -292,21 +260,26 @@ class UniViGUTransformerBlock(nn.Module):
 
     def forward(
         self,
-        video_states: Optional[torch.Tensor],
-        text_states: Optional[torch.Tensor],
+        hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
         video_timestep_proj: Optional[torch.Tensor],
         text_timestep_proj: Optional[torch.Tensor],
         rotary_emb: Dict[str, Any],
         attention_mask: Optional[torch.Tensor] = None,
         video_kv: Optional[Tuple[UniViGUVideoKVCache, int]] = None,
-    ):
+    ) -> torch.Tensor:
+        # `hidden_states` is the joint sequence `[video ; text]` (either part may be absent, as its timestep
+        # projection then is) and so is the output: with no text it is Wan's block, in and out, which is what
+        # diffusers' block-level cache hooks (FirstBlockCache, MagCache, ...) read and replace.
+        num_video = rotary_emb["num_video_tokens"]
         streams = []  # (states, modulation, ffn) for the streams present, video first
-        if video_states is not None:
-            streams.append([video_states, _modulation(self.scale_shift_table, video_timestep_proj), self.ffn])
-        if text_states is not None:
+        if video_timestep_proj is not None:
+            video = hidden_states if text_timestep_proj is None else hidden_states[:, :num_video]
+            streams.append([video, _modulation(self.scale_shift_table, video_timestep_proj), self.ffn])
+        if text_timestep_proj is not None:
+            text = hidden_states if video_timestep_proj is None else hidden_states[:, num_video:]
             text_ffn = self.ffn_t if self.ffn_t is not None else self.ffn
-            streams.append([text_states, _modulation(self.scale_shift_table, text_timestep_proj), text_ffn])
+            streams.append([text, _modulation(self.scale_shift_table, text_timestep_proj), text_ffn])
         lengths = [s[0].shape[1] for s in streams]
 
         def joint(tensors):
@@ -335,13 +308,10 @@ class UniViGUTransformerBlock(nn.Module):
         for x, mod, ffn in streams:
             normed = (self.norm3(x.float()) * (1 + mod[4]) + mod[3]).type_as(x)
             outputs.append((x.float() + ffn(normed).float() * mod[5]).type_as(x))
-
-        video_out = outputs[0] if video_states is not None else None
-        text_out = outputs[-1] if text_states is not None else None
-        return video_out, text_out
+        return joint(outputs)
 
 
-class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
+class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin, AttentionMixin):
     r"""
     The Uni-ViGU transformer: Wan2.1's video diffusion transformer plus a text stream.
 
@@ -463,6 +433,11 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
         if is_main_process:  # with the sibling modules it imports (diffusers' dynamic loading resolves them)
             for source in [__file__, *get_relative_import_files(__file__)]:
                 shutil.copyfile(source, os.path.join(save_directory, os.path.basename(source)))
+
+    def enable_cache(self, config) -> None:
+        """`CacheMixin.enable_cache`, as on `WanTransformer3DModel`, text stream on or off; the configs whose defaults
+        name Wan's modules are pointed at ours (`step_cache.py`)."""
+        super().enable_cache(cache_config_for(self, config))
 
     @property
     def num_text_embeddings(self) -> int:
@@ -605,6 +580,11 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
     ):
         batch_size = self._validate_inputs(hidden_states, timestep, text_ids, text_timestep, text_attention_mask)
         if video_kv_cache is not None:
+            if self.is_cache_enabled:
+                raise ValueError(
+                    "A video key/value cache changes the sequence between steps, which the step cache enabled with "
+                    "`enable_cache` cannot follow: use one of the two (`disable_cache()`, or no `video_cache_interval`)."
+                )
             if text_ids is None:
                 raise ValueError("A video key/value cache serves the text stream: pass `text_ids`.")
             if video_kv_cache.refresh != (hidden_states is not None):
@@ -651,26 +631,28 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
                 understanding_attention, text_ids.device,
             )
 
+        streams = [states for states in (video_states, text_states) if states is not None]
+        joint_states = streams[0] if len(streams) == 1 else torch.cat(streams, dim=1)  # [video ; text]
         for index, block in enumerate(self.blocks):
             if torch.is_grad_enabled() and self.gradient_checkpointing:
-                video_states, text_states = self._gradient_checkpointing_func(
-                    block, video_states, text_states, encoder_hidden_states, video_proj, text_proj, rotary_emb,
-                    attention_mask,
+                joint_states = self._gradient_checkpointing_func(
+                    block, joint_states, encoder_hidden_states, video_proj, text_proj, rotary_emb, attention_mask,
                 )
             else:
-                video_states, text_states = block(
-                    video_states, text_states, encoder_hidden_states, video_proj, text_proj, rotary_emb,
-                    attention_mask, (video_kv_cache, index) if video_kv_cache is not None else None,
+                joint_states = block(
+                    joint_states, encoder_hidden_states, video_proj, text_proj, rotary_emb, attention_mask,
+                    (video_kv_cache, index) if video_kv_cache is not None else None,
                 )
 
         sample = text_logits = None
+        parts = joint_states.split([s.shape[1] for s in streams], dim=1) if len(streams) > 1 else [joint_states]
         if video_states is not None:
-            out = self.video_head(video_states, video_temb, self.scale_shift_table_v)
+            out = self.video_head(parts[0], video_temb, self.scale_shift_table_v)
             out = out.reshape(batch_size, *post_patch, p_t, p_h, p_w, -1)
             out = out.permute(0, 7, 1, 4, 2, 5, 3, 6)
             sample = out.flatten(6, 7).flatten(4, 5).flatten(2, 3)
         if text_states is not None:
-            text_logits = self.text_head(text_states, text_temb, self.scale_shift_table_t)
+            text_logits = self.text_head(parts[-1], text_temb, self.scale_shift_table_t)
 
         if not return_dict:
             return (sample, text_logits)
@@ -804,3 +786,4 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Atten
 
 
 UniViGUTransformer3DModel.register_for_auto_class("AutoModel")
+register_block(UniViGUTransformerBlock)
