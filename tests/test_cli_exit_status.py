@@ -111,6 +111,25 @@ def test_generate_over_an_existing_clip_exits_1_naming_it_and_the_flag(monkeypat
     assert clip.read_bytes() == b"mine"
 
 
+def test_generate_with_a_lora_output_as_model_points_to_flags_it_has(monkeypatch, capsys, tmp_path):
+    """A LoRA training output passed as --model: the fix names --model and --lora, which generate and caption have."""
+    from univigu.training.arguments import build_parser as training_parser
+
+    lora = tmp_path / "lora-run"
+    lora.mkdir()
+    (lora / "base_model.json").write_text("{}")
+    (tmp_path / "x.mp4").write_bytes(b"x")
+    for command in (["generate", "--prompt", "x", "--out", str(tmp_path / "clip.mp4")],
+                    ["caption", str(tmp_path / "x.mp4")]):
+        status, _, err = univigu(monkeypatch, capsys, *command, "--model", str(lora))
+        assert status == 1 and str(lora) in err and "--lora" in err
+        assert_named_flags_exist(err, subcommand_flags(command[0]))
+    status, _, err = univigu(monkeypatch, capsys, "generate", "--prompt", "x", "--out", str(tmp_path / "clip.mp4"),
+                             "--lora", str(tmp_path / "no-lora"))
+    assert status == 1 and str(tmp_path / "no-lora") in err and "pytorch_lora_weights.safetensors" in err
+    assert_named_flags_exist(err, subcommand_flags("generate") | set(training_parser("recall")._option_string_actions))
+
+
 def test_generate_with_a_wrong_suffix_exits_1(monkeypatch, capsys, tmp_path):
     status, _, err = univigu(monkeypatch, capsys, "generate", "--prompt", "x", "--out", str(tmp_path / "clip.gif"))
     assert status == 1 and "--out must end in .mp4" in err

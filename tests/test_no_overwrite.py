@@ -58,7 +58,7 @@ def generate(tmp_path, monkeypatch):
     state.model.mkdir()
     (state.model / "model_index.json").write_text('{"_class_name": "UniViGUPipeline"}')
 
-    def load_pipeline(model, device=None, dtype="float32"):
+    def load_pipeline(model, device=None, dtype="float32", lora=None):
         state.loads += 1
         return state.pipe
 
@@ -110,12 +110,18 @@ def test_generate_interrupted_while_writing_keeps_the_old_files(generate, tmp_pa
 
 
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
-def test_generate_never_writes_into_its_model(generate, tmp_path, overwrite):
+@pytest.mark.parametrize("into", ["model", "lora"])
+def test_generate_never_writes_into_its_model_or_lora(generate, tmp_path, overwrite, into):
+    lora = tmp_path / "lora"
+    lora.mkdir()
+    (lora / "pytorch_lora_weights.safetensors").write_bytes(b"lora")
+    folder = generate.model if into == "model" else lora
+    (folder / "clip.mp4").write_bytes(b"the user's clip")
     before = tree_hashes(tmp_path)
     with pytest.raises(SystemExit) as info:
-        generate.run(generate.model / "clip.mp4", *overwrite)
+        generate.run(folder / "clip.mp4", "--lora", str(lora), *overwrite)
     message = str(info.value.code)
-    assert str(generate.model) in message and "the input" in message and "Choose another --out" in message
+    assert str(folder) in message and "the input" in message and "Choose another --out" in message
     assert tree_hashes(tmp_path) == before and generate.loads == 0
 
 

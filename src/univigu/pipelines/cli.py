@@ -16,6 +16,8 @@ from pathlib import Path
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="UniViGU pipeline folder or Hub id (default: the bundled ShapesWorld checkpoint)")
+    parser.add_argument("--lora", default=None,
+                        help="LoRA weights to apply to --model (a folder written by training with --trainable lora)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps, ... (default: cuda when available)")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     parser.add_argument("--seed", type=int, default=0)
@@ -85,7 +87,7 @@ def check_pipeline_folder(path: str, flag: str = "--model") -> None:
     raise ValueError(f"{flag} {path} is a {class_name} folder, not a UniViGUPipeline.")
 
 
-def load_pipeline(model: str | None, device: str | None = None, dtype: str = "float32"):
+def load_pipeline(model: str | None, device: str | None = None, dtype: str = "float32", lora: str | None = None):
     import torch
 
     from . import UniViGUPipeline
@@ -100,17 +102,22 @@ def load_pipeline(model: str | None, device: str | None = None, dtype: str = "fl
         check_pipeline_folder(model, "--model")
     except ValueError as error:
         raise SystemExit(f"error: {error}")
+    if lora is not None and not (Path(lora) / "pytorch_lora_weights.safetensors").is_file():
+        raise SystemExit(f"error: --lora {lora} holds no pytorch_lora_weights.safetensors: pass the folder that "
+                         "training/train_recall.py or train_refine.py with --trainable lora wrote.")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = UniViGUPipeline.from_pretrained(model, dtype=getattr(torch, dtype))
+    if lora is not None:
+        pipe.load_lora_weights(lora)
     if dtype != "float32":
         pipe.vae.to(torch.float32)  # Wan's VAE is run in fp32
     return pipe.to(device)
 
 
-def check_generate_outputs(out: Path, model: str | None, overwrite: bool = False) -> Path:
+def check_generate_outputs(out: Path, model: str | None, overwrite: bool = False, lora: str | None = None) -> Path:
     """Before the model loads: `--out` (an .mp4) and the frame grid next to it (.png) may be written. Returns the
-    grid's path. Refused: an existing file without `--overwrite`, a path inside the model folder (with or without),
-    a folder that does not exist or cannot be written."""
+    grid's path. Refused: an existing file without `--overwrite`, a path inside the model or LoRA folder (with or
+    without), a folder that does not exist or cannot be written."""
     from ..utils.output_paths import check_new_file, check_not_an_input, check_writable_parent
 
     if out.suffix.lower() != ".mp4":
@@ -121,7 +128,7 @@ def check_generate_outputs(out: Path, model: str | None, overwrite: bool = False
 
         model = DEFAULT_CHECKPOINT
     for path in (out, grid):
-        check_not_an_input(path, [model], "--out")
+        check_not_an_input(path, [model, lora], "--out")
         check_new_file(path, "--out", overwrite)
     check_writable_parent(out, "--out")
     return grid
@@ -138,10 +145,10 @@ def run_generate(args) -> int:
         raise SystemExit('The prompt is empty: pass --prompt "a red circle moving left".')
     out = Path(args.out)
     try:
-        grid = check_generate_outputs(out, args.model, args.overwrite)
+        grid = check_generate_outputs(out, args.model, args.overwrite, args.lora)
     except (ValueError, OSError) as error:
         raise SystemExit(f"error: {error}")
-    pipe = load_pipeline(args.model, args.device, args.dtype)
+    pipe = load_pipeline(args.model, args.device, args.dtype, args.lora)
     kwargs = {k: v for k, v in dict(num_inference_steps=args.steps, guidance_scale=args.guidance,
                                     num_frames=args.frames, height=args.height, width=args.width).items()
               if v is not None}
@@ -175,7 +182,7 @@ def run_caption(args) -> int:
     missing = [v for v in args.videos if not os.path.isfile(v)]
     if missing:
         raise SystemExit(f"error: no such video file: {', '.join(missing)}.")
-    pipe = load_pipeline(args.model, args.device, args.dtype)
+    pipe = load_pipeline(args.model, args.device, args.dtype, args.lora)
     kwargs = {k: v for k, v in dict(num_inference_steps=args.steps, max_text_length=args.max_text_length).items()
               if v is not None}
     failed = []
