@@ -109,6 +109,14 @@ def test_generate_interrupted_while_writing_keeps_the_old_files(generate, tmp_pa
     assert tree_hashes(tmp_path) == before  # the old clip as it was, no temporary file left
 
 
+def test_a_killed_generate_leaves_no_partial_file_after_the_next_run(generate, tmp_path):
+    out = tmp_path / "clip.mp4"
+    left = tmp_path / f".clip.mp4.tmp-{dead_pid()}-0123abcd.mp4"  # what a SIGKILL mid-write leaves
+    left.write_bytes(b"half a clip")
+    assert generate.run(out) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "clip.png", "model"]
+
+
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
 @pytest.mark.parametrize("into", ["model", "lora"])
 def test_generate_never_writes_into_its_model_or_lora(generate, tmp_path, overwrite, into):
