@@ -240,7 +240,8 @@ def bundled_model_and_inputs():
 
     model = UniViGUTransformer3DModel.from_pretrained(DEFAULT_CHECKPOINT, subfolder="transformer").eval()
     inputs = tiny_inputs(vocab_size=model.config.vocab_size)
-    inputs["encoder_hidden_states"] = torch.randn(2, 5, model.config.text_dim, generator=torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(1)
+    inputs["encoder_hidden_states"] = torch.randn(2, 5, model.config.text_dim, generator=generator)
     return model, inputs
 
 
