@@ -28,8 +28,11 @@ extras = {
         "tokenizers>=0.20",
         "sentencepiece",
     ],
-    "demo": ["gradio==6.31.0", "imageio", "imageio-ffmpeg"],  # = spaces_demo/README.md sdk_version
+    # running the pipeline: loading a checkpoint (diffusers needs accelerate for umT5's fp32 modules) and writing or
+    # reading mp4 files; what `univigu generate` / `caption` and scripts/demo.sh (examples/shapesworld_demo.py) need
+    "inference": ["accelerate>=1.0", "imageio", "imageio-ffmpeg"],
 }
+extras["demo"] = ["gradio==6.31.0"] + extras["inference"]  # the Space; gradio = spaces_demo/README.md sdk_version
 extras["dev"] = sorted(set(extras["training"] + extras["demo"] + ["pytest>=8", "pytest-timeout", "playwright"]))
 
 setup(
