@@ -4,6 +4,7 @@ from setuptools import find_packages, setup
 install_requires = [
     "torch>=2.4,<3",
     "diffusers>=0.35,<0.50",
+    "accelerate>=1.0",  # diffusers needs it to load a checkpoint with fp32 modules (umT5), i.e. every pipeline folder
     "transformers>=4.51",
     "safetensors>=0.4",
     "numpy",
@@ -14,7 +15,6 @@ install_requires = [
 
 extras = {
     "training": [
-        "accelerate>=1.0",
         "peft>=0.15",
         "datasets>=3.0",
         "evaluate>=0.4",
@@ -28,9 +28,9 @@ extras = {
         "tokenizers>=0.20",
         "sentencepiece",
     ],
-    # running the pipeline: loading a checkpoint (diffusers needs accelerate for umT5's fp32 modules) and writing or
-    # reading mp4 files; what `univigu generate` / `caption` and scripts/demo.sh (examples/shapesworld_demo.py) need
-    "inference": ["accelerate>=1.0", "imageio", "imageio-ffmpeg"],
+    # writing and reading mp4 files: what `univigu generate` / `caption` and scripts/demo.sh
+    # (examples/shapesworld_demo.py) need beyond the core
+    "inference": ["imageio", "imageio-ffmpeg"],
 }
 extras["demo"] = ["gradio==6.31.0"] + extras["inference"]  # the Space; gradio = spaces_demo/README.md sdk_version
 extras["dev"] = sorted(set(extras["training"] + extras["demo"] + ["pytest>=8", "pytest-timeout", "playwright"]))
