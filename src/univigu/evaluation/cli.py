@@ -43,9 +43,19 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--num_samples", type=int, default=None, help="Only the first N usable videos.")
     p.add_argument("--num_inference_steps", type=int, default=32)
     p.add_argument("--max_text_length", type=int, default=64)
-    p.add_argument("--num_frames", type=int, default=None, help="Default: the largest 4k+1 count of the video.")
-    p.add_argument("--height", type=int, default=None)
-    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--num_frames", type=int, default=None,
+                   help="Frames sampled per video, of the form Tk+1, T the VAE's time compression (4k+1 for Wan: 1, "
+                        "5, 9, 13, ...; 2k+1 for the bundled ShapesWorld model). Default: the pipeline's trained count "
+                        "(its call_defaults), else the largest such count the video has.")
+    p.add_argument("--height", type=int, default=None, help="Default: the pipeline's trained height.")
+    p.add_argument("--width", type=int, default=None, help="Default: the pipeline's trained width.")
+    p.add_argument("--fps", type=float, default=None,
+                   help="Frames per second each video is sampled at. Default: the pipeline's stored rate, else the "
+                        "frames are spread over the whole video.")
+    p.add_argument("--crop", choices=("center", "pad"), default=None,
+                   help="Another aspect is centre-cropped (default) or padded with black.")
+    p.add_argument("--start", type=float, default=None, help="Seconds into each video to start sampling (default 0).")
+    p.add_argument("--duration", type=float, default=None, help="Seconds of each video to sample within.")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--commit_strategy", choices=("stochastic", "confidence"), default=None)
     p.add_argument("--video_latents_mode", choices=("sample", "argmax"), default="argmax")
@@ -196,7 +206,7 @@ def run_evaluate(args) -> int:
         "temperature": args.temperature,
         "video_latents_mode": args.video_latents_mode,
     }
-    for key in ("num_frames", "height", "width", "commit_strategy"):
+    for key in ("num_frames", "height", "width", "fps", "crop", "start", "duration", "commit_strategy"):
         if getattr(args, key) is not None:
             call_kwargs[key] = getattr(args, key)
     with contextlib.ExitStack() as stack:

@@ -33,6 +33,8 @@ BUILTIN_CALL_DEFAULTS = {
     "max_text_length": 128,
     "max_sequence_length": 512,
     "understanding_attention": "full",
+    # The frame rate a video to caption is sampled at (v2t). None: unknown, the frames are spread over the video.
+    "fps": None,
 }
 #: Arguments a checkpoint may store defaults for (`call_defaults` in model_index.json), globally or per task.
 CALL_DEFAULT_KEYS = tuple(BUILTIN_CALL_DEFAULTS)

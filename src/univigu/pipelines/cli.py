@@ -8,6 +8,7 @@ takes any UniViGU pipeline folder or Hub id. Size and step arguments left out us
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -24,11 +25,38 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the checkpoint's)")
 
 
+#: How a frame count is stated in help (errors state it for the model at hand: `UniViGUPipeline.frame_rule`).
+FRAME_RULE = ("of the form Tk+1, T the VAE's time compression (4k+1 for Wan: 1, 5, 9, 13, ...; 2k+1 for the bundled "
+              "ShapesWorld model)")
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return number
+
+
+def _number(value: str, what: str, allow_zero: bool) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        raise argparse.ArgumentTypeError(f"must be {what} {'>= 0' if allow_zero else '> 0'}, got {value}")
+    return number
+
+
+def _start(value: str) -> float:
+    return _number(value, "a number of seconds", allow_zero=True)
+
+
+def _duration(value: str) -> float:
+    return _number(value, "a number of seconds", allow_zero=False)
+
+
+def _rate(value: str) -> float:
+    return _number(value, "a frame rate (frames per second)", allow_zero=False)
 
 
 def add_generate_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,7 +66,7 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", default="clip.mp4", help="output mp4 (the frame grid goes next to it as .png)")
     p.add_argument("--caption", action="store_true", help="joint task t2vt: also write the model's caption")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
-    p.add_argument("--frames", type=_positive, default=None, help="4k+1 frames")
+    p.add_argument("--frames", type=_positive, default=None, help=f"number of frames, {FRAME_RULE}")
     p.add_argument("--height", type=_positive, default=None)
     p.add_argument("--width", type=_positive, default=None)
     p.add_argument("--fps", type=_positive, default=8)
@@ -50,9 +78,30 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def add_caption_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("caption", help="video -> text", description="Caption one or more videos.")
+    p = subparsers.add_parser(
+        "caption", help="video -> text",
+        description="Caption one or more videos of any size, aspect, frame rate and length. By default each is brought "
+                    "to what the checkpoint was trained on (its size, frame count and frame rate): resized, "
+                    "centre-cropped, and sampled from its start, decoding only what is needed. Other values run, "
+                    "with a warning.")
     p.add_argument("videos", nargs="+", help="video files (mp4, gif, ...)")
-    p.add_argument("--max-text-length", type=_positive, default=None, help="caption length in tokens")
+    p.add_argument("--max-text-length", type=_positive, default=None,
+                   help="caption length in tokens (default: the checkpoint's)")
+    p.add_argument("--height", type=_positive, default=None,
+                   help="frame height the video is brought to (with --width; default: the checkpoint's)")
+    p.add_argument("--width", type=_positive, default=None,
+                   help="frame width the video is brought to (with --height; default: the checkpoint's)")
+    p.add_argument("--num-frames", type=_positive, default=None,
+                   help=f"frames to sample, {FRAME_RULE} (default: the checkpoint's)")
+    p.add_argument("--fps", type=_rate, default=None,
+                   help="frames per second to sample at (default: the checkpoint's; without one, frames are spread "
+                        "over the whole video)")
+    p.add_argument("--crop", choices=("center", "pad"), default=None,
+                   help="another aspect is resized to cover the frame and centre-cropped (center, the default) or "
+                        "fitted inside and padded with black (pad)")
+    p.add_argument("--start", type=_start, default=None, help="seconds into the video to start sampling (default 0)")
+    p.add_argument("--duration", type=_duration, default=None,
+                   help="seconds of video to sample within (default: as many as the frames need)")
     _add_common(p)
     p.set_defaults(func=run_caption)
     return p
@@ -183,7 +232,11 @@ def run_caption(args) -> int:
     if missing:
         raise SystemExit(f"error: no such video file: {', '.join(missing)}.")
     pipe = load_pipeline(args.model, args.device, args.dtype, args.lora)
-    kwargs = {k: v for k, v in dict(num_inference_steps=args.steps, max_text_length=args.max_text_length).items()
+    if (args.height is None) != (args.width is None):
+        raise SystemExit("error: pass --height and --width together (or neither, for the checkpoint's size).")
+    kwargs = {k: v for k, v in dict(num_inference_steps=args.steps, max_text_length=args.max_text_length,
+                                    height=args.height, width=args.width, num_frames=args.num_frames, fps=args.fps,
+                                    crop=args.crop, start=args.start, duration=args.duration).items()
               if v is not None}
     failed = []
     for path in args.videos:

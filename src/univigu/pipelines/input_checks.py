@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 import torch
 
+from diffusers.utils import logging
+
 from .call_arguments import (
     BUILTIN_CALL_DEFAULTS,
     MAX_SEQUENCE_LENGTH,
@@ -36,6 +38,14 @@ from .call_arguments import (
     is_real,
     nearest_valid,
 )
+from .video_input import CROP_MODES
+
+
+logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
+
+#: The settings a checkpoint is trained at, which a call may change (with a warning): the video's size and frame
+#: count, and the caption's length (`max_text_length`, for the tasks that write one).
+TRAINED_SETTINGS = ("height", "width", "num_frames", "max_text_length")
 
 
 class UniViGUInputChecksMixin:
@@ -45,11 +55,18 @@ class UniViGUInputChecksMixin:
         """The value `__call__` uses for `name` when the caller leaves it at `None`: the checkpoint's own default for
         `task` (`call_defaults[task][name]`), else its global one (`call_defaults[name]`), else
         `BUILTIN_CALL_DEFAULTS` (WanPipeline's / the reference's)."""
+        value = self.stored_call_default(name, task)
+        return BUILTIN_CALL_DEFAULTS[name] if value is None else value
+
+    def stored_call_default(self, name: str, task: str):
+        """The checkpoint's own default for `name` in `task` (`call_defaults[task][name]`, else
+        `call_defaults[name]`), or None when it stores none. For the video size, frame count, frame rate and caption
+        length, it is what the checkpoint was trained on."""
         stored = getattr(self.config, "call_defaults", None) or {}
         per_task = stored.get(task) or {}
         if name in per_task:
             return per_task[name]
-        return stored.get(name, BUILTIN_CALL_DEFAULTS[name])
+        return stored.get(name)
 
     def set_call_defaults(self, **defaults):
         """Record defaults with the pipeline (saved by `save_pretrained`): `pipe.set_call_defaults(height=64,
@@ -179,13 +196,20 @@ class UniViGUInputChecksMixin:
             "patching: transformer.config.rope_max_seq_len)"
         )
 
+    @property
+    def frame_rule(self) -> str:
+        """How `num_frames` is stated in every message: "of the form Tk+1", T the VAE's time compression, with the
+        first counts: "of the form 4k+1 (1, 5, 9, 13, ...)" for Wan's VAE, "2k+1 (1, 3, 5, 7, ...)" for ShapesWorld's."""
+        s = self.vae_scale_factor_temporal
+        return f"of the form {s}k+1 ({', '.join(str(s * k + 1) for k in range(4))}, ...)"
+
     def _check_num_frames(self, num_frames: int, hint: str = ""):
         s = self.vae_scale_factor_temporal
         check_int("num_frames", num_frames, minimum=None)
         if num_frames < 1 or (num_frames - 1) % s != 0:
             options = nearest_valid(int(num_frames), s, 1)
             raise ValueError(
-                f"num_frames={num_frames} is not of the form {s}k+1 (the VAE compresses time {s}x and keeps the first "
+                f"num_frames={num_frames} is not {self.frame_rule} (the VAE compresses time {s}x and keeps the first "
                 f"frame): use {' or '.join(map(str, options))}."
             )
         largest = self.max_video_size["num_frames"]
@@ -193,6 +217,27 @@ class UniViGUInputChecksMixin:
             raise ValueError(
                 f"num_frames={num_frames} is more than {self._rope_note()}: use num_frames={largest} or fewer{hint}."
             )
+
+    def warn_untrained(self, task: str, **settings):
+        """Warns (once per pipeline and setting) when a call's video size, frame count or caption length differs
+        from what the checkpoint was trained on (its stored `call_defaults`); the call runs as asked. Settings the
+        checkpoint stores nothing for are not checked."""
+        trained = {name: self.stored_call_default(name, task) for name in TRAINED_SETTINGS}
+        warned = self.__dict__.setdefault("_untrained_warned", set())
+        new = [
+            (name, value) for name, value in settings.items()
+            if value is not None and trained.get(name) is not None and value != trained[name]
+            and (name, value) not in warned
+        ]
+        if not new:
+            return
+        warned.update(new)
+        given = ", ".join(f"{name}={value}" for name, value in new)
+        known = ", ".join(f"{name}={trained[name]}" for name in TRAINED_SETTINGS if trained[name] is not None)
+        logger.warning(
+            f"{given}: this checkpoint was trained with {known} (its call_defaults for task {task!r}); other values "
+            "run, but expect worse results. Leave them unset to use the trained ones."
+        )
 
     def _check_size(self, height: int, width: int, hint: str = ""):
         m = self.spatial_multiple
@@ -459,6 +504,10 @@ class UniViGUInputChecksMixin:
         sigmas: Optional[List[float]] = None,
         guidance_scale: Optional[float] = None,
         num_videos_per_prompt: int = 1,
+        fps: Optional[float] = None,
+        crop: Optional[str] = None,
+        start: Optional[float] = None,
+        duration: Optional[float] = None,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
         latents: Optional[torch.Tensor] = None,
         prompt_embeds: Optional[torch.Tensor] = None,
@@ -579,13 +628,25 @@ class UniViGUInputChecksMixin:
                     "`video_latents`."
                 )
             self._check_prompt("conditioning_text", conditioning_text)
+            self._check_video_sampling(fps, crop, start, duration)
             if video_latents is not None:
                 if height is not None or width is not None or num_frames is not None:
                     raise ValueError(
                         "`video_latents` already fix the video's size: drop height/width/num_frames (they resample "
                         "a `video`)."
                     )
+                sampling = [name for name, value in (("fps", fps), ("crop", crop), ("start", start),
+                            ("duration", duration)) if value is not None]
+                if sampling:
+                    raise ValueError(
+                        f"`video_latents` are an encoded video: drop {'/'.join(sampling)} (they sample a `video`)."
+                    )
                 self._check_video_latents(video_latents)
+                t, h, w = video_latents.shape[2:]
+                self.warn_untrained(
+                    task, num_frames=(t - 1) * self.vae_scale_factor_temporal + 1,
+                    height=h * self.vae_scale_factor_spatial, width=w * self.vae_scale_factor_spatial,
+                )
                 total = video_latents.shape[0] * n
                 self._check_conditioning_count(conditioning_text, video_latents.shape[0])
                 self._check_batch(total, "videos", generator, text_ids)
@@ -597,6 +658,13 @@ class UniViGUInputChecksMixin:
                         raise ValueError("Pass both `height` and `width` (or neither, to keep the video's size).")
                     self._check_size(height, width)
         else:
+            sampling = [name for name, value in (("fps", fps), ("crop", crop), ("start", start),
+                        ("duration", duration)) if value is not None]
+            if sampling:
+                raise ValueError(
+                    f"{'/'.join(sampling)} sample a video to caption (task 'v2t'); task={task!r} generates one: drop "
+                    "them (the frame rate of a saved video is set when writing it, e.g. `export_to_video(..., fps=8)`)."
+                )
             self._check_prompt("prompt", prompt)
             self._check_prompt("negative_prompt", negative_prompt)
             if prompt is not None and prompt_embeds is not None:
@@ -612,6 +680,7 @@ class UniViGUInputChecksMixin:
                 )
             self._check_num_frames(num_frames)
             self._check_size(height, width)
+            self.warn_untrained(task, height=height, width=width, num_frames=num_frames)
             if prompt_embeds is not None:
                 self._check_embeds("prompt_embeds", prompt_embeds)
                 if n != 1:
@@ -661,7 +730,27 @@ class UniViGUInputChecksMixin:
             )
         if task != "t2v" or text_stream:
             self._check_text_model(task, max_text_length)
+        if task != "t2v":
+            self.warn_untrained(task, max_text_length=max_text_length)
         return total
+
+    def _check_video_sampling(self, fps, crop, start, duration):
+        """v2t: how a video is sampled (`preprocess_video`): a frame rate > 0, a crop mode, a window in seconds."""
+        if fps is not None:
+            check_real("fps", fps, hint=" (frames per second to sample the video at, e.g. 8)")
+            if fps <= 0:
+                raise ValueError(f"fps={fps} is not a frame rate: pass a number > 0 (frames per second, e.g. 8).")
+        if crop is not None and crop not in CROP_MODES:
+            raise ValueError(
+                f"crop={crop!r} is not supported: use 'center' (resize to cover, crop the centre) or 'pad' (resize to "
+                "fit, pad with black)."
+            )
+        if start is not None:
+            check_real("start", start, 0.0, hint=" (seconds from the video's beginning)")
+        if duration is not None:
+            check_real("duration", duration, hint=" (seconds of video to sample from)")
+            if duration <= 0:
+                raise ValueError(f"duration={duration} is not a length of video: pass a number of seconds > 0.")
 
     def _check_conditioning_count(self, conditioning_text, num_videos: int):
         if isinstance(conditioning_text, list) and len(conditioning_text) not in (1, num_videos):
@@ -689,6 +778,7 @@ class UniViGUInputChecksMixin:
             )
         self._check_conditioning_count(conditioning_text, video.shape[0])
         self._check_batch(video.shape[0] * num_videos_per_prompt, "videos", generator, text_ids)
+        self.warn_untrained("v2t", height=height, width=width, num_frames=frames)
 
     def _run_callback(self, callback, step: int, timestep, callback_kwargs: Dict[str, Any]) -> Dict[str, Any]:
         """Calls `callback_on_step_end` and checks what it returns: a dict (or None) whose keys are among the tensors

@@ -263,6 +263,10 @@ class UniViGUPipeline(
         height: Optional[int] = None,
         width: Optional[int] = None,
         num_frames: Optional[int] = None,
+        fps: Optional[float] = None,
+        crop: Optional[str] = None,
+        start: Optional[float] = None,
+        duration: Optional[float] = None,
         num_inference_steps: Optional[int] = None,
         sigmas: Optional[List[float]] = None,
         guidance_scale: Optional[float] = None,
@@ -308,20 +312,32 @@ class UniViGUPipeline(
                 numpy array `(F, H, W, 3)` / `(B, F, H, W, 3)` (uint8 0-255, or floats in [0, 1]; floats with
                 values below 0 are read as [-1, 1]), or a tensor `(F, 3, H, W)` / `(B, F, 3, H, W)` (same ranges).
                 Float values above 1 (0-255 frames stored as floats), below -1, NaN or inf are refused, not clipped:
-                divide 0-255 frames by 255. Videos with more frames than `num_frames` are sampled evenly; frames
-                are resized to `height` x `width`.
+                divide 0-255 frames by 255. Any size, aspect, frame rate and length: by default the video is
+                brought to what the checkpoint was trained on (see `height`, `num_frames`, `fps`, `crop`).
             task (`str`, *optional*):
                 "t2v", "v2t" or "t2vt"; inferred from the inputs when not given.
             generate_caption (`bool`, defaults to `False`):
                 With a prompt: also generate a detailed caption (task "t2vt").
             height (`int`, *optional*), width (`int`, *optional*):
                 Video size in pixels; multiples of `pipe.spatial_multiple` (16 for Wan), at most `pipe.max_video_size`
-                (what the transformer's video RoPE table holds). Defaults: the checkpoint's `call_defaults`, else
-                480 x 832 when generating; the input video's size (rounded down to a valid multiple) when captioning.
+                (what the transformer's video RoPE table holds). Defaults: the checkpoint's `call_defaults` (what it
+                was trained on), else 480 x 832 when generating and the input video's size (rounded down to a valid
+                multiple) when captioning. A captioned video is resized keeping its aspect, then cropped or padded
+                (`crop`). A size the checkpoint was not trained on runs, with a warning (once per setting).
             num_frames (`int`, *optional*):
-                Number of frames, of the form `4k+1`, at most `pipe.max_video_size["num_frames"]`. Defaults: the
-                checkpoint's `call_defaults`, else 81 when generating; the largest `4k+1` count the input video has
-                when captioning.
+                Number of frames, of the form Tk+1, T the VAE's time compression (4k+1 for Wan: 1, 5, 9, 13, ...;
+                `pipe.frame_rule` states it for this pipeline), at most `pipe.max_video_size["num_frames"]`.
+                Defaults: the checkpoint's `call_defaults`, else 81 when generating and the largest such count the
+                input video has when captioning. A count the checkpoint was not trained on warns once.
+            fps (`float`, *optional*), start (`float`, *optional*), duration (`float`, *optional*):
+                v2t, a video file: sample `num_frames` frames at `fps` frames per second from `start` seconds
+                (default 0), decoding no further than needed; `duration` bounds the window. A window too short for
+                that gives `num_frames` frames spread evenly over it. `fps` defaults to the checkpoint's stored rate
+                (`call_defaults["fps"]`); without one, frames are spread evenly over the video, as they are for
+                frames passed in memory (which take none of the three).
+            crop (`str`, *optional*):
+                v2t: `"center"` (default; what training does) resizes a video of another aspect to cover
+                `height` x `width` and crops the centre, `"pad"` fits it inside and pads with black.
             num_inference_steps (`int`, *optional*):
                 Defaults (like every argument below documented with a default and left at `None`) to the
                 checkpoint's stored `call_defaults` when it has them, else to the value given here (50).
@@ -431,7 +447,7 @@ class UniViGUPipeline(
             max_text_length = text_ids.shape[1]  # starting caption tokens set the caption length
         task = self._resolve_task(task, prompt, prompt_embeds, video, video_latents, generate_caption)
         # Arguments left at None take the checkpoint's stored defaults (`call_defaults`), then the built-in ones; the
-        # size and frame count of a video to caption default to the video's own.
+        # size, frame count and rate of a video to caption are resolved by `preprocess_video`.
         default = partial(self._or_call_default, task=task)
         num_inference_steps = default("num_inference_steps", num_inference_steps)
         guidance_scale = default("guidance_scale", guidance_scale)
@@ -444,7 +460,8 @@ class UniViGUPipeline(
             num_frames = default("num_frames", num_frames)
         self.check_inputs(
             task=task, prompt=prompt, negative_prompt=negative_prompt, height=height, width=width,
-            num_frames=num_frames, num_inference_steps=num_inference_steps, sigmas=sigmas,
+            num_frames=num_frames, fps=fps, crop=crop, start=start, duration=duration,
+            num_inference_steps=num_inference_steps, sigmas=sigmas,
             guidance_scale=guidance_scale, num_videos_per_prompt=num_videos_per_prompt, generator=generator,
             latents=latents, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
             prompt_text_ids=prompt_text_ids, prompt_text_mask=prompt_text_mask, text_stream=text_stream,
@@ -468,7 +485,10 @@ class UniViGUPipeline(
         # 2. Encode the inputs: the prompt (t2v, t2vt), or the video to caption and its optional text condition (v2t)
         if task == "v2t":
             if video_latents is None:
-                video = self.preprocess_video(video, height=height, width=width, num_frames=num_frames)
+                video = self.preprocess_video(
+                    video, height=height, width=width, num_frames=num_frames, fps=fps, crop=crop, start=start,
+                    duration=duration,
+                )
                 self.check_video(video, num_videos_per_prompt, generator, text_ids, conditioning_text)
             latents = self.prepare_video_latents(
                 video, video_latents, num_videos_per_prompt, generator, video_latents_mode, device, transformer_dtype

@@ -1,18 +1,29 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """The video inputs of [`UniViGUPipeline`] (v2t): a file path, PIL frames, numpy arrays or tensors (one video or a
-batch) -> a list of float tensors `(F, 3, H, W)` in [0, 1] (`video_input_to_list`, naming the fix for every input it
-refuses) -> the model's input, frames sampled and resized and then encoded by the VAE (`UniViGUVideoInputMixin`).
+batch) -> the model's view of it (`UniViGUVideoInputMixin.preprocess_video`): `num_frames` frames sampled at `fps`
+over a window (`start`, `duration`, in seconds) and brought to `height` x `width` (resized keeping the aspect, then
+centre-cropped or padded, `crop`), then encoded by the VAE. Every value left at `None` defaults to what the
+checkpoint was trained on (its stored `call_defaults`), so a video of any size, aspect, frame rate and length is
+captioned as the model saw its training clips.
+
+A video file is decoded with PyAV when it is installed, and only as far as the window needs: the decoder seeks to
+`start`, stops once the last frame to sample is reached, and each sampled frame is resized as soon as it is decoded
+(a 10-second 4K clip costs about what a 1-second one does). GIFs, rotated videos and installs without PyAV go
+through diffusers' `load_video`. Frames passed in memory carry no frame rate; they are sampled evenly.
 
 Part of the pipeline's module files: like `pipeline_univigu.py` it imports diffusers, transformers, torch, numpy,
 PIL and its sibling modules only (never `univigu`), so that `export_for_hub` can ship it with the weights.
 """
 
+import importlib.util
 import os
-from typing import Any, List, Optional, Union
+from functools import partial
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import PIL.Image
 import torch
+import torch.nn.functional as F
 
 from diffusers.pipelines.wan.pipeline_wan_video2video import retrieve_latents
 from diffusers.utils import load_video, logging
@@ -24,6 +35,11 @@ logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
 
 #: Float video values may overshoot [0, 1] (or [-1, 1]) by this much (resampling round-off) and are then clipped.
 _VIDEO_RANGE_TOLERANCE = 1e-3
+#: How a frame of another aspect is brought to height x width: "center" resizes it to cover the target and crops the
+#: centre (as training does), "pad" resizes it to fit inside and pads with black.
+CROP_MODES = ("center", "pad")
+#: Frame times (seconds) closer than this count as the same instant.
+_TIME_TOLERANCE = 1e-4
 
 
 def _frames_to_float(frames: Union[np.ndarray, torch.Tensor], channels_last: bool) -> torch.Tensor:
@@ -84,27 +100,46 @@ def _frames_to_float(frames: Union[np.ndarray, torch.Tensor], channels_last: boo
     return tensor.clamp(0.0, 1.0).cpu()  # only the round-off tolerated above
 
 
-def _read_video_file(path: str) -> torch.Tensor:
-    # diffusers' `load_video`, not `univigu.data.read_video`: this module ships in exported folders, which load
-    # without univigu, and the two differ (`load_video` reads GIFs through PIL; `read_video` forces ffmpeg, retries
-    # under load and takes encoded bytes), so the pipeline decodes what diffusers pipelines decode.
+def _decode_error(path: str, error: Exception) -> ValueError:
+    reason = (str(error).strip().splitlines() or [""])[0]
+    return ValueError(
+        f"Could not decode the video file {path!r} ({type(error).__name__}: {reason}). Re-encode it as H.264 mp4 "
+        f"(e.g. `ffmpeg -i {os.path.basename(path)} -c:v libx264 -pix_fmt yuv420p out.mp4`), or pass the frames "
+        "yourself as a numpy array (F, H, W, 3) or a list of PIL images."
+    )
+
+
+def _check_video_path(path: str) -> None:
     if not os.path.isfile(path):
         raise ValueError(
             f"The video file {path!r} does not exist: pass the path of a video file (mp4, gif, ...), or the frames "
             "themselves (a list of PIL images, a numpy array (F, H, W, 3), or a tensor (F, 3, H, W))."
         )
+
+
+def _load_whole_video(path: str) -> Tuple[torch.Tensor, Optional[float]]:
+    """Every frame of a file as `(F, 3, H, W)` floats in [0, 1], and its frame rate (None when unknown)."""
+    # diffusers' `load_video`, not `univigu.data.read_video`: this module ships in exported folders, which load
+    # without univigu, and the two differ (`load_video` reads GIFs through PIL; `read_video` forces ffmpeg, retries
+    # under load and takes encoded bytes), so the pipeline decodes what diffusers pipelines decode.
+    _check_video_path(path)
     try:
-        frames = load_video(path)
+        try:
+            frames, rate = load_video(path, return_fps=True)
+        except ValueError as error:  # it decoded the frames but found no frame rate
+            if "frame rate" not in str(error):
+                raise
+            frames, rate = load_video(path), None
     except Exception as error:  # imageio/ffmpeg/PIL raise many different types
-        reason = (str(error).strip().splitlines() or [""])[0]
-        raise ValueError(
-            f"Could not decode the video file {path!r} ({type(error).__name__}: {reason}). Re-encode it as H.264 mp4 "
-            f"(e.g. `ffmpeg -i {os.path.basename(path)} -c:v libx264 -pix_fmt yuv420p out.mp4`), or pass the frames "
-            "yourself as a numpy array (F, H, W, 3) or a list of PIL images."
-        ) from error
+        raise _decode_error(path, error) from error
     if len(frames) == 0:
         raise ValueError(f"The video file {path!r} decoded to 0 frames: check the file, or pass the frames directly.")
-    return _pil_frames_to_float(frames)
+    rate = float(rate) if rate else None
+    return _pil_frames_to_float(frames), (rate if rate and np.isfinite(rate) and rate > 0 else None)
+
+
+def _read_video_file(path: str) -> torch.Tensor:
+    return _load_whole_video(path)[0]
 
 
 def _pil_frames_to_float(frames: List[PIL.Image.Image]) -> torch.Tensor:
@@ -155,6 +190,181 @@ def video_input_to_list(video: Any) -> List[torch.Tensor]:
     )
 
 
+def fit_frames(frames: torch.Tensor, height: int, width: int, crop: str = "center") -> torch.Tensor:
+    """`(F, 3, H, W)` float frames -> `(F, 3, height, width)`, keeping the aspect: `crop="center"` resizes them to
+    cover the target and crops the centre (what training does), `"pad"` resizes them to fit inside and centres them
+    on black. Frames of the target size are returned as they are."""
+    if crop not in CROP_MODES:
+        raise ValueError(f"crop={crop!r} is not supported: use one of {CROP_MODES}.")
+    h, w = frames.shape[-2:]
+    if (h, w) == (height, width):
+        return frames
+    if crop == "center":
+        scale = max(height / h, width / w)
+        new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
+    else:
+        scale = min(height / h, width / w)
+        new_h, new_w = min(height, max(1, round(h * scale))), min(width, max(1, round(w * scale)))
+    if (new_h, new_w) != (h, w):
+        frames = F.interpolate(frames, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    if crop == "center":
+        top, left = (new_h - height) // 2, (new_w - width) // 2
+        return frames[..., top : top + height, left : left + width]
+    canvas = frames.new_zeros(frames.shape[:-2] + (height, width))
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    canvas[..., top : top + new_h, left : left + new_w] = frames
+    return canvas
+
+
+class _FramesInMemory:
+    """A decoded video `(F, 3, H, W)`; its frames are at `rate` per second when the rate is known (GIFs, rotated
+    videos and files read without PyAV), else untimed (frames passed in memory)."""
+
+    def __init__(self, video: torch.Tensor, rate: Optional[float] = None):
+        self.video, self.rate = video, rate
+        self.size = tuple(video.shape[-2:])
+
+    def window(self, start: float, duration: Optional[float]) -> Iterator[Tuple[Optional[float], int]]:
+        for index in range(self.video.shape[0]):
+            if self.rate is None:
+                yield None, index
+                continue
+            time = index / self.rate
+            if time < start - _TIME_TOLERANCE:
+                continue
+            if duration is not None and time >= start + duration - _TIME_TOLERANCE:
+                return
+            yield time, index
+
+    def frame(self, index: int) -> torch.Tensor:
+        return self.video[index]
+
+
+class _VideoFile:
+    """A video file decoded with PyAV, lazily: `window` seeks to the window's start and yields its frames in order
+    with their time (seconds from the stream's first frame); the consumer stops decoding by stopping iteration."""
+
+    def __init__(self, path: str):
+        import av
+
+        self.path = path
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            self.rate = float(rate) if rate else None
+            self.time_base = stream.time_base
+            self.origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
+            first = next(iter(container.decode(stream)))
+            self.rotated = bool(getattr(first, "rotation", 0))
+            self.size = (first.height, first.width)
+            if first.time is not None:
+                self.origin = first.time if self.origin is None else min(self.origin, first.time)
+
+    def window(self, start: float, duration: Optional[float]) -> Iterator[Tuple[Optional[float], Any]]:
+        import av
+
+        end = None if duration is None else start + duration
+        origin = self.origin or 0.0
+        try:
+            with av.open(self.path) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                if start > 0 and self.time_base:
+                    # the keyframe at or before the window's start; the frames before it are decoded, not converted
+                    container.seek(int((origin + start) / self.time_base), stream=stream)
+                for index, frame in enumerate(container.decode(stream)):
+                    if frame.time is None:
+                        time = index / self.rate if self.rate and start == 0 else None
+                    else:
+                        time = frame.time - origin
+                    if time is not None and time < start - _TIME_TOLERANCE:
+                        continue
+                    if end is not None and time is not None and time >= end - _TIME_TOLERANCE:
+                        return
+                    yield time, frame
+        except av.FFmpegError as error:
+            raise _decode_error(self.path, error) from error
+
+    @staticmethod
+    def frame(frame) -> torch.Tensor:
+        return (torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255.0)
+
+
+def _video_sources(video: Any) -> List[Union[_FramesInMemory, _VideoFile]]:
+    """Any supported `video` input -> one frame source per video: files are opened lazily with PyAV where it can
+    (not GIFs, which PIL reads, nor rotated videos, which ffmpeg turns), everything else is decoded now."""
+    if isinstance(video, (str, os.PathLike)):
+        path = os.fspath(video)
+        _check_video_path(path)
+        if importlib.util.find_spec("av") is not None and not path.lower().endswith(".gif"):
+            try:
+                source = _VideoFile(path)
+            except Exception:  # not a video PyAV reads: diffusers' reader decodes it or names the problem
+                source = None
+            if source is not None and not source.rotated:
+                return [source]
+        return [_FramesInMemory(*_load_whole_video(path))]
+    if isinstance(video, (list, tuple)) and any(isinstance(item, (str, os.PathLike)) for item in video):
+        return [source for item in video for source in _video_sources(item)]
+    return [_FramesInMemory(v) for v in video_input_to_list(video)]
+
+
+class _Picked:
+    """The sampled frames, each converted (decoded to RGB, resized) as soon as it is chosen, so that no more than one
+    full-size frame is held; a frame chosen twice in a row (a clip shorter than the window) is converted once."""
+
+    def __init__(self, convert):
+        self.convert, self.frames, self.last = convert, [], None
+
+    def add(self, payload):
+        if not self.frames or not (payload is self.last or (isinstance(payload, int) and payload == self.last)):
+            self.last, self.tensor = payload, self.convert(payload)
+        self.frames.append(self.tensor)
+
+    def __len__(self):
+        return len(self.frames)
+
+
+def _sample_at_rate(source, num_frames: int, fps: float, start: float, duration: Optional[float], convert):
+    """The frames nearest to `start + i / fps` (i < num_frames), decoding up to the last of them: `(frames, None)`,
+    or `(None, count)` with the number of frames in the window when the window ends first (count None: the frames
+    have no times)."""
+    targets = [start + i / fps for i in range(num_frames)]
+    picked, previous, count = _Picked(convert), None, 0
+    for time, payload in source.window(start, duration):
+        if time is None:
+            return None, None
+        count += 1
+        while len(picked) < num_frames and time >= targets[len(picked)] - _TIME_TOLERANCE:
+            target = targets[len(picked)]
+            use_previous = previous is not None and target - previous[0] < time - target
+            picked.add(previous[1] if use_previous else payload)
+        if len(picked) == num_frames:
+            return picked.frames, None
+        previous = (time, payload)
+    # the window ended: targets within half a frame after its last frame take that frame
+    half = 0.5 / source.rate if source.rate else 0.0
+    while previous is not None and len(picked) < num_frames and targets[len(picked)] <= previous[0] + half:
+        picked.add(previous[1])
+    return (picked.frames, None) if len(picked) == num_frames else (None, count)
+
+
+def _count_frames(source, start: float, duration: Optional[float]) -> int:
+    return sum(1 for _ in source.window(start, duration))
+
+
+def _sample_evenly(source, num_frames: int, start: float, duration: Optional[float], count: int, convert):
+    """`num_frames` frames spread evenly over the `count` frames of the window (repeated when it has fewer)."""
+    wanted = np.linspace(0, count - 1, num_frames).round().astype(np.int64).tolist()
+    picked = _Picked(convert)
+    for index, (_, payload) in enumerate(source.window(start, duration)):
+        while len(picked) < num_frames and wanted[len(picked)] == index:
+            picked.add(payload)
+        if len(picked) == num_frames:
+            break
+    return picked.frames
+
+
 class UniViGUVideoInputMixin:
     """The video to caption (v2t) in [`UniViGUPipeline`]: any supported input -> frames sampled and resized for the
     model (`preprocess_video`) -> normalised VAE latents (`encode_video`, `prepare_video_latents`), and the optional
@@ -167,38 +377,94 @@ class UniViGUVideoInputMixin:
         height: Optional[int] = None,
         width: Optional[int] = None,
         num_frames: Optional[int] = None,
+        fps: Optional[float] = None,
+        crop: Optional[str] = None,
+        start: Optional[float] = None,
+        duration: Optional[float] = None,
     ) -> torch.Tensor:
-        """Any supported video input -> `(B, 3, F, H, W)` in [-1, 1], with `F = num_frames` frames sampled evenly
-        (default: the largest `4k+1` count the videos have) and frames resized to `height` x `width` (default: the
-        video's size, rounded down to a valid multiple)."""
-        videos = video_input_to_list(video)
-        s = self.vae_scale_factor_temporal
-        available = min(v.shape[0] for v in videos)
-        if num_frames is None:
-            if available < 1:
-                raise ValueError("The video has no frames: pass a video with at least 1 frame.")
-            num_frames = (available - 1) // s * s + 1
-        elif available < num_frames:
+        """Any supported video input -> `(B, 3, F, H, W)` in [-1, 1]: the model's view of it.
+
+        Frames: `num_frames` (`self.frame_rule`) taken at `fps` from `start` seconds (default 0), each the frame
+        nearest to its time, decoding no further than the last one; within `duration` seconds when given. A window
+        too short for that (or a video without frame times, such as frames passed in memory, or `fps` unknown)
+        gives `num_frames` frames spread evenly over the window, repeated if it has fewer. Size: each frame is
+        resized keeping its aspect, then centre-cropped (`crop="center"`) or padded with black (`"pad"`) to
+        `height` x `width`. Defaults: what the checkpoint was trained on (`call_defaults`: height, width,
+        num_frames, fps); for a checkpoint that stores none, the video's size rounded down to a valid multiple and
+        the largest valid frame count it has, spread over the whole video.
+        """
+        stored = partial(self.stored_call_default, task="v2t")
+        start = 0.0 if start is None else float(start)
+        sources = _video_sources(video)
+        if (fps is not None or start or duration is not None) and any(
+            isinstance(s, _FramesInMemory) and s.rate is None for s in sources
+        ):
             raise ValueError(
-                f"The video has too few frames: num_frames={num_frames} needs at least {num_frames} frames, but "
-                f"{'a video of the batch' if len(videos) > 1 else 'the video'} has {available}. Pass a longer video, "
-                f"or num_frames={(available - 1) // s * s + 1 if available >= 1 else 1} (of the form {s}k+1)."
+                "`fps`, `start` and `duration` sample a video file by time, but frames passed in memory carry no "
+                "frame rate: pass the file's path, or select the frames yourself (e.g. `frames[start:stop:step]`)."
             )
-        frames = []
-        for v in videos:
-            if v.shape[0] != num_frames:
-                index = torch.from_numpy(np.linspace(0, v.shape[0] - 1, num_frames).round().astype(np.int64))
-                v = v[index]
-            frames.append(v)
+        fps = fps if fps is not None else stored("fps")
+        lenient = num_frames is None and stored("num_frames") is not None
+        num_frames = num_frames if num_frames is not None else stored("num_frames")
+        counts = [None] * len(sources)
+        s = self.vae_scale_factor_temporal
+        if num_frames is None:
+            counts = [_count_frames(source, start, duration) for source in sources]
+            available = min(counts)
+            if available < 1:
+                raise ValueError(
+                    "The video has no frames" + (" in the window" if start or duration is not None else "")
+                    + ": pass a video with at least 1 frame."
+                )
+            num_frames = (available - 1) // s * s + 1
 
         m = self.spatial_multiple
-        if height is None or width is None:
-            native_h, native_w = frames[0].shape[-2:]
+        if height is None and width is None and stored("height") is not None and stored("width") is not None:
+            height, width = stored("height"), stored("width")
+        elif height is None or width is None:
+            native_h, native_w = sources[0].size
             height = height if height is not None else max(native_h // m * m, m)
             width = width if width is not None else max(native_w // m * m, m)
             if (height, width) != (native_h, native_w):
                 logger.info(f"Resizing the video from {native_h}x{native_w} to {height}x{width} (multiples of {m}).")
+        crop = "center" if crop is None else crop
+        if crop not in CROP_MODES:
+            raise ValueError(f"crop={crop!r} is not supported: use one of {CROP_MODES}.")
+
+        frames = []
+        for source, count in zip(sources, counts):
+            convert = partial(self._frame_for_model, source, height=height, width=width, crop=crop)
+            picked = None
+            if fps is not None and count is None:
+                picked, count = _sample_at_rate(source, num_frames, fps, start, duration, convert)
+            if picked is None:
+                count = _count_frames(source, start, duration) if count is None else count
+                if count < 1 and (start or duration is not None):
+                    raise ValueError(
+                        f"The video has no frames in the window start={start}, duration={duration} (seconds): pass "
+                        "a start within the video."
+                    )
+                if count < 1:
+                    raise ValueError("The video has no frames: pass a video with at least 1 frame.")
+                if count < num_frames and not lenient:
+                    raise ValueError(
+                        f"The video has too few frames: num_frames={num_frames} needs at least {num_frames} frames, "
+                        f"but {'a video of the batch' if len(sources) > 1 else 'the video'} has {count}. Pass a longer "
+                        f"video, or num_frames={(count - 1) // s * s + 1} ({self.frame_rule})."
+                    )
+                if count < num_frames:
+                    logger.info(
+                        f"The video has {count} frames; frames are repeated to give the {num_frames} frames this "
+                        "checkpoint was trained on."
+                    )
+                picked = _sample_evenly(source, num_frames, start, duration, count, convert)
+            frames.append(torch.stack(picked))
         return self.video_processor.preprocess_video(frames, height=height, width=width)
+
+    @staticmethod
+    def _frame_for_model(source, payload, *, height: int, width: int, crop: str) -> torch.Tensor:
+        """One decoded frame -> `(3, height, width)` floats in [0, 1]."""
+        return fit_frames(source.frame(payload)[None], height, width, crop)[0]
 
     def encode_video(
         self,
@@ -272,4 +538,4 @@ class UniViGUVideoInputMixin:
         return self._get_t5_prompt_embeds(texts, num_captions_per_video, max_sequence_length, device=device).to(dtype)
 
 
-__all__ = ["UniViGUVideoInputMixin", "video_input_to_list"]
+__all__ = ["CROP_MODES", "UniViGUVideoInputMixin", "fit_frames", "video_input_to_list"]
