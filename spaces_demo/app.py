@@ -273,14 +273,16 @@ class UniViGUDemo:
         return self._write_video(result.frames[0]), result.text[0], forming_html(self.pipe, recorder.history)
 
     def example_clips(self, count: int = 4) -> List[str]:
-        """Fresh ShapesWorld test clips (the first holds a colour-shape pair never seen in training), rendered once."""
-        from univigu.toyworld import render_scene, scene_to_prompt, write_video
+        """Fresh ShapesWorld test clips of the checkpoint's world (the first holds a colour-shape pair never seen in
+        training), rendered once."""
+        from univigu.toyworld import render_scene, scene_to_prompt, world_of_folder, write_video
         from univigu.toyworld.evaluate import held_out_test_scenes
 
         clips = []
         folder = self.output_dir / "examples"
         folder.mkdir(exist_ok=True)
-        for index, scene in enumerate(held_out_test_scenes(count, num_objects=1, seed=7)):
+        world = world_of_folder(self.pipe.name_or_path).version  # the world the checkpoint knows (its shapesworld.json)
+        for index, scene in enumerate(held_out_test_scenes(count, num_objects=1, seed=7, version=world)):
             path = folder / f"{index}_{scene_to_prompt(scene).replace(' ', '_')}.mp4"
             if not path.exists():
                 write_video(path, render_scene(scene), lossless=False)  # yuv420p: plays in browsers

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from univigu import UniViGUPipeline
-from univigu.toyworld import DEFAULT_CHECKPOINT, render_scene, score_generation, score_understanding
+from univigu.toyworld import DEFAULT_CHECKPOINT, render_scene, score_generation, score_understanding, world_of_folder
 from univigu.toyworld.evaluate import caption_videos, generate_videos, held_out_test_scenes
 from univigu.toyworld.text import scene_to_prompt
+
+WORLD = world_of_folder(DEFAULT_CHECKPOINT).version  # the world the checkpoint was trained on
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,7 @@ def test_default_call_uses_the_checkpoint_defaults(pipe):
 def test_default_v2t_matches_training_time_validation(pipe):
     """The trainer validates with `video_latents_mode="argmax"` and the trained text length; the default call must
     read a video exactly that way (the checkpoint records the rule)."""
-    video = render_scene(held_out_test_scenes(1, 1, seed=5)[0])
+    video = render_scene(held_out_test_scenes(1, 1, seed=5, version=WORLD)[0])
     default = pipe(video=video, task="v2t", generator=torch.Generator().manual_seed(0)).text
     as_trained = pipe(video=video, task="v2t", generator=torch.Generator().manual_seed(0), video_latents_mode="argmax",
                       max_text_length=pipe.config.call_defaults["v2t"]["max_text_length"]).text
@@ -79,7 +81,7 @@ def test_default_v2t_matches_training_time_validation(pipe):
 
 
 def test_captions_of_unseen_one_object_videos(pipe):
-    scenes = held_out_test_scenes(20, 1, seed=31)
+    scenes = held_out_test_scenes(20, 1, seed=31, version=WORLD)
     texts = caption_videos(pipe, [render_scene(s) for s in scenes])
     scores = score_understanding(texts, scenes)
     assert scores["object_exact_match"] >= UNDERSTANDING_EXACT_MIN, (scores, texts)
@@ -88,7 +90,7 @@ def test_captions_of_unseen_one_object_videos(pipe):
 
 
 def test_captions_of_unseen_two_object_videos(pipe):
-    scenes = held_out_test_scenes(12, 2, seed=32)
+    scenes = held_out_test_scenes(12, 2, seed=32, version=WORLD)
     texts = caption_videos(pipe, [render_scene(s) for s in scenes])
     scores = score_understanding(texts, scenes)
     assert scores["attribute_accuracy"] >= UNDERSTANDING_TWO_OBJECT_ATTRIBUTE_MIN, (scores, texts)
@@ -97,7 +99,7 @@ def test_captions_of_unseen_two_object_videos(pipe):
 def test_generated_videos_show_the_prompted_colour_and_motion(pipe):
     """Shape is not asserted: after Recall the generator draws the prompted shape at about chance
     (docs/toyworld_model.md)."""
-    scenes = held_out_test_scenes(16, 1, seed=33)
+    scenes = held_out_test_scenes(16, 1, seed=33, version=WORLD)
     videos = generate_videos(pipe, [scene_to_prompt(s) for s in scenes])
     scores = score_generation(videos, scenes)
     assert scores["colour_accuracy"] >= GENERATION_COLOUR_MIN, scores

@@ -74,9 +74,10 @@ def pipe():
 
 def _clip(tmp_path, index: int):
     """A fresh one-object ShapesWorld test clip, written as a browser-playable mp4; returns (path, scene)."""
-    from univigu.toyworld import render_scene, sample_scene, scene_rng, write_video
+    from univigu.toyworld import DEFAULT_CHECKPOINT, render_scene, sample_scene, scene_rng, world_of_folder, write_video
 
-    scene = sample_scene(scene_rng(11, "test", index), split="test", num_objects=1)
+    scene = sample_scene(scene_rng(11, "test", index), split="test", num_objects=1,
+                         version=world_of_folder(DEFAULT_CHECKPOINT).version)  # the world the checkpoint knows
     path = tmp_path / f"clip{index}.mp4"
     write_video(path, render_scene(scene), lossless=False)
     return str(path), scene
