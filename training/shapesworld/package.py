@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from diffusers import WanPipeline
 
 from univigu.toyworld.evaluate import evaluate_pipeline, scores_only
-from univigu.toyworld.world import WORLD_FILENAME, get_world
+from univigu.toyworld.world import DEFAULT_FPS, WORLD_FILENAME, get_world
 
 
 #: How the shipped checkpoint samples when called with no arguments (stored as its `call_defaults`).
@@ -21,6 +21,7 @@ CALL_DEFAULTS = {
     "height": 64,
     "width": 64,
     "num_frames": 9,
+    "fps": DEFAULT_FPS,  # the world's clips' rate: videos to caption are sampled at it (issue #29)
     "max_sequence_length": 32,
     "video_latents_mode": "argmax",  # the training-time rule: the VAE posterior's mode (see docs/toyworld_model.md)
     "t2v": {"num_inference_steps": 24, "guidance_scale": 5.0},
