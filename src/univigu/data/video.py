@@ -1,7 +1,10 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """Reading videos: decoding into uint8 RGB frames (PyAV in the process when it is installed, else imageio's ffmpeg
-subprocess), and choosing `num_frames = 4k + 1` of them. numpy only (no torch), so that ShapesWorld's rendering and
-scoring can read videos without torch."""
+subprocess), and choosing `num_frames` of them (of the form Tk+1, T the VAE's time compression: 4k+1 for Wan, 1, 5,
+9, 13, ...). numpy only (no torch), so that ShapesWorld's rendering and scoring can read videos without torch.
+
+The pipeline reads the videos it captions itself (`univigu.pipelines.video_input`: decoding only the window it
+samples); this module reads training and evaluation data."""
 
 from __future__ import annotations
 
