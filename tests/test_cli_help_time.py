@@ -2,10 +2,8 @@
 #31: `univigu --help` took 5-8 s, nearly all of it importing torch and the pipeline). Checked through `sys.modules`
 in a fresh interpreter rather than with a clock, so a loaded machine cannot make it flaky.
 
-Today `univigu.cli.build_parser` imports every subcommand's module, and those sit in packages whose `__init__`
-imports the model and the pipeline (`univigu.pipelines`, `univigu.models`, `univigu.conversion`), and
-`univigu.models.parameter_report` imports torch at the top; so these tests are expected to fail (strict xfail) until
-that changes; the reason below says how. Remove the marker when they pass."""
+`univigu.pipelines`, `univigu.models` and `univigu.conversion` import their contents on first use (a module
+`__getattr__`, as `univigu/__init__.py` does), so the subcommands' parsers load without the model."""
 
 import json
 import os
@@ -29,14 +27,6 @@ sys.stdout.flush()
 print("\\nIMPORTED " + json.dumps(sorted(m for m in %r if m in sys.modules)))
 """ % (HEAVY,)
 
-PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="pending (issue #31 item 3): univigu.pipelines / univigu.models / univigu.conversion import their "
-    "modules lazily (a module __getattr__, as univigu/__init__.py does; univigu.pipelines importing the model and "
-    "scheduler modules first) and univigu.models.parameter_report imports torch inside its functions; with that, "
-    "univigu/cli.py can stay as it is (measured: --help 0.3-0.4 s, no torch)",
-)
-
 
 def imported_by(*argv: str) -> list[str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
@@ -48,12 +38,10 @@ def imported_by(*argv: str) -> list[str]:
     return json.loads(line[len("IMPORTED "):])
 
 
-@PENDING
 def test_univigu_help_imports_no_torch():
     assert imported_by("--help") == []
 
 
-@PENDING
 @pytest.mark.parametrize("command", SUBCOMMANDS)
 def test_subcommand_help_imports_no_torch(command):
     assert imported_by(command, "--help") == []

@@ -3,6 +3,8 @@
 
 __version__ = "0.1.0.dev0"
 
+from .utils.lazy import lazy_exports
+
 _LAZY = {
     "UniViGUTransformer3DModel": "univigu.models",
     "UniViGUTransformerOutput": "univigu.models",
@@ -13,11 +15,5 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name):
-    # Lazy imports keep `import univigu` cheap (torch/diffusers load on first use).
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'univigu' has no attribute {name!r}")
+# Lazy imports keep `import univigu` cheap (torch/diffusers load on first use).
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -10,23 +10,20 @@
 See docs/from_reference.md.
 """
 
-from .reference import (
-    ReferenceConversionError,
-    convert_reference_checkpoint,
-    convert_reference_state_dict,
-    infer_text_vocab,
-    load_reference_checkpoint,
-    reference_pipeline_kwargs,
-)
-from .wan import convert_wan
+from ..utils.lazy import lazy_exports
+
+# Imported on first use, so that `univigu.conversion.cli` (the `univigu convert` parser) loads without torch.
+_LAZY = {
+    "ReferenceConversionError": ".reference",
+    "convert_reference_checkpoint": ".reference",
+    "convert_reference_state_dict": ".reference",
+    "infer_text_vocab": ".reference",
+    "load_reference_checkpoint": ".reference",
+    "reference_pipeline_kwargs": ".reference",
+    "convert_wan": ".wan",
+}
+
+__all__ = sorted(_LAZY)
 
 
-__all__ = [
-    "ReferenceConversionError",
-    "convert_reference_checkpoint",
-    "convert_reference_state_dict",
-    "convert_wan",
-    "infer_text_vocab",
-    "load_reference_checkpoint",
-    "reference_pipeline_kwargs",
-]
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -11,10 +11,7 @@ import argparse
 import json
 from typing import Any, Dict, Optional
 
-import torch
-
-from .transformer_univigu import UniViGUTransformer3DModel
-from .wan_weights import is_text_expert
+# torch and the model are imported inside the functions, so that `univigu params --help` loads without them.
 
 # Wan2.1-T2V-1.3B (diffusers format) plus the umT5-XXL tokenizer's vocabulary, as the reference uses them.
 WAN21_T2V_1_3B_CONFIG: Dict[str, Any] = {
@@ -62,14 +59,22 @@ _GROUPS = {
 }
 
 
-def build_on_meta(config: Optional[Dict[str, Any]] = None) -> UniViGUTransformer3DModel:
+def build_on_meta(config: Optional[Dict[str, Any]] = None) -> "UniViGUTransformer3DModel":
     """Instantiate the model on the meta device: shapes and names only, no memory."""
+    import torch
+
+    from .transformer_univigu import UniViGUTransformer3DModel
+
     with torch.device("meta"):
         return UniViGUTransformer3DModel(**(config or WAN21_T2V_1_3B_CONFIG))
 
 
 def parameter_report(model_or_config=None) -> Dict[str, int]:
     """Parameter counts: `base` (what Wan has), `text_experts` (what UniViGU adds), their groups and `total`."""
+    import torch
+
+    from .wan_weights import is_text_expert
+
     model = model_or_config
     if not isinstance(model, torch.nn.Module):
         model = build_on_meta(model_or_config)

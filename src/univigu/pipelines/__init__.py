@@ -1,13 +1,19 @@
 """Uni-ViGU pipelines."""
 
-# The model and scheduler modules are imported here so that `UniViGUPipeline.from_pretrained` can resolve the
-# `model_index.json` entries `univigu.models.transformer_univigu` / `univigu.schedulers.scheduling_discrete_flow`
-# (diffusers only resolves custom libraries that are already imported).
-from ..models import transformer_univigu as _transformer_univigu  # noqa: F401
-from ..schedulers import scheduling_discrete_flow as _scheduling_discrete_flow  # noqa: F401
-from .hub import export_for_hub
-from .pipeline_output import UniViGUPipelineOutput
-from .pipeline_univigu import UniViGUPipeline
+from ..utils.lazy import lazy_exports
+
+# Imported on first use, so that `univigu.pipelines.cli` (the `univigu` command's parsers) loads without torch.
+_LAZY = {
+    "UniViGUPipeline": ".pipeline_univigu",
+    "UniViGUPipelineOutput": ".pipeline_output",
+    "export_for_hub": ".hub",
+}
+
+__all__ = list(_LAZY)
 
 
-__all__ = ["UniViGUPipeline", "UniViGUPipelineOutput", "export_for_hub"]
+# The model and scheduler modules first, so that `UniViGUPipeline.from_pretrained` can resolve the `model_index.json`
+# entries `univigu.models.transformer_univigu` / `univigu.schedulers.scheduling_discrete_flow` (diffusers only
+# resolves custom libraries that are already imported).
+__getattr__ = lazy_exports(__name__, _LAZY, first=("univigu.models.transformer_univigu",
+                                                   "univigu.schedulers.scheduling_discrete_flow"))
