@@ -140,9 +140,9 @@ def test_evaluate_errors_exit_1_without_a_traceback(monkeypatch, capsys, tmp_pat
     pipeline = tmp_path / "pipeline"
     pipeline.mkdir()
     (pipeline / "model_index.json").write_text('{"_class_name": "UniViGUPipeline"}')
-    status, _, err = univigu(monkeypatch, capsys, "evaluate", "--pipeline", str(pipeline),
-                             "--data_dir", str(tmp_path / "missing"))
-    assert status == 1 and err.startswith("univigu evaluate: error:") and "--data_dir" in err
+    status, _, err = univigu(monkeypatch, capsys, "evaluate", "--model", str(pipeline),
+                             "--data-dir", str(tmp_path / "missing"))
+    assert status == 1 and err.startswith("univigu evaluate: error:") and "--data-dir" in err
     assert "Traceback" not in err
     assert_named_flags_exist(err, subcommand_flags("evaluate"))
 
@@ -157,8 +157,8 @@ def test_convert_and_params_errors_exit_1(monkeypatch, capsys, tmp_path):
 
 
 def test_a_bad_flag_exits_2(monkeypatch, capsys):
-    status, _, err = univigu(monkeypatch, capsys, "generate", "--prompt", "x", "--frames", "0")
-    assert status == 2 and "--frames" in err
+    status, _, err = univigu(monkeypatch, capsys, "generate", "--prompt", "x", "--num-frames", "0")
+    assert status == 2 and "--num-frames" in err
     status, _, err = univigu(monkeypatch, capsys, "caption")
     assert status == 2
 

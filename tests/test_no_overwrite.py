@@ -143,13 +143,13 @@ def test_evaluate_refuses_an_existing_output_or_samples_file(evaluation, tmp_pat
         (results / name).write_text("the user's results")
         before = tree_hashes(tmp_path)
         with pytest.raises(FileExistsError) as info:
-            cli_main(evaluation.args + ["--output", str(results / "eval.json")])
+            cli_main(evaluation.args + ["--out", str(results / "eval.json")])
         assert str(results / name) in str(info.value) and "--overwrite" in str(info.value)
         assert tree_hashes(tmp_path) == before
         (results / name).unlink()
     assert evaluation.loads == 0 and evaluation.pipe.calls == 0
     (results / "eval.json").write_text("old")
-    assert cli_main(evaluation.args + ["--output", str(results / "eval.json"), "--overwrite"]) == 0
+    assert cli_main(evaluation.args + ["--out", str(results / "eval.json"), "--overwrite"]) == 0
     assert (results / "eval.json").read_text().startswith("{")
     assert sorted(p.name for p in results.iterdir()) == ["eval.json", "eval.samples.jsonl"]
 
@@ -159,17 +159,17 @@ def test_evaluate_refuses_an_existing_output_or_samples_file(evaluation, tmp_pat
                                    "data/0.mp4", "elsewhere.mp4"])
 def test_evaluate_never_writes_onto_or_into_an_input(evaluation, tmp_path, where, overwrite):
     args = list(evaluation.args)
-    if where == "elsewhere.mp4":  # a video outside --data_dir, allowed by its flag
+    if where == "elsewhere.mp4":  # a video outside --data-dir, allowed by its flag
         write_metadata(tmp_path / "data", [GOOD, dict(GOOD, file_name="../elsewhere.mp4")])
         (tmp_path / "elsewhere.mp4").write_bytes(b"a video")
-        args.append("--allow_external_video_paths")
+        args.append("--allow-external-video-paths")
     elif where == "data/0.mp4":
         (tmp_path / "data" / "0.mp4").write_bytes(b"a video")
     before = tree_hashes(tmp_path)
     with pytest.raises(ValueError) as info:
-        cli_main(args + ["--output", str(tmp_path / where), *overwrite])
+        cli_main(args + ["--out", str(tmp_path / where), *overwrite])
     message = str(info.value)
-    assert str(tmp_path / where) in message and "the input" in message and "Choose another --output" in message
+    assert str(tmp_path / where) in message and "the input" in message and "Choose another --out" in message
     assert tree_hashes(tmp_path) == before
     assert evaluation.loads == 0 and evaluation.pipe.calls == 0
 

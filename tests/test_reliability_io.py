@@ -475,16 +475,16 @@ def evaluation(tmp_path, monkeypatch):
         return state.pipe
 
     monkeypatch.setattr(UniViGUPipeline, "from_pretrained", from_pretrained)
-    state.args = ["evaluate", "--pipeline", str(pipeline), "--data_dir", str(data), "--num_inference_steps", "2"]
+    state.args = ["evaluate", "--model", str(pipeline), "--data-dir", str(data), "--num-inference-steps", "2"]
     return state
 
 
 def test_evaluate_checks_the_output_before_captioning(evaluation, tmp_path):
     (tmp_path / "a_file").write_text("x")
-    with pytest.raises(PermissionError, match="Choose another --output"):
-        cli_main(evaluation.args + ["--output", str(tmp_path / "a_file" / "results.json")])
+    with pytest.raises(PermissionError, match="Choose another --out"):
+        cli_main(evaluation.args + ["--out", str(tmp_path / "a_file" / "results.json")])
     with pytest.raises(IsADirectoryError, match="is a folder"):
-        cli_main(evaluation.args + ["--output", str(tmp_path / "data")])
+        cli_main(evaluation.args + ["--out", str(tmp_path / "data")])
     assert evaluation.loads == 0 and evaluation.pipe.calls == 0  # nothing was loaded or captioned
 
 
@@ -494,7 +494,7 @@ def test_evaluate_writes_each_caption_as_it_is_made(evaluation, tmp_path):
     output = tmp_path / "results" / "eval.json"
     evaluation.pipe.fail_at = 3
     with pytest.raises(KeyboardInterrupt):  # interrupted while captioning the third video
-        cli_main(evaluation.args + ["--output", str(output)])
+        cli_main(evaluation.args + ["--out", str(output)])
     kept = [strict_json(line) for line in samples_path(output).read_text().splitlines()]
     assert [s["prediction"] for s in kept] == ["a red circle moving left 1", "a red circle moving left 2"]
     assert kept[0]["reference"] == GOOD["caption"] and kept[1]["video"].endswith("1.mp4")
@@ -502,8 +502,8 @@ def test_evaluate_writes_each_caption_as_it_is_made(evaluation, tmp_path):
 
     evaluation.pipe.calls, evaluation.pipe.fail_at = 0, None
     with pytest.raises(FileExistsError, match="--overwrite"):  # the interrupted run's captions are kept
-        cli_main(evaluation.args + ["--output", str(output)])
-    assert cli_main(evaluation.args + ["--output", str(output), "--overwrite"]) == 0
+        cli_main(evaluation.args + ["--out", str(output)])
+    assert cli_main(evaluation.args + ["--out", str(output), "--overwrite"]) == 0
     result = strict_json(output.read_text())
     assert result["data"]["evaluated"] == 3 and len(result["samples"]) == 3
     assert len(samples_path(output).read_text().splitlines()) == 3  # rewritten, not appended to
@@ -512,12 +512,12 @@ def test_evaluate_writes_each_caption_as_it_is_made(evaluation, tmp_path):
 
 def test_evaluate_names_its_own_flags_for_a_missing_column(evaluation):
     with pytest.raises(ValueError) as info:
-        cli_main(evaluation.args + ["--reference_column", "nope"])
+        cli_main(evaluation.args + ["--reference-column", "nope"])
     message = str(info.value)
-    assert "'nope'" in message and "--reference_column" in message
+    assert "'nope'" in message and "--reference-column" in message
     assert "--caption_column" not in message and "--condition_column" not in message
-    with pytest.raises(FileNotFoundError, match="--data_dir"):
-        cli_main(evaluation.args[:3] + ["--data_dir", str(Path(evaluation.args[4]) / "missing")])
+    with pytest.raises(FileNotFoundError, match="--data-dir"):
+        cli_main(evaluation.args[:3] + ["--data-dir", str(Path(evaluation.args[4]) / "missing")])
     assert evaluation.loads == 0
 
 
@@ -547,7 +547,7 @@ def test_evaluate_refuses_external_video_paths_without_its_flag(evaluation, tmp_
     with pytest.raises(ValueError, match="--allow_external_video_paths"):
         cli_main(evaluation.args)
     assert evaluation.loads == 0
-    assert cli_main(evaluation.args + ["--allow_external_video_paths"]) == 0
+    assert cli_main(evaluation.args + ["--allow-external-video-paths"]) == 0
 
 
 def test_a_transient_decoder_failure_is_retried_and_a_broken_file_is_not(tmp_path, monkeypatch):

@@ -355,9 +355,9 @@ def test_univigu_evaluate_command(recall_run, workdir, tmp_path, capsys):
     recall_out, _ = recall_run
     result_file = tmp_path / "eval.json"
     assert cli_main([
-        "evaluate", "--pipeline", str(recall_out), "--data_dir", str(workdir / "data"),
-        "--reference_column", "prompt", "--num_samples", "3", "--num_inference_steps", "4",
-        "--max_text_length", "16", "--output", str(result_file),
+        "evaluate", "--model", str(recall_out), "--data-dir", str(workdir / "data"),
+        "--reference-column", "prompt", "--num-samples", "3", "--num-inference-steps", "4",
+        "--max-text-length", "16", "--out", str(result_file),
     ]) == 0
     result = json.loads(result_file.read_text())
     assert result["data"]["evaluated"] == 3 and len(result["samples"]) == 3

@@ -268,6 +268,6 @@ def test_caption_command_on_an_hd_clip(tmp_path, capsys):
     from univigu.cli import main
 
     path = write_clip(tmp_path / "hd.mp4", 20, 30, 1280, 720)
-    assert main(["caption", path, "--steps", "2", "--start", "0.1", "--device", "cpu"]) == 0
+    assert main(["caption", path, "--num-inference-steps", "2", "--start", "0.1", "--device", "cpu"]) == 0
     out, err = capsys.readouterr()
     assert out.endswith("\n") and "error" not in err  # one caption line (a flat grey clip may get an empty one)

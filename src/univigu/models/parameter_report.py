@@ -11,6 +11,8 @@ import argparse
 import json
 from typing import Any, Dict, Optional
 
+from ..utils.cli_flags import add_text_source_argument
+
 # torch and the model are imported inside the functions, so that `univigu params --help` loads without them.
 
 # Wan2.1-T2V-1.3B (diffusers format) plus the umT5-XXL tokenizer's vocabulary, as the reference uses them.
@@ -111,10 +113,11 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for key in ("num_attention_heads", "attention_head_dim", "text_dim", "freq_dim", "ffn_dim", "num_layers",
                 "vocab_size", "in_channels"):
         parser.add_argument("--" + key.replace("_", "-"), type=int, default=defaults[key])
-    parser.add_argument("--text-mask-token", action="store_true", help="Add a [MASK] row to the text vocabulary.")
+    add_text_source_argument(parser, "uniform", "Noise source of the text stream: mask adds a [MASK] row to the text "
+                             "vocabulary.")
     parser.add_argument("--backbone", choices=sorted(BACKBONES),
                         help="A supported Wan backbone's config (overrides the size flags; --vocab-size and "
-                        "--text-mask-token still apply).")
+                        "--text-source still apply).")
     parser.add_argument("--config", help="A transformer config.json to report on (overrides the flags).")
     parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
@@ -128,14 +131,14 @@ def _run_params(args) -> int:
         for key in ("image_dim", "added_kv_proj_dim", "pos_embed_seq_len"):
             config.pop(key, None)
     elif args.backbone:
-        config = dict(BACKBONES[args.backbone], vocab_size=args.vocab_size, text_mask_token=args.text_mask_token)
+        config = dict(BACKBONES[args.backbone], vocab_size=args.vocab_size, text_mask_token=args.text_source == "mask")
     else:
         config = dict(WAN21_T2V_1_3B_CONFIG)
         for key in ("num_attention_heads", "attention_head_dim", "text_dim", "freq_dim", "ffn_dim", "num_layers",
                     "vocab_size", "in_channels"):
             config[key] = getattr(args, key)
         config["out_channels"] = config["in_channels"]
-        config["text_mask_token"] = args.text_mask_token
+        config["text_mask_token"] = args.text_source == "mask"
     report = parameter_report(config)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

@@ -3,6 +3,8 @@
 
 Both default to the bundled ShapesWorld checkpoint (`univigu.toyworld.DEFAULT_CHECKPOINT`, no download); `--model`
 takes any UniViGU pipeline folder or Hub id. Size and step arguments left out use the checkpoint's stored defaults.
+Flags are named as the pipeline's call arguments (`--num-inference-steps`, `--num-frames`, `--guidance-scale`,
+`--max-text-length`); the earlier `--steps`, `--frames`, `--guidance` still parse (hidden, for one release).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..utils.cli_flags import add_argument
+
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
@@ -22,7 +26,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, mps, ... (default: cuda when available)")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the checkpoint's)")
+    add_argument(parser, "--num-inference-steps", old=("--steps",), type=int, default=None,
+                 help="denoising steps (default: the checkpoint's)")
 
 
 #: How a frame count is stated in help (errors state it for the model at hand: `UniViGUPipeline.frame_rule`).
@@ -64,14 +69,17 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
                               description="Generate a video from a prompt; writes an mp4 and a frame-grid PNG.")
     p.add_argument("--prompt", required=True, help='e.g. "a red circle moving left"')
     p.add_argument("--out", default="clip.mp4", help="output mp4 (the frame grid goes next to it as .png)")
-    p.add_argument("--caption", action="store_true", help="joint task t2vt: also write the model's caption")
-    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
-    p.add_argument("--frames", type=_positive, default=None, help=f"number of frames, {FRAME_RULE}")
+    p.add_argument("--caption", action="store_true",
+                   help="joint task t2vt: also write the model's caption next to the video (clip.mp4 -> clip.txt)")
+    add_argument(p, "--guidance-scale", old=("--guidance",), type=float, default=None,
+                 help="classifier-free guidance scale")
+    add_argument(p, "--num-frames", old=("--frames",), type=_positive, default=None,
+                 help=f"number of frames, {FRAME_RULE}")
     p.add_argument("--height", type=_positive, default=None)
     p.add_argument("--width", type=_positive, default=None)
     p.add_argument("--fps", type=_positive, default=8)
     p.add_argument("--overwrite", action="store_true",
-                   help="replace --out and its .png if they exist (never a file inside --model)")
+                   help="replace --out and its .png (and .txt) if they exist (never a file inside --model)")
     _add_common(p)
     p.set_defaults(func=run_generate)
     return p
@@ -163,10 +171,16 @@ def load_pipeline(model: str | None, device: str | None = None, dtype: str = "fl
     return pipe.to(device)
 
 
-def check_generate_outputs(out: Path, model: str | None, overwrite: bool = False, lora: str | None = None) -> Path:
-    """Before the model loads: `--out` (an .mp4) and the frame grid next to it (.png) may be written. Returns the
-    grid's path. Refused: an existing file without `--overwrite`, a path inside the model or LoRA folder (with or
-    without), a folder that does not exist or cannot be written."""
+def caption_path(out: Path) -> Path:
+    """Where `univigu generate --caption` writes the caption: next to the video, `clip.mp4` -> `clip.txt`."""
+    return Path(out).with_suffix(".txt")
+
+
+def check_generate_outputs(out: Path, model: str | None, overwrite: bool = False, lora: str | None = None,
+                           caption: bool = False) -> Path:
+    """Before the model loads: `--out` (an .mp4), the frame grid next to it (.png) and, with `caption`, the caption
+    next to it (.txt) may be written. Returns the grid's path. Refused: an existing file without `--overwrite`, a
+    path inside the model or LoRA folder (with or without), a folder that does not exist or cannot be written."""
     from ..utils.output_paths import check_new_file, check_not_an_input, check_writable_parent
 
     if out.suffix.lower() != ".mp4":
@@ -176,7 +190,7 @@ def check_generate_outputs(out: Path, model: str | None, overwrite: bool = False
         from ..toyworld import DEFAULT_CHECKPOINT
 
         model = DEFAULT_CHECKPOINT
-    for path in (out, grid):
+    for path in (out, grid, *([caption_path(out)] if caption else [])):
         check_not_an_input(path, [model, lora], "--out")
         check_new_file(path, "--out", overwrite)
     check_writable_parent(out, "--out")
@@ -194,12 +208,12 @@ def run_generate(args) -> int:
         raise SystemExit('The prompt is empty: pass --prompt "a red circle moving left".')
     out = Path(args.out)
     try:
-        grid = check_generate_outputs(out, args.model, args.overwrite, args.lora)
+        grid = check_generate_outputs(out, args.model, args.overwrite, args.lora, args.caption)
     except (ValueError, OSError) as error:
         raise SystemExit(f"error: {error}")
     pipe = load_pipeline(args.model, args.device, args.dtype, args.lora)
-    kwargs = {k: v for k, v in dict(num_inference_steps=args.steps, guidance_scale=args.guidance,
-                                    num_frames=args.frames, height=args.height, width=args.width).items()
+    kwargs = {k: v for k, v in dict(num_inference_steps=args.num_inference_steps, guidance_scale=args.guidance_scale,
+                                    num_frames=args.num_frames, height=args.height, width=args.width).items()
               if v is not None}
     try:
         result = pipe(prompt=args.prompt, generate_caption=args.caption,
@@ -212,10 +226,13 @@ def run_generate(args) -> int:
         export_to_video(list(frames), str(tmp), fps=args.fps)
     with staged_output(grid, flag="--out") as tmp:
         save_video_grid(tmp, [frames], labels=[args.prompt])
+    if args.caption:
+        with staged_output(caption_path(out), flag="--out") as tmp:
+            tmp.write_text(result.text[0] + "\n", encoding="utf-8")
     print(f"video: {out}")
     print(f"frame grid: {grid}")
     if args.caption:
-        print(f"caption: {result.text[0]}")
+        print(f"caption ({caption_path(out)}): {result.text[0]}")
     return 0
 
 
@@ -234,7 +251,7 @@ def run_caption(args) -> int:
     pipe = load_pipeline(args.model, args.device, args.dtype, args.lora)
     if (args.height is None) != (args.width is None):
         raise SystemExit("error: pass --height and --width together (or neither, for the checkpoint's size).")
-    kwargs = {k: v for k, v in dict(num_inference_steps=args.steps, max_text_length=args.max_text_length,
+    kwargs = {k: v for k, v in dict(num_inference_steps=args.num_inference_steps, max_text_length=args.max_text_length,
                                     height=args.height, width=args.width, num_frames=args.num_frames, fps=args.fps,
                                     crop=args.crop, start=args.start, duration=args.duration).items()
               if v is not None}
