@@ -66,8 +66,18 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
         "folder recording the reference's conventions (raw VAE latents, flow-match Euler shift 3.0, uniform text "
         "source, kappa = t). Only torch.load(weights_only=True) is used; no pickle code runs.",
     )
-    ref.add_argument("--checkpoint", required=True, metavar="FILE",
-                     help="Reference checkpoint (.pth/.pt, or a .safetensors state dict).")
+    ref.add_argument("--checkpoint", required=True, metavar="FILE|FOLDER|HUB_ID",
+                     help="Reference checkpoint (.pth/.pt, or a .safetensors state dict), a folder holding one, or a "
+                     "Hub repo id holding one, e.g. Fr0zencr4nE/Uni-ViGU (the authors' release; only the checkpoint "
+                     "file is downloaded, into the Hub cache).")
+    ref.add_argument("--filename", metavar="NAME", default=None,
+                     help="The checkpoint file to use when the folder or Hub repo holds several (path inside it).")
+    ref.add_argument("--revision", metavar="REV", default=None, help="Branch, tag or commit of the Hub repo.")
+    ref.add_argument("--cache-dir", metavar="DIR", default=None,
+                     help="Hub cache to download the checkpoint into (default: huggingface_hub's, HF_HUB_CACHE).")
+    ref.add_argument("--license", metavar="ID", default=None,
+                     help="Licence for the converted folder's model card (default: the Hub repo's, else 'other' "
+                     "linking to the source).")
     ref.add_argument("--wan", required=True, metavar="PATH",
                      help="The Wan2.1-T2V-1.3B diffusers folder the checkpoint was built on, or its Hub id "
                           "(Wan-AI/Wan2.1-T2V-1.3B-Diffusers).")
@@ -115,6 +125,7 @@ def _run_reference(args) -> int:
     out = convert_reference_checkpoint(
         args.checkpoint, args.wan, args.out, text_mask_token=args.text_mask_token, torch_dtype=_dtype(args.dtype),
         overwrite=args.overwrite, allow_non_finite=args.allow_non_finite,
+        filename=args.filename, revision=args.revision, cache_dir=args.cache_dir, license=args.license,
     )
     print(f"Wrote the converted reference pipeline to {out}")
     return 0

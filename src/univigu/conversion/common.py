@@ -320,10 +320,12 @@ def write_converted_pipeline(
     inputs=(),
     max_shard_size: Union[int, str] = "10GB",
     pipeline_config: Optional[Dict[str, Any]] = None,
+    model_card: Optional[str] = None,
 ) -> Path:
     """The end of both conversions: the pipeline folder (:func:`write_pipeline_folder`) and its provenance record,
     written into a staged folder that replaces `out_dir` only when complete (:func:`staged_output_dir`).
-    `pipeline_config`: further pipeline config arguments (e.g. `expand_timesteps`)."""
+    `pipeline_config`: further pipeline config arguments (e.g. `expand_timesteps`); `model_card`: the text of the
+    folder's `README.md`."""
     with staged_output_dir(out_dir, overwrite, inputs) as staging:
         write_pipeline_folder(
             staging,
@@ -336,6 +338,8 @@ def write_converted_pipeline(
             max_shard_size=max_shard_size,
         )
         write_provenance(staging, provenance)
+        if model_card is not None:
+            (Path(staging) / "README.md").write_text(model_card, encoding="utf-8")
     return Path(out_dir)
 
 

@@ -34,6 +34,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 
 from ..models import UniViGUTransformer3DModel
 from ..schedulers import DiscreteFlowScheduler
+from ..utils.hub import looks_like_hub_id, resolve_checkpoint
 from .common import (
     _load_safetensors_mmap,  # noqa: F401  (its old home; kept importable from here)
     check_finite,
@@ -385,6 +386,106 @@ def reference_schedulers(vocab_size: int, text_mask_token: bool):
     return scheduler, text_scheduler
 
 
+def _hub_license(repo_id: Optional[str], revision: Optional[str]) -> Optional[str]:
+    """The licence a Hub repo's model card states, or None (offline, no card, no licence)."""
+    import huggingface_hub
+
+    if repo_id is None or huggingface_hub.constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        card = huggingface_hub.HfApi().model_info(repo_id, revision=revision).card_data
+    except Exception:  # no connection, private repo: the card says `other` and links to the source
+        return None
+    return card.get("license") if card is not None else None
+
+
+def reference_model_card(
+    repo_id: Optional[str],
+    wan_path: PathLike,
+    text_mask_token: bool,
+    revision: Optional[str] = None,
+    license: Optional[str] = None,
+) -> str:
+    """The `README.md` of a converted reference folder: Hub metadata (`library_name: diffusers`, `pipeline_tag`,
+    `base_model` = the source repo when converted from the Hub, the licence), a usage snippet and the memory recipe
+    that fits a 12 GB GPU (the numbers of docs/memory.md)."""
+    from huggingface_hub import ModelCardData
+
+    wan_id = os.fspath(wan_path) if looks_like_hub_id(os.fspath(wan_path)) else None
+    base_model = repo_id or wan_id
+    license = license or _hub_license(repo_id, revision)
+    extra = {}
+    if license is None:
+        license = "other"
+        extra = {"license_name": "same-as-source", "license_link": f"https://huggingface.co/{repo_id}"} if repo_id else {}
+    data = ModelCardData(
+        library_name="diffusers",
+        pipeline_tag="text-to-video",
+        base_model=base_model,
+        license=license,
+        tags=["univigu", "text-to-video", "video-to-text", "video-captioning", "wan"],
+        **extra,
+    )
+    source = f"[{repo_id}](https://huggingface.co/{repo_id})" if repo_id else "a local reference checkpoint"
+    licence_line = (
+        f"Licence: `{license}`." if license != "other" else
+        f"Licence: that of the source checkpoint ({source}); the umT5 text encoder and the VAE, copied from "
+        "Wan2.1, are Apache-2.0."
+    )
+    return f"""---
+{data.to_yaml()}
+---
+
+# Uni-ViGU, converted for diffusers
+
+The Uni-ViGU weights of {source} converted with `univigu convert reference`
+into a `UniViGUPipeline` folder (safetensors): one Wan2.1-based diffusion transformer that generates video from
+text (t2v), captions video (v2t) and does both at once (t2vt). The folder keeps the reference's conventions: raw VAE
+latents, flow-match Euler with shift 3.0, {"a [MASK] text source" if text_mask_token else "the uniform text source"}.
+`univigu_conversion.json` records the source file and commit. {licence_line}
+
+## Use
+
+```python
+import torch
+from diffusers.utils import export_to_video
+from univigu import UniViGUPipeline  # pip install univigu
+
+pipe = UniViGUPipeline.from_pretrained("path/to/this/folder", dtype=torch.bfloat16)
+pipe.enable_model_cpu_offload()  # fits a 12 GB GPU, see below
+prompt = "A golden retriever runs across a sunlit grassy field"
+video = pipe(prompt=prompt, num_frames=81, height=480, width=832, guidance_scale=5.0).frames[0]
+export_to_video(video, "dog.mp4", fps=16)
+caption = pipe(video="dog.mp4", task="v2t", max_text_length=256).text[0]
+```
+
+`univigu.conversion.reference.reference_pipeline_kwargs()` gives the reference script's defaults as arguments.
+
+## Memory: a 12 GB GPU
+
+Measured at 81 x 480 x 832 in bfloat16 (H100, peak allocated GPU memory, univigu's docs/memory.md):
+
+| recipe | t2v peak | v2t peak |
+|---|---|---|
+| everything on the GPU | 18.7 GiB | 18.5 GiB |
+| `pipe.enable_model_cpu_offload()` | 10.9 GiB | 7.9 GiB |
+| fp8 transformer storage + umT5 group offload (below) | 5.9 GiB | 5.6 GiB |
+
+```python
+from diffusers.hooks import apply_group_offloading
+
+pipe = UniViGUPipeline.from_pretrained("path/to/this/folder", dtype=torch.bfloat16)
+pipe.vae.to(torch.float32)
+pipe.vae.enable_tiling()
+pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+apply_group_offloading(pipe.text_encoder, onload_device=torch.device("cuda"), offload_type="leaf_level",
+                       use_stream=True)
+pipe.transformer.to("cuda")
+pipe.vae.to("cuda")
+```
+"""
+
+
 def convert_reference_checkpoint(
     checkpoint: Union[PathLike, Mapping[str, torch.Tensor]],
     wan_path: PathLike,
@@ -394,12 +495,18 @@ def convert_reference_checkpoint(
     overwrite: bool = False,
     max_shard_size: Union[int, str] = "10GB",
     allow_non_finite: bool = False,
+    filename: Optional[str] = None,
+    revision: Optional[str] = None,
+    cache_dir: Optional[PathLike] = None,
+    license: Optional[str] = None,
 ) -> Path:
     """Convert the reference Uni-ViGU checkpoint into a `UniViGUPipeline` folder (safetensors only).
 
     Args:
-        checkpoint: the reference `.pth` (state dict under `"model"`), a `.safetensors` state dict, or an already
-            loaded state dict.
+        checkpoint: the reference `.pth` (state dict under `"model"`), a `.safetensors` state dict, an already
+            loaded state dict, a local folder holding one checkpoint file, or a Hub repo id holding one
+            (`Fr0zencr4nE/Uni-ViGU`, the authors' release): only that file is downloaded
+            (:func:`univigu.utils.hub.resolve_checkpoint`).
         wan_path: the Wan2.1 T2V diffusers folder the checkpoint was trained from (Wan2.1-T2V-1.3B-Diffusers). Its
             `transformer/config.json` gives the architecture (the checkpoint's shapes are checked against it), and
             its tokenizer, text encoder and VAE are copied into the output.
@@ -412,6 +519,11 @@ def convert_reference_checkpoint(
             inside an input (the checkpoint, the Wan folder) is refused.
         max_shard_size: shard size of the transformer's safetensors files.
         allow_non_finite: write the folder even if a weight holds NaN/inf (default: refuse, naming the tensors).
+        filename: which checkpoint file of a folder or Hub repo holding several (error listing them otherwise).
+        revision: branch, tag or commit of a Hub repo.
+        cache_dir: the Hub cache to download into (default: huggingface_hub's, `HF_HUB_CACHE`).
+        license: the licence written in the folder's model card (default: the Hub repo's, when it states one,
+            otherwise `other`, linking to the source).
 
     The folder records the reference's conventions: `latent_normalization="raw"` (the reference feeds raw VAE
     latents to the transformer and decodes them without de-normalising), the video sampler
@@ -425,6 +537,10 @@ def convert_reference_checkpoint(
     Returns:
         The output folder (loads with `UniViGUPipeline.from_pretrained`).
     """
+    source = None
+    if not isinstance(checkpoint, Mapping):
+        source = resolve_checkpoint(checkpoint, filename=filename, revision=revision, cache_dir=cache_dir)
+        checkpoint = source.path
     wan = read_wan_folder(wan_path)
     inputs = [wan.path] + ([] if isinstance(checkpoint, Mapping) else [checkpoint])
     check_output_dir(out_dir, overwrite, inputs)  # before the (long) work
@@ -484,6 +600,8 @@ def convert_reference_checkpoint(
         provenance={
             "source": "reference",
             "checkpoint": os.fspath(checkpoint) if not isinstance(checkpoint, Mapping) else None,
+            **({"hub_repo": source.repo_id, "hub_filename": source.filename, "hub_commit": source.commit}
+               if source is not None and source.repo_id else {}),
             **({"step": info["step"]} if "step" in info else {}),
             "wan_path": os.fspath(wan.path),
             "vocab_size": vocab_size,
@@ -501,4 +619,7 @@ def convert_reference_checkpoint(
         overwrite=overwrite,
         inputs=inputs,
         max_shard_size=max_shard_size,
+        model_card=reference_model_card(
+            source.repo_id if source is not None else None, wan_path, mask, revision=revision, license=license
+        ),
     )
