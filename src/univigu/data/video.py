@@ -11,9 +11,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
-from typing import List
+from typing import List, Optional
 
 import numpy as np
+
+from ..utils.local_files import NotALocalVideoError, check_local_video, check_video_bytes, looks_like_url
 
 
 #: How many times a video file is opened before an `OSError` from the decoder counts as a broken file.
@@ -28,20 +30,34 @@ class NoFramesError(ValueError):
     """A video decoded to no frames."""
 
 
-def read_video(source) -> np.ndarray:
+class NotALocalVideo(BadSample, NotALocalVideoError):
+    """A URL or a playlist where a local video file was expected (`univigu.utils.local_files`); a training or
+    evaluation sample holding one is skipped with this reason."""
+
+
+def read_video(source, allow_remote: Optional[bool] = None) -> np.ndarray:
     """All frames of a video (a path, or encoded bytes) as uint8 `(F, H, W, 3)` RGB.
+
+    Only local files are read: a URL, or a file (or bytes) that is a playlist (HLS .m3u8, ffconcat, ... whatever
+    its name) raises `NotALocalVideo` unless `allow_remote` (or `UNIVIGU_ALLOW_REMOTE_VIDEO=1` when it is None).
 
     Decodes with PyAV (FFmpeg's libraries, in this process) when `av` is installed, else through imageio's ffmpeg
     subprocess; `UNIVIGU_VIDEO_READER=imageio` forces the latter. Both give the same frames (tested on lossless RGB
     and yuv420p H.264); PyAV is ~10x faster on short clips, where starting an ffmpeg process is most of the cost. A
     video whose stream asks to be displayed rotated is left to ffmpeg, which applies the rotation.
     """
+    try:
+        if isinstance(source, (bytes, bytearray)):
+            check_video_bytes(source, allow_remote=allow_remote)
+        else:
+            path = check_local_video(source, allow_remote=allow_remote)
+    except NotALocalVideoError as error:
+        raise NotALocalVideo(f"not a local video file: {error}") from None
     if isinstance(source, (bytes, bytearray)):
         with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
             tmp.write(source)
             tmp.flush()
-            return read_video(tmp.name)
-    path = os.fspath(source)
+            return read_video(tmp.name, allow_remote=True)  # checked above; the temporary file is ours
     frames = None
     if _use_pyav():
         frames = _read_with_pyav(path)
@@ -66,7 +82,7 @@ def _read_with_pyav(path: str):
     the imageio path raises them."""
     import av
 
-    if not os.path.isfile(path):
+    if not os.path.isfile(path) and not looks_like_url(path):  # a URL gets here only when remote reading is allowed
         raise FileNotFoundError(f"No such video file: {path!r}")
     try:
         with av.open(path) as container:
@@ -113,4 +129,4 @@ def sample_frame_indices(num_available: int, num_frames: int, mode: str = "unifo
     return np.linspace(0, num_available - 1, num_frames).round().astype(int).tolist()
 
 
-__all__ = ["BadSample", "NoFramesError", "read_video", "sample_frame_indices"]
+__all__ = ["BadSample", "NoFramesError", "NotALocalVideo", "read_video", "sample_frame_indices"]

@@ -30,6 +30,19 @@ from diffusers.utils import load_video, logging
 from diffusers.utils.torch_utils import get_module_execution_device
 
 
+def _local_files():
+    """The local-file check (`local_files.py`, the sibling every video path goes through; issue #29 item 5), or None
+    in a folder exported before it shipped. Imported by name: diffusers copies into an exported folder's module
+    cache only the siblings `pipeline_univigu.py` imports itself, and it does not import this one yet (once it
+    does, this becomes `from .local_files import ...`)."""
+    import importlib
+
+    try:
+        return importlib.import_module(".local_files", __package__)
+    except ImportError:
+        return None
+
+
 logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
 
 
@@ -109,20 +122,27 @@ def _decode_error(path: str, error: Exception) -> ValueError:
     )
 
 
-def _check_video_path(path: str) -> None:
-    if not os.path.isfile(path):
+def _check_video_path(path: str, allow_remote: Optional[bool] = None) -> str:
+    """The path to open: a local file (URLs and playlists refused unless `allow_remote`, see `local_files`)."""
+    checks = _local_files()
+    if checks is not None:
+        path = checks.check_local_video(path, allow_remote=allow_remote)
+    if not os.path.isfile(path) and not (
+        checks is not None and checks.remote_video_allowed(allow_remote) and checks.looks_like_url(path)
+    ):
         raise ValueError(
             f"The video file {path!r} does not exist: pass the path of a video file (mp4, gif, ...), or the frames "
             "themselves (a list of PIL images, a numpy array (F, H, W, 3), or a tensor (F, 3, H, W))."
         )
+    return path
 
 
-def _load_whole_video(path: str) -> Tuple[torch.Tensor, Optional[float]]:
+def _load_whole_video(path: str, allow_remote: Optional[bool] = None) -> Tuple[torch.Tensor, Optional[float]]:
     """Every frame of a file as `(F, 3, H, W)` floats in [0, 1], and its frame rate (None when unknown)."""
     # diffusers' `load_video`, not `univigu.data.read_video`: this module ships in exported folders, which load
     # without univigu, and the two differ (`load_video` reads GIFs through PIL; `read_video` forces ffmpeg, retries
     # under load and takes encoded bytes), so the pipeline decodes what diffusers pipelines decode.
-    _check_video_path(path)
+    path = _check_video_path(path, allow_remote)
     try:
         try:
             frames, rate = load_video(path, return_fps=True)
@@ -290,12 +310,12 @@ class _VideoFile:
         return (torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255.0)
 
 
-def _video_sources(video: Any) -> List[Union[_FramesInMemory, _VideoFile]]:
+def _video_sources(video: Any, allow_remote: Optional[bool] = None) -> List[Union[_FramesInMemory, _VideoFile]]:
     """Any supported `video` input -> one frame source per video: files are opened lazily with PyAV where it can
-    (not GIFs, which PIL reads, nor rotated videos, which ffmpeg turns), everything else is decoded now."""
+    (not GIFs, which PIL reads, nor rotated videos, which ffmpeg turns), everything else is decoded now. Paths go
+    through `local_files.check_local_video` first (`allow_remote`: the pipeline's `allow_remote_video`)."""
     if isinstance(video, (str, os.PathLike)):
-        path = os.fspath(video)
-        _check_video_path(path)
+        path = _check_video_path(os.fspath(video), allow_remote)
         if importlib.util.find_spec("av") is not None and not path.lower().endswith(".gif"):
             try:
                 source = _VideoFile(path)
@@ -303,9 +323,9 @@ def _video_sources(video: Any) -> List[Union[_FramesInMemory, _VideoFile]]:
                 source = None
             if source is not None and not source.rotated:
                 return [source]
-        return [_FramesInMemory(*_load_whole_video(path))]
+        return [_FramesInMemory(*_load_whole_video(path, allow_remote))]
     if isinstance(video, (list, tuple)) and any(isinstance(item, (str, os.PathLike)) for item in video):
-        return [source for item in video for source in _video_sources(item)]
+        return [source for item in video for source in _video_sources(item, allow_remote)]
     return [_FramesInMemory(v) for v in video_input_to_list(video)]
 
 
@@ -369,7 +389,13 @@ class UniViGUVideoInputMixin:
     """The video to caption (v2t) in [`UniViGUPipeline`]: any supported input -> frames sampled and resized for the
     model (`preprocess_video`) -> normalised VAE latents (`encode_video`, `prepare_video_latents`), and the optional
     text condition of the captions (`encode_conditioning_text`). It uses the pipeline's VAE, video processor,
-    text encoder and `normalize_latents`."""
+    text encoder and `normalize_latents`.
+
+    Video files are read only when local (`local_files`): URLs and playlists (HLS .m3u8, ffconcat, ...) are refused
+    unless `allow_remote_video` is set to True on the pipeline (None: the `UNIVIGU_ALLOW_REMOTE_VIDEO` variable)."""
+
+    #: Whether video paths may be URLs or playlists that open other files (None: `UNIVIGU_ALLOW_REMOTE_VIDEO`).
+    allow_remote_video: Optional[bool] = None
 
     def preprocess_video(
         self,
@@ -395,7 +421,7 @@ class UniViGUVideoInputMixin:
         """
         stored = partial(self.stored_call_default, task="v2t")
         start = 0.0 if start is None else float(start)
-        sources = _video_sources(video)
+        sources = _video_sources(video, self.allow_remote_video)
         if (fps is not None or start or duration is not None) and any(
             isinstance(s, _FramesInMemory) and s.rate is None for s in sources
         ):

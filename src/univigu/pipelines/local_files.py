@@ -1,0 +1,1 @@
+../utils/local_files.py
