@@ -7,9 +7,9 @@ sequence), seeded identically. Reported per config: wall time of the t2v calls, 
 accuracies (colour, shape, motion, exact objects; one- and two-object prompts pooled) and the mean absolute pixel
 difference to the uncached videos (0-255 scale).
 
-UniViGUPipeline does not yet enter `transformer.cache_context("cond" / "uncond", ...)` around its two guidance calls,
-as WanPipeline does; `CacheContexts` below names them here (cond first, then uncond, each step), which is what the
-pipeline will do itself.
+UniViGUPipeline enters `transformer.cache_context("cond" / "uncond", step_index=..., sigma=...,
+num_inference_steps=...)` around its two guidance calls, as WanPipeline does, so every config runs on the pipeline
+as it is.
 
     nice -n 10 python benchmarks/bench_step_cache.py                  # 8 prompts
     python benchmarks/bench_step_cache.py --num-samples 24 --json out.json
@@ -25,7 +25,6 @@ import time
 import numpy as np
 import torch
 from diffusers import hooks
-from diffusers.hooks.hooks import CacheContext, _set_cache_context
 
 from univigu import UniViGUPipeline
 from univigu.toyworld import DEFAULT_CHECKPOINT
@@ -33,27 +32,6 @@ from univigu.toyworld.evaluate import evaluate_pipeline
 
 
 SCORES = ("colour_accuracy", "shape_accuracy", "motion_accuracy", "object_exact_match")
-
-
-class CacheContexts:
-    """Enters the cache context of each transformer call of a t2v run: `cond` then `uncond` at every step (one call
-    per step without guidance), with the step index and sigma, as WanPipeline does around its calls."""
-
-    def __init__(self, pipe):
-        self.pipe, self.last = pipe, None
-        pipe.transformer.register_forward_pre_hook(self.enter)
-        pipe.transformer.register_forward_hook(self.exit)
-
-    def enter(self, module, args):
-        timesteps = self.pipe.scheduler.timesteps
-        step = int((timesteps == self.pipe.current_timestep).nonzero()[0])
-        name = "uncond" if (step, id(timesteps)) == self.last else "cond"  # the step's second call is the uncond one
-        self.last = (step, id(timesteps))
-        sigma = float(self.pipe.scheduler.sigmas[step])
-        _set_cache_context(module, CacheContext(name, step_index=step, num_inference_steps=len(timesteps), sigma=sigma))
-
-    def exit(self, module, args, output):
-        _set_cache_context(module, None)
 
 
 def calibrate_mag_ratios(pipe, steps, **run_kwargs):
@@ -125,7 +103,6 @@ def main():
 
     pipe = UniViGUPipeline.from_pretrained(DEFAULT_CHECKPOINT)
     pipe.set_progress_bar_config(disable=True)
-    CacheContexts(pipe)
     steps = pipe.config.call_defaults["t2v"]["num_inference_steps"]
     run_kwargs = dict(num_samples=args.num_samples, seed=args.seed, text_stream=args.text_stream == "on")
 

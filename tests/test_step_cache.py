@@ -177,3 +177,88 @@ def test_video_kv_cache_and_step_cache_exclude_each_other(models):
                   text_timestep=torch.ones(1), attention_kwargs={"video_kv_cache": cache})
     finally:
         model.disable_cache()
+
+
+# ---------------------------------------------------------------------------------------------------- the pipeline
+# UniViGUPipeline enters `transformer.cache_context("cond" / "uncond", step_index=..., sigma=...,
+# num_inference_steps=...)` around its two guidance calls, as WanPipeline does: the caches that need a context
+# (FirstBlockCache, SeaCache, TaylorSeer) run through it, and MagCache keeps one state per branch.
+
+#: FasterCache's unconditional-batch reuse needs one batched cond/uncond call, which neither pipeline makes: through
+#: the pipelines, its attention reuse only (`is_guidance_distilled=True`; the first step, at timestep 1000, must compute:
+#: it is outside the skip range).
+PIPELINE_CACHES = dict(CACHES, faster=(lambda clock: FasterCacheConfig(
+    spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(-1, 900), is_guidance_distilled=True,
+    attention_weight_callback=lambda _: 0.5, current_timestep_callback=clock), True, False))
+PIPELINE_CALL = dict(num_frames=9, height=32, width=32, num_inference_steps=STEPS, max_sequence_length=16,
+                     guidance_scale=GUIDANCE, negative_prompt="blurry", output_type="latent")
+
+
+@pytest.fixture(scope="module")
+def pipelines():
+    """A tiny UniViGUPipeline and the WanPipeline of the same components, its transformer converted by `from_wan`."""
+    from diffusers import WanPipeline
+
+    from test_pipeline import make_pipeline
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tiny models run much faster on one thread than on two contended ones
+    pipe, components = make_pipeline()
+    wan = WanPipeline(**components)
+    wan.set_progress_bar_config(disable=True)
+    yield pipe, wan
+    torch.set_num_threads(threads)
+
+
+@torch.no_grad()
+def run_pipeline(pipe, name=None, **kwargs):
+    """The final latents of a seeded t2v call of `pipe` with the cache `name` (None: no cache)."""
+    if name is not None:
+        pipe.transformer.enable_cache(PIPELINE_CACHES[name][0](lambda: pipe.current_timestep))
+    try:
+        return pipe("a red circle moving left", generator=torch.Generator().manual_seed(5),
+                    **PIPELINE_CALL, **kwargs).frames
+    finally:
+        if name is not None:
+            pipe.transformer._reset_stateful_cache()
+            pipe.transformer.disable_cache()
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINE_CACHES))
+def test_pipeline_t2v_runs_with_each_cache(pipelines, name):
+    pipe, _ = pipelines
+    plain = run_pipeline(pipe)
+    cached = run_pipeline(pipe, name)  # the text stream on: the joint sequence
+    assert cached.shape == plain.shape and torch.isfinite(cached).all()
+    assert not pipe.transformer.is_cache_enabled
+    assert torch.equal(run_pipeline(pipe), plain)  # disabled, the cache leaves nothing behind
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINE_CACHES))
+def test_pipeline_t2v_without_text_stream_matches_wan_pipeline(pipelines, name):
+    pipe, wan = pipelines
+    expected = run_pipeline(wan, name)
+    got = run_pipeline(pipe, name, text_stream=False)
+    assert torch.equal(got, expected)
+    if PIPELINE_CACHES[name][1]:  # the cache did skip work (the comparison above is not between two no-ops)
+        assert not torch.equal(got, run_pipeline(pipe, text_stream=False))
+
+
+@pytest.mark.parametrize("task", ["v2t", "t2vt"])
+def test_pipeline_captions_with_a_cache(pipelines, task):
+    """v2t runs each step in a `cond` context, and t2vt's final reference pass in a `caption` context of its own."""
+    pipe, _ = pipelines
+    pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=0.3))
+    try:
+        g = torch.Generator().manual_seed(0)
+        if task == "v2t":
+            video = torch.rand(9, 32, 32, 3, generator=g).numpy()
+            out = pipe(video=video, task="v2t", num_inference_steps=4, max_text_length=6, height=32, width=32,
+                       generator=g)
+        else:
+            out = pipe("a red circle", task="t2vt", text_update="reference", max_text_length=6, generator=g,
+                       **dict(PIPELINE_CALL, num_inference_steps=4))
+    finally:
+        pipe.transformer._reset_stateful_cache()
+        pipe.transformer.disable_cache()
+    assert len(out.text) == 1 and isinstance(out.text[0], str)

@@ -596,11 +596,12 @@ class UniViGUPipeline(
         # 6. text_update="reference": the reference's final argmax pass on the caption (text time 0, clean video)
         if task == "t2vt" and text_update == "reference":
             zeros = torch.zeros(latents.shape[0], device=device, dtype=timesteps.dtype)
-            logits = self.transformer(
-                hidden_states=latents.to(transformer_dtype), timestep=self.video_timestep(zeros[0], latents),
-                text_ids=text_ids, text_timestep=zeros,
-                encoder_hidden_states=tensors["prompt_embeds"], attention_kwargs=attention_kwargs, return_dict=False,
-            )[1]
+            with self.transformer.cache_context("caption"):  # a step cache's own state: this call runs in full
+                logits = self.transformer(
+                    hidden_states=latents.to(transformer_dtype), timestep=self.video_timestep(zeros[0], latents),
+                    text_ids=text_ids, text_timestep=zeros, encoder_hidden_states=tensors["prompt_embeds"],
+                    attention_kwargs=attention_kwargs, return_dict=False,
+                )[1]
             text_ids = text_scheduler.commit_argmax(logits[..., : self._text_vocab_size()], text_ids)
             if history is not None:
                 history.append(self.decode_text(text_ids))
@@ -623,6 +624,13 @@ class UniViGUPipeline(
             return (video, text)
         return UniViGUPipelineOutput(frames=video, text=text, text_ids=text_ids, text_history=history)
 
+    def _cache_context(self, name: str, step_index: int, sigma):
+        """The context of one transformer call of the loop, for diffusers' step caches (`transformer.enable_cache`),
+        as WanPipeline enters it: each name (`cond`, `uncond`) keeps its own cache state."""
+        return self.transformer.cache_context(
+            name, step_index=step_index, sigma=float(sigma), num_inference_steps=self._num_timesteps
+        )
+
     def _generation_step(self, i, t, tensors, *, text_step, stream_mask, generator, temperature):
         """One step of t2v / t2vt: the video's flow step with classifier-free guidance (as in `WanPipeline`; both
         passes carry the same text stream) and, in t2vt, the caption's step (`text_step`, at text time = video time).
@@ -637,24 +645,27 @@ class UniViGUPipeline(
         elif text_ids is not None:  # t2vt: the caption being written, at the video's time (one per sample)
             stream_kwargs = dict(text_ids=text_ids, text_timestep=t.expand(latents.shape[0]))
 
-        output = self.transformer(
-            hidden_states=latent_model_input,
-            timestep=timestep,
-            encoder_hidden_states=tensors["prompt_embeds"],
-            attention_kwargs=self.attention_kwargs,
-            return_dict=False,
-            **stream_kwargs,
-        )
-        noise_pred = output[0]
-        if self.do_classifier_free_guidance:
-            noise_uncond = self.transformer(
+        sigma = self.scheduler.sigmas[i]
+        with self._cache_context("cond", i, sigma):
+            output = self.transformer(
                 hidden_states=latent_model_input,
                 timestep=timestep,
-                encoder_hidden_states=tensors["negative_prompt_embeds"],
+                encoder_hidden_states=tensors["prompt_embeds"],
                 attention_kwargs=self.attention_kwargs,
                 return_dict=False,
                 **stream_kwargs,
-            )[0]
+            )
+        noise_pred = output[0]
+        if self.do_classifier_free_guidance:
+            with self._cache_context("uncond", i, sigma):
+                noise_uncond = self.transformer(
+                    hidden_states=latent_model_input,
+                    timestep=timestep,
+                    encoder_hidden_states=tensors["negative_prompt_embeds"],
+                    attention_kwargs=self.attention_kwargs,
+                    return_dict=False,
+                    **stream_kwargs,
+                )[0]
             noise_pred = noise_uncond + self.guidance_scale * (noise_pred - noise_uncond)
 
         # compute the previous noisy sample x_t -> x_t-1, and the caption's next tokens
@@ -674,15 +685,16 @@ class UniViGUPipeline(
         with_video = video_kv_cache is None or i % video_cache_interval == 0
         if video_kv_cache is not None:
             video_kv_cache.refresh = with_video
-        logits = self.transformer(
-            hidden_states=tensors["latents"] if with_video else None,
-            timestep=self.video_timestep(t.new_zeros(()), tensors["latents"]) if with_video else None,
-            encoder_hidden_states=tensors["prompt_embeds"],
-            text_ids=text_ids,
-            text_timestep=t.expand(text_ids.shape[0]),
-            attention_kwargs=model_kwargs or None,
-            return_dict=False,
-        )[1]
+        with self._cache_context("cond", i, t / text_scheduler.config.num_train_timesteps):  # the text's noise level
+            logits = self.transformer(
+                hidden_states=tensors["latents"] if with_video else None,
+                timestep=self.video_timestep(t.new_zeros(()), tensors["latents"]) if with_video else None,
+                encoder_hidden_states=tensors["prompt_embeds"],
+                text_ids=text_ids,
+                text_timestep=t.expand(text_ids.shape[0]),
+                attention_kwargs=model_kwargs or None,
+                return_dict=False,
+            )[1]
         logits = logits[..., : self._text_vocab_size()]
         text_ids = text_scheduler.step(logits, t, text_ids, generator=generator, temperature=temperature).prev_sample
         tensors["text_ids"] = text_ids
