@@ -33,7 +33,9 @@ extras = {
     "inference": ["imageio", "imageio-ffmpeg"],
 }
 extras["demo"] = ["gradio==6.31.0"] + extras["inference"]  # the Space; gradio = spaces_demo/README.md sdk_version
-extras["dev"] = sorted(set(extras["training"] + extras["demo"] + ["pytest>=8", "pytest-timeout", "playwright"]))
+# torchao: tests/test_quantization.py (int8 weight-only through PipelineQuantizationConfig runs on the CPU)
+extras["dev"] = sorted(set(extras["training"] + extras["demo"] + ["pytest>=8", "pytest-timeout", "playwright",
+                                                                  "torchao>=0.15"]))
 
 setup(
     name="univigu",

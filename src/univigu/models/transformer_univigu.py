@@ -340,6 +340,10 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
         "norm3", "norm_final",
     ]
     _repeated_blocks = ["UniViGUTransformerBlock"]
+    # What layerwise casting keeps in high precision, as module names for quantizers (torchao `modules_to_not_convert`,
+    # bitsandbytes `llm_int8_skip_modules`); `_keep_in_fp32_modules` are kept out by diffusers itself.
+    _skip_quantization_modules = ["patch_embedding", "cond_text_embedder", "time_embedding_v", "time_embedding_t",
+                                  "vocab_embed", "video_head"]
 
     @register_to_config
     def __init__(
