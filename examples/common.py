@@ -50,10 +50,11 @@ def load_pipeline(args):
 
 
 def size_defaults(args, tiny=(9, 64, 64, 4), real=(81, 480, 832, 50)):
-    """Fill --frames/--height/--width/--steps left unset: small for the tiny model, Wan2.1's 480p otherwise."""
+    """Fill --num-frames/--height/--width/--num-inference-steps left unset: small for the tiny model, Wan2.1's 480p
+    otherwise."""
     frames, height, width, steps = tiny if args.model is None else real
-    args.frames = args.frames or frames
+    args.num_frames = args.num_frames or frames
     args.height = args.height or height
     args.width = args.width or width
-    args.steps = args.steps or steps
+    args.num_inference_steps = args.num_inference_steps or steps
     return args

@@ -1,7 +1,7 @@
 """Video -> caption with UniViGUPipeline (task "v2t").
 
     python examples/video_to_text.py                       # captions a rendered ShapesWorld clip (tiny random model)
-    python examples/video_to_text.py --video clip.mp4 --model path/to/univigu --steps 50 --history
+    python examples/video_to_text.py --video clip.mp4 --model path/to/univigu --num-inference-steps 50 --history
 
 The video is VAE-encoded and kept clean; the caption starts from the text scheduler's source distribution and is
 denoised by discrete flow matching. `--history` prints the caption after every step.
@@ -12,6 +12,8 @@ import time
 
 import torch
 
+from univigu.utils.cli_flags import add_argument
+
 from common import add_model_arguments, load_pipeline
 
 
@@ -19,8 +21,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser)
     parser.add_argument("--video", default=None, help="a video file (default: a rendered ShapesWorld scene)")
-    parser.add_argument("--frames", type=int, default=None, help="4k+1 frames sampled from the video")
-    parser.add_argument("--steps", type=int, default=None, help="text denoising steps (default 16 tiny, 50 real)")
+    add_argument(parser, "--num-frames", old=("--frames",), type=int, default=None,
+                 help="4k+1 frames sampled from the video")
+    add_argument(parser, "--num-inference-steps", old=("--steps",), type=int, default=None,
+                 help="text denoising steps (default 16 tiny, 50 real)")
     parser.add_argument("--max-text-length", type=int, default=None, help="caption tokens (default 32 tiny, 128)")
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = argmax")
     parser.add_argument("--commit-strategy", default=None, choices=["stochastic", "confidence"])
@@ -28,7 +32,7 @@ def main():
     parser.add_argument("--history", action="store_true", help="print the caption at every step")
     args = parser.parse_args()
     tiny = args.model is None
-    steps = args.steps or (16 if tiny else 50)
+    steps = args.num_inference_steps or (16 if tiny else 50)
     max_text_length = args.max_text_length or (32 if tiny else 128)
 
     video = args.video
@@ -45,7 +49,7 @@ def main():
     start = time.perf_counter()
     out = pipe(
         video=video,
-        num_frames=args.frames,
+        num_frames=args.num_frames,
         num_inference_steps=steps,
         max_text_length=max_text_length,
         temperature=args.temperature,

@@ -472,7 +472,7 @@ def test_cli_convert_in_process(tmp_path, converted_fixture, fixture_wan_folder,
     assert (tmp_path / "a" / "model_index.json").is_file()
     assert main([
         "convert", "reference", "--checkpoint", str(REFERENCE_FIXTURE / "reference_tiny.pth"),
-        "--wan", str(fixture_wan_folder), "--out", str(tmp_path / "b"), "--no-text-mask-token",
+        "--wan", str(fixture_wan_folder), "--out", str(tmp_path / "b"), "--text-source", "uniform",
     ]) == 0
     assert "Wrote" in capsys.readouterr().out
     from safetensors.torch import load_file

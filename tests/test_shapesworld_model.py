@@ -146,7 +146,8 @@ def test_cli_generate_then_caption(tmp_path, capsys):
     from univigu.cli import main
 
     clip = tmp_path / "clip.mp4"
-    assert main(["generate", "--prompt", "a green square moving right", "--out", str(clip), "--num-inference-steps", "8"]) == 0
+    assert main(["generate", "--prompt", "a green square moving right", "--out", str(clip),
+                 "--num-inference-steps", "8"]) == 0
     assert clip.exists() and clip.with_suffix(".png").exists()
     printed = capsys.readouterr().out
     assert str(clip) in printed

@@ -185,8 +185,8 @@ def test_video_kv_cache_and_step_cache_exclude_each_other(models):
 # (FirstBlockCache, SeaCache, TaylorSeer) run through it, and MagCache keeps one state per branch.
 
 #: FasterCache's unconditional-batch reuse needs one batched cond/uncond call, which neither pipeline makes: through
-#: the pipelines, its attention reuse only (`is_guidance_distilled=True`; the first step, at timestep 1000, must compute:
-#: it is outside the skip range).
+#: the pipelines, its attention reuse only (`is_guidance_distilled=True`; the first step, at timestep 1000, must
+#: compute: it is outside the skip range).
 PIPELINE_CACHES = dict(CACHES, faster=(lambda clock: FasterCacheConfig(
     spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(-1, 900), is_guidance_distilled=True,
     attention_weight_callback=lambda _: 0.5, current_timestep_callback=clock), True, False))

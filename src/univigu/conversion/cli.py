@@ -1,12 +1,17 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """`univigu convert ...`: build a `UniViGUPipeline` folder from a Wan2.1 checkpoint or from the reference `.pth`.
 
-    univigu convert wan --wan PATH --out DIR [--text-mask-token] [--seed 0]
-    univigu convert reference --checkpoint FILE.pth --wan PATH --out DIR [--[no-]text-mask-token]
+    univigu convert wan --wan PATH --out DIR [--text-source {uniform,mask}] [--seed 0]
+    univigu convert reference --checkpoint FILE.pth --wan PATH --out DIR [--text-source {uniform,mask}]
+
+(`--text-mask-token` / `--no-text-mask-token`, the earlier spellings of `--text-source mask` / `uniform`, still parse,
+hidden from --help, for one release.)
 """
 
 import argparse
 import sys
+
+from ..utils.cli_flags import add_text_source_argument
 
 _DTYPES = ("keep", "float32", "bfloat16", "float16")
 
@@ -17,6 +22,11 @@ def _dtype(name):
     import torch
 
     return getattr(torch, name)
+
+
+def _text_mask_token(text_source):
+    """`text_source` (None: not given) as the converters' `text_mask_token`."""
+    return None if text_source is None else text_source == "mask"
 
 
 def _add_write_options(parser) -> None:
@@ -49,9 +59,8 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
                      "Wan-AI/Wan2.2-TI2V-5B-Diffusers (only those files are downloaded). Two-transformer Wan2.2-A14B "
                      "folders are refused (docs/backbones.md).")
     wan.add_argument("--out", required=True, metavar="DIR", help="Output pipeline folder.")
-    wan.add_argument("--text-mask-token", action="store_true",
-                     help="Add a [MASK] token (id = vocab size) and use the mask source for text (default: uniform "
-                     "source, as the reference).")
+    add_text_source_argument(wan, "uniform", "Noise source of the text stream: uniform over the vocabulary (the "
+                             "default, as the reference) or mask (adds a [MASK] token, id = vocab size).")
     wan.add_argument("--seed", type=int, default=0, help="Seed of the vocab_embed initialisation (default 0).")
     wan.add_argument("--dtype", choices=_DTYPES, default="keep",
                      help="Dtype of the written transformer (default: keep the Wan checkpoint's).")
@@ -82,9 +91,9 @@ def add_convert_parser(subparsers) -> argparse.ArgumentParser:
                      help="The Wan2.1-T2V-1.3B diffusers folder the checkpoint was built on, or its Hub id "
                           "(Wan-AI/Wan2.1-T2V-1.3B-Diffusers).")
     ref.add_argument("--out", required=True, metavar="DIR", help="Output pipeline folder.")
-    ref.add_argument("--text-mask-token", action=argparse.BooleanOptionalAction, default=None,
-                     help="Whether the last text embedding row is a [MASK] token (default: inferred by comparing the "
-                     "checkpoint's rows with the tokenizer's vocabulary size).")
+    add_text_source_argument(ref, None, "Noise source of the checkpoint's text stream: mask when its last text "
+                             "embedding row is a [MASK] token, else uniform (default: inferred by comparing the "
+                             "checkpoint's rows with the tokenizer's vocabulary size).")
     ref.add_argument("--dtype", choices=_DTYPES, default="keep",
                      help="Dtype of the written transformer (default: keep the checkpoint's).")
     _add_write_options(ref)
@@ -111,8 +120,8 @@ def _run_wan(args) -> int:
     from .wan import convert_wan
 
     out = convert_wan(
-        args.wan, args.out, text_mask_token=args.text_mask_token, seed=args.seed, torch_dtype=_dtype(args.dtype),
-        overwrite=args.overwrite, allow_non_finite=args.allow_non_finite,
+        args.wan, args.out, text_mask_token=_text_mask_token(args.text_source), seed=args.seed,
+        torch_dtype=_dtype(args.dtype), overwrite=args.overwrite, allow_non_finite=args.allow_non_finite,
     )
     print(f"Wrote an untrained UniViGU pipeline to {out}")
     return 0
@@ -123,8 +132,8 @@ def _run_reference(args) -> int:
     from .reference import convert_reference_checkpoint
 
     out = convert_reference_checkpoint(
-        args.checkpoint, args.wan, args.out, text_mask_token=args.text_mask_token, torch_dtype=_dtype(args.dtype),
-        overwrite=args.overwrite, allow_non_finite=args.allow_non_finite,
+        args.checkpoint, args.wan, args.out, text_mask_token=_text_mask_token(args.text_source),
+        torch_dtype=_dtype(args.dtype), overwrite=args.overwrite, allow_non_finite=args.allow_non_finite,
         filename=args.filename, revision=args.revision, cache_dir=args.cache_dir, license=args.license,
     )
     print(f"Wrote the converted reference pipeline to {out}")
