@@ -7,10 +7,15 @@
 On a Hugging Face Space (`SPACE_ID` is set) the app binds 0.0.0.0. Settings also come from the environment:
 `UNIVIGU_MODEL` (pipeline folder or Hub id), `UNIVIGU_DTYPE` (float32 / bfloat16 / float16), `UNIVIGU_DEVICE`,
 `UNIVIGU_CPU_OFFLOAD=1` (`enable_model_cpu_offload`), `UNIVIGU_VAE_TILING=1`, `UNIVIGU_FP8=1` (fp8 weight storage), `UNIVIGU_MAX_UPLOAD_MB`,
-`UNIVIGU_MAX_VIDEO_SECONDS`. Flags win over the environment.
+`UNIVIGU_MAX_VIDEO_SECONDS`, `UNIVIGU_MAX_WORK`. Flags win over the environment.
 
 One pipeline is loaded once; every request goes through one queue with a concurrency limit of one, so inference
-never holds two models' worth of memory (or two requests' activations) at once.
+never holds two models' worth of memory (or two requests' activations) at once. So that no request holds that queue
+for long, each one's work is bounded: frames x height x width x (steps + VAE_STEP_EQUIVALENT) of the video the
+model sees (generated, or an upload after it is brought to the checkpoint's size and frame count) must stay within
+`--max-work` (default `MAX_WORK`: about 60 s on a 2-core CPU with the bundled checkpoint); a request above it is
+refused with a `gr.Error` naming the limit and its values. Uploads of any size are captioned: the pipeline resizes,
+crops and samples them to what the checkpoint was trained on.
 """
 
 from __future__ import annotations
@@ -38,6 +43,13 @@ EXAMPLE_PROMPTS = [
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif", ".m4v"}
 LIMITS = {"seed": (0, 2**31 - 1), "steps": (1, 100), "guidance": (0.0, 20.0), "text_length": (4, 128),
           "size": (16, 1024), "frames": (1, 161)}
+#: The VAE's share of a request, in denoising steps (it encodes or decodes once; measured on the bundled checkpoint:
+#: 17 x 128 x 128 costs ~2.6 s a step and ~12 s of VAE and set-up on the 2-core CPU).
+VAE_STEP_EQUIVALENT = 5
+#: frames x height x width x (steps + VAE_STEP_EQUIVALENT) one request may ask for: ~60 s on the 2-core CPU with the
+#: bundled checkpoint (measured: 9 x 64 x 64 at 100 steps, 3.9M, 57 s; 17 x 128 x 128 at 8 steps, 3.6M, 33 s;
+#: 17 x 256 x 256 at 1 step, 6.7M, 80 s). A bigger model or a GPU wants another value (`--max-work`).
+MAX_WORK = 4_000_000
 
 
 # ------------------------------------------------------------------------------------------------ settings, model
@@ -58,6 +70,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="store the transformer's layers in float8 (layerwise casting; computes in --dtype)")
     p.add_argument("--max-upload-mb", type=float, default=float(env("UNIVIGU_MAX_UPLOAD_MB", "50")))
     p.add_argument("--max-video-seconds", type=float, default=float(env("UNIVIGU_MAX_VIDEO_SECONDS", "60")))
+    p.add_argument("--max-work", type=float, default=float(env("UNIVIGU_MAX_WORK", str(MAX_WORK))),
+                   help="the most frames x height x width x (steps + %d) one request may ask for (default %d: about "
+                        "60 s on a 2-core CPU with the bundled checkpoint)" % (VAE_STEP_EQUIVALENT, MAX_WORK))
     p.add_argument("--host", default=None, help="default: 0.0.0.0 on a Space (SPACE_ID set), else 127.0.0.1")
     p.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
     return p.parse_args(argv)
@@ -104,6 +119,18 @@ def _prompt(prompt: Any) -> str:
     if not isinstance(prompt, str) or not prompt.strip():
         raise gr.Error("The prompt is empty: describe a video, e.g. 'a red circle moving left'.")
     return prompt.strip()
+
+
+def check_work(frames: int, height: int, width: int, steps: int, max_work: float) -> None:
+    """Refuse a request whose work (frames x height x width x (steps + VAE_STEP_EQUIVALENT)) is above `max_work`,
+    naming the limit and the values, so that no single request holds the queue for long."""
+    work = frames * height * width * (steps + VAE_STEP_EQUIVALENT)
+    if work > max_work:
+        raise gr.Error(
+            f"This request is too much work for this Space: frames x height x width x (steps + "
+            f"{VAE_STEP_EQUIVALENT}) = {frames} x {height} x {width} x ({steps} + {VAE_STEP_EQUIVALENT}) = {work:,}, "
+            f"above the limit of {max_work:,.0f} (about 60 s here). Use fewer frames, a smaller size or fewer steps."
+        )
 
 
 def check_video_file(path: Any, max_upload_mb: float, max_seconds: float) -> str:
@@ -203,8 +230,10 @@ class _TextRecorder:
 
 
 class UniViGUDemo:
-    def __init__(self, pipe, max_upload_mb: float = 50, max_video_seconds: float = 60, output_dir: Optional[str] = None):
+    def __init__(self, pipe, max_upload_mb: float = 50, max_video_seconds: float = 60, output_dir: Optional[str] = None,
+                 max_work: float = MAX_WORK):
         self.pipe = pipe
+        self.max_work = max_work
         self.max_upload_mb = max_upload_mb
         self.max_video_seconds = max_video_seconds
         self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="univigu-space-"))
@@ -218,6 +247,9 @@ class UniViGUDemo:
             "v2t_steps": pipe.call_default("num_inference_steps", "v2t"),
             "guidance": pipe.call_default("guidance_scale", "t2v"),
             "text_length": pipe.call_default("max_text_length", "v2t"),
+            # what the model sees of an upload: the pipeline brings any video to its trained size and frame count
+            "v2t_view": tuple(pipe.call_default(k, "v2t") for k in ("num_frames", "height", "width")),
+            "t2vt_view": tuple(pipe.call_default(k, "t2vt") for k in ("num_frames", "height", "width")),
         }
 
     def _generator(self, seed) -> torch.Generator:
@@ -239,22 +271,25 @@ class UniViGUDemo:
 
     def text_to_video(self, prompt, seed=0, steps=None, guidance=None, height=None, width=None, frames=None,
                       progress=gr.Progress(track_tqdm=True)):
+        size = dict(num_frames=_number("frames", frames or self.defaults["num_frames"]),
+                    height=_number("size", height or self.defaults["height"]),
+                    width=_number("size", width or self.defaults["width"]))
+        steps = _number("steps", steps or self.defaults["t2v_steps"])
+        check_work(*size.values(), steps, self.max_work)
         result = self._run(
-            prompt=_prompt(prompt), generator=self._generator(seed),
-            num_inference_steps=_number("steps", steps or self.defaults["t2v_steps"]),
+            prompt=_prompt(prompt), generator=self._generator(seed), num_inference_steps=steps,
             guidance_scale=_number("guidance", self.defaults["guidance"] if guidance is None else guidance, float),
-            height=_number("size", height or self.defaults["height"]),
-            width=_number("size", width or self.defaults["width"]),
-            num_frames=_number("frames", frames or self.defaults["num_frames"]),
+            **size,
         )
         return self._write_video(result.frames[0])
 
     def video_to_text(self, video, seed=0, steps=None, text_length=None, progress=gr.Progress(track_tqdm=True)):
+        steps = _number("steps", steps or self.defaults["v2t_steps"])
+        check_work(*self.defaults["v2t_view"], steps, self.max_work)
         path = check_video_file(video, self.max_upload_mb, self.max_video_seconds)
         recorder = _TextRecorder()
         result = self._run(
-            video=path, task="v2t", generator=self._generator(seed),
-            num_inference_steps=_number("steps", steps or self.defaults["v2t_steps"]),
+            video=path, task="v2t", generator=self._generator(seed), num_inference_steps=steps,
             max_text_length=_number("text_length", text_length or self.defaults["text_length"]),
             callback_on_step_end=recorder, callback_on_step_end_tensor_inputs=["text_ids"],
         )
@@ -262,10 +297,11 @@ class UniViGUDemo:
 
     def joint(self, prompt, seed=0, steps=None, guidance=None, text_length=None,
               progress=gr.Progress(track_tqdm=True)):
+        steps = _number("steps", steps or self.defaults["t2v_steps"])
+        check_work(*self.defaults["t2vt_view"], steps, self.max_work)
         recorder = _TextRecorder()
         result = self._run(
-            prompt=_prompt(prompt), task="t2vt", generator=self._generator(seed),
-            num_inference_steps=_number("steps", steps or self.defaults["t2v_steps"]),
+            prompt=_prompt(prompt), task="t2vt", generator=self._generator(seed), num_inference_steps=steps,
             guidance_scale=_number("guidance", self.defaults["guidance"] if guidance is None else guidance, float),
             max_text_length=_number("text_length", text_length or self.defaults["text_length"]),
             callback_on_step_end=recorder, callback_on_step_end_tensor_inputs=["text_ids"],
@@ -356,7 +392,8 @@ def build_demo(demo_app: UniViGUDemo) -> gr.Blocks:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     pipe = load_pipeline(args.model, args.dtype, args.device, args.cpu_offload, args.vae_tiling, args.fp8)
-    app = UniViGUDemo(pipe, max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds)
+    app = UniViGUDemo(pipe, max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
+                      max_work=args.max_work)
     host = args.host or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
     build_demo(app).launch(server_name=host, server_port=args.port, show_error=True)
 

@@ -148,13 +148,15 @@ def test_joint_returns_a_video_and_its_caption(client):
     assert forming.count("<tr>") == 8
 
 
-@pytest.mark.parametrize("case", ["not a video", "unreadable", "too large", "too long", "empty prompt", "bad number"])
+@pytest.mark.parametrize("case", ["not a video", "unreadable", "too large", "too long", "empty prompt", "bad number",
+                                  "too much work"])
 def test_bad_input_gets_a_clear_error_and_the_app_keeps_serving(client, tmp_path, case):
     from univigu.toyworld import render_scene, sample_scene, scene_rng, write_video
 
     expected = {"not a video": "is not a video file", "unreadable": "Could not read", "too large": "the limit here is 1 MB",
                 "too long": "the limit here is 3 s", "empty prompt": "The prompt is empty",
-                "bad number": "steps must be an integer"}[case]
+                "bad number": "steps must be an integer",
+                "too much work": "33 x 256 x 256 x (10 + 5) = 32,440,320, above the limit of 4,000,000"}[case]
     if case == "not a video":
         (tmp_path / "notes.txt").write_text("hello")
         call = lambda: client.predict(gradio_client.handle_file(str(tmp_path / "notes.txt")), 0, 4, 16, api_name="/v2t")
@@ -170,12 +172,62 @@ def test_bad_input_gets_a_clear_error_and_the_app_keeps_serving(client, tmp_path
         call = lambda: client.predict(gradio_client.handle_file(str(tmp_path / "long.mp4")), 0, 4, 16, api_name="/v2t")
     elif case == "empty prompt":
         call = lambda: client.predict("   ", 0, 4, 5.0, 64, 64, 9, api_name="/t2v")
-    else:
+    elif case == "bad number":
         call = lambda: client.predict("a red circle moving left", 0, 2.5, 5.0, 64, 64, 9, api_name="/t2v")
+    else:  # would hold the queue for minutes
+        call = lambda: client.predict("a red circle moving left", 0, 10, 5.0, 256, 256, 33, api_name="/t2v")
     with pytest.raises(Exception, match=re.escape(expected)):
         call()
     # ...and the next request is served as usual
     assert client.predict("a green square staying still", 0, 2, 5.0, 64, 64, 9, api_name="/t2v").endswith(".mp4")
+
+
+def _load_app():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("space_app", SPACE / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_work_is_bounded_by_frames_pixels_and_steps():
+    """The bound: frames x height x width x (steps + VAE_STEP_EQUIVALENT) <= max_work, the message naming both."""
+    app = _load_app()
+    app.check_work(9, 64, 64, 100, app.MAX_WORK)  # the bundled checkpoint at the most steps the sliders allow
+    app.check_work(17, 128, 128, 8, app.MAX_WORK)
+    with pytest.raises(gradio.Error, match=re.escape("17 x 256 x 256 x (1 + 5) = 6,684,672, above the limit of "
+                                                     "4,000,000")):
+        app.check_work(17, 256, 256, 1, app.MAX_WORK)
+    with pytest.raises(gradio.Error, match="above the limit of 100"):
+        app.check_work(1, 16, 16, 1, 100)
+    assert app.parse_args(["--max-work", "123"]).max_work == 123
+
+
+def test_an_hd_upload_is_captioned_through_the_pipelines_resize(client, pipe, tmp_path):
+    """A 1280 x 720 upload is brought to the checkpoint's 64 x 64, 9 frames by the pipeline (no size refusal):
+    the Space's caption is the pipeline's own for that file."""
+    import av
+
+    from univigu.toyworld import render_scene, sample_scene, scene_rng, world_of_folder
+    from univigu.toyworld import DEFAULT_CHECKPOINT
+
+    scene = sample_scene(scene_rng(11, "test", 0), split="test", num_objects=1,
+                         version=world_of_folder(DEFAULT_CHECKPOINT).version)
+    frames = render_scene(scene).repeat(11, axis=1).repeat(11, axis=2)  # 704 x 704
+    frames = np.pad(frames, ((0, 0), (8, 8), (288, 288), (0, 0)))  # 720 x 1280, the scene in the centre
+    path = tmp_path / "hd.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert path.stat().st_size < 2**20  # within the test app's upload limit
+    caption, _ = client.predict(gradio_client.handle_file(str(path)), SEED, 16, 40, api_name="/v2t")
+    assert caption == _expected_caption(pipe, str(path))
 
 
 def test_eight_concurrent_clients_with_a_bad_upload_among_them(space_url, pipe, tmp_path):
