@@ -6,6 +6,10 @@ scheduler, RNG states, our `univigu_state.json`) is written does the main proces
 `output_dir/checkpoint-N/`. A rename within one folder is atomic on POSIX file systems, so a run killed mid-write
 leaves a `.tmp-*` folder that is never taken for a checkpoint (and is removed at the next start), and "latest" is
 always a complete checkpoint.
+
+The state file also records the size and sha256 of every file of the checkpoint. A resume (`resolve_checkpoint`)
+checks them, and that the weights are finite: a checkpoint with a truncated or corrupt file, or NaN/inf weights, is
+named (file and tensor) and refused; with `latest` the run falls back to the previous complete checkpoint, saying so.
 """
 
 from __future__ import annotations
@@ -50,9 +54,29 @@ def latest_checkpoint(output_dir) -> Optional[Path]:
 
 
 def resolve_checkpoint(output_dir, resume_from_checkpoint: str) -> Optional[Path]:
-    """`"latest"` -> the newest complete checkpoint (None if there is none); a name -> `output_dir/name`; a path."""
+    """`"latest"` -> the newest complete checkpoint (None if there is none); a name -> `output_dir/name`; a path.
+
+    Each is checked (`checkpoint_problem`): with `latest`, a damaged checkpoint is named in a warning and the previous
+    one is taken; a damaged checkpoint named explicitly, or every checkpoint damaged, raises a `ValueError` naming
+    the files."""
     if resume_from_checkpoint == "latest":
-        return latest_checkpoint(output_dir)
+        checkpoints = list_checkpoints(output_dir)
+        damaged = []
+        for path in reversed(checkpoints):
+            problem = checkpoint_problem(path)
+            if problem is None:
+                if damaged:
+                    logger.warning("Not resuming from %s: %s. Falling back to the previous complete checkpoint, %s.",
+                                   damaged[-1][0].name if len(damaged) == 1 else ", ".join(d[0].name for d in damaged),
+                                   "; ".join(d[1] for d in damaged), path)
+                return path
+            damaged.append((path, problem))
+        if damaged:
+            raise ValueError(
+                f"No checkpoint in {output_dir} can be resumed from: " + "; ".join(d[1] for d in damaged)
+                + ". Restore the files, or start a new run in another --output_dir."
+            )
+        return None
     path = Path(resume_from_checkpoint)
     if not path.is_absolute() and not path.exists():
         path = Path(output_dir) / resume_from_checkpoint
@@ -61,11 +85,75 @@ def resolve_checkpoint(output_dir, resume_from_checkpoint: str) -> Optional[Path
             f"{path} is not a complete univigu checkpoint (no {STATE_FILENAME}); pass `latest` or one of "
             f"{[p.name for p in list_checkpoints(output_dir)]}."
         )
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        others = [p.name for p in list_checkpoints(output_dir) if p.resolve() != path.resolve()]
+        raise ValueError(f"Cannot resume from {path}: {problem}. Restore the file, or pass `latest` (which falls "
+                         f"back to the newest sound checkpoint) or another checkpoint ({others}).")
     return path
 
 
 def read_checkpoint_state(path) -> dict:
     return json.loads((Path(path) / STATE_FILENAME).read_text())
+
+
+def _sha256(path: Path) -> str:
+    from ..pipelines.serialization import _sha256 as sha256  # the pipeline folder's checksums hash the same way
+
+    return sha256(path)
+
+
+def file_manifest(folder) -> dict:
+    """`{relative path: {"bytes", "sha256"}}` of every file under `folder` but the state file."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != STATE_FILENAME}
+
+
+def _non_finite_tensor(path: Path) -> Optional[str]:
+    """The first tensor of a safetensors file holding NaN or inf, or None."""
+    import torch
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            tensor = f.get_tensor(key)
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                return key
+    return None
+
+
+def checkpoint_problem(path) -> Optional[str]:
+    """Why the checkpoint folder `path` cannot be resumed from, naming the file (and tensor), or None: an unreadable
+    state file, a file missing, truncated or changed since it was written (the sizes and sha256 the state file
+    records; checkpoints written before it recorded them are checked by reading their safetensors files), or weights
+    holding NaN or inf."""
+    path = Path(path)
+    try:
+        state = read_checkpoint_state(path)
+        if not isinstance(state, dict) or not isinstance(state.get("global_step"), int):
+            return f"{path / STATE_FILENAME} has no integer global_step"
+    except (OSError, ValueError) as error:
+        return f"{path / STATE_FILENAME} is unreadable ({type(error).__name__}: {error})"
+    recorded = state.get("files")
+    if isinstance(recorded, dict):
+        for rel, expected in recorded.items():
+            file = path / rel
+            if not file.is_file():
+                return f"{file} is missing"
+            size = file.stat().st_size
+            if size != expected.get("bytes"):
+                return f"{file} is truncated or damaged ({size} bytes, {expected.get('bytes')} when written)"
+            if _sha256(file) != expected.get("sha256"):
+                return f"{file} is corrupt (its content differs from the sha256 recorded when it was written)"
+    for file in sorted(path.rglob("*.safetensors")):
+        try:
+            bad = _non_finite_tensor(file)
+        except Exception as error:  # safetensors raises its own error types for a truncated header or data
+            return f"{file} is unreadable ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        if bad is not None:
+            return f"{file}: tensor {bad!r} holds NaN or inf values (the run had diverged when it was saved)"
+    return None
 
 
 def remove_incomplete_checkpoints(output_dir):
@@ -112,7 +200,8 @@ def save_checkpoint(accelerator, output_dir, global_step: int, state: dict, tota
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / STATE_FILENAME).write_text(json.dumps(dict(state, global_step=global_step), indent=2))
+        state = dict(state, global_step=global_step, files=file_manifest(tmp))
+        (tmp / STATE_FILENAME).write_text(json.dumps(state, indent=2))
         _fsync_tree(tmp)
         hang = os.environ.get(DEBUG_HANG_ENV)
         if hang is not None and int(hang) == global_step:
@@ -132,6 +221,8 @@ def save_checkpoint(accelerator, output_dir, global_step: int, state: dict, tota
 
 
 __all__ = [
+    "checkpoint_problem",
+    "file_manifest",
     "list_checkpoints",
     "latest_checkpoint",
     "resolve_checkpoint",
