@@ -98,3 +98,71 @@ def test_checkpoints_from_before_the_manifest_are_still_checked(run):
     model = out / "checkpoint-2" / "model.safetensors"
     model.write_bytes(model.read_bytes()[:-8])
     assert checkpointing.resolve_checkpoint(out, "latest") == out / "checkpoint-1"
+
+
+# ---------------------------------------------------------------------------------------------------- pipeline folders
+
+
+def _edit(key_path, value):
+    def edit(config):
+        target = config
+        for key in key_path[:-1]:
+            target = target[key]
+        target[key_path[-1]] = value
+    return edit
+
+
+FOLDER_CASES = {
+    "index not json": ("model_index.json", "{not json", "is not valid JSON (Expecting property name"),
+    "config not json": ("transformer/config.json", '{"a": 1,', "is not valid JSON"),
+    "scheduler not json": ("scheduler/scheduler_config.json", "nope", "is not valid JSON"),
+    "index a list": ("model_index.json", "[1, 2]", "must hold a JSON object"),
+    "negative heads": ("transformer/config.json", _edit(["num_attention_heads"], -4), "`num_attention_heads` is -4"),
+    "fractional size": ("transformer/config.json", _edit(["attention_head_dim"], 32.5), "`attention_head_dim` is 32.5"),
+    "string count": ("transformer/config.json", _edit(["num_layers"], "4"), '`num_layers` is "4"'),
+    "vae size": ("vae/config.json", _edit(["z_dim"], -16), "`z_dim` is -16"),
+    "text encoder heads": ("text_encoder/config.json", _edit(["num_heads"], 0), "`num_heads` is 0"),
+    "component entry": ("model_index.json", _edit(["vae"], "diffusers"), "`vae` is \"diffusers\""),
+    "call_defaults negative": ("model_index.json", _edit(["call_defaults", "num_frames"], -9),
+                               "call_defaults['num_frames']=-9"),
+    "call_defaults type": ("model_index.json", _edit(["call_defaults", "v2t", "num_inference_steps"], "16"),
+                           "call_defaults['v2t']['num_inference_steps']` must be an integer"),
+    "call_defaults mode": ("model_index.json", _edit(["call_defaults", "video_latents_mode"], "mean"),
+                           "call_defaults['video_latents_mode']='mean' is not one of"),
+    "call_defaults fps": ("model_index.json", _edit(["call_defaults", "fps"], -8), "call_defaults['fps']=-8"),
+    "call_defaults list": ("model_index.json", _edit(["call_defaults"], [1]), "`call_defaults` must be a dict"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOLDER_CASES))
+def test_a_bad_pipeline_folder_fails_at_load_naming_file_and_key(tmp_path, case):
+    from univigu import UniViGUPipeline
+    from univigu.toyworld import DEFAULT_CHECKPOINT
+
+    rel, change, expected = FOLDER_CASES[case]
+    folder = tmp_path / "pipe"
+    shutil.copytree(DEFAULT_CHECKPOINT, folder)
+    (folder / "checksums.json").unlink()  # the edit is the user's own, not damage the manifest would catch first
+    path = folder / rel
+    if callable(change):
+        config = json.loads(path.read_text())
+        change(config)
+        path.write_text(json.dumps(config))
+    else:
+        path.write_text(change)
+    before = tree_hashes(folder)
+    with pytest.raises(ValueError) as info:
+        UniViGUPipeline.from_pretrained(folder)
+    assert str(path) in str(info.value) and expected in str(info.value)
+    assert tree_hashes(folder) == before
+
+
+def test_a_checksums_file_that_is_not_json_is_named(tmp_path):
+    from univigu import UniViGUPipeline
+    from univigu.toyworld import DEFAULT_CHECKPOINT
+
+    folder = tmp_path / "pipe"
+    shutil.copytree(DEFAULT_CHECKPOINT, folder)
+    (folder / "checksums.json").write_text("{")
+    with pytest.raises(ValueError, match="checksums.json is not valid JSON"):
+        UniViGUPipeline.from_pretrained(folder)

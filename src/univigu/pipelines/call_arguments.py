@@ -40,8 +40,29 @@ BUILTIN_CALL_DEFAULTS = {
 CALL_DEFAULT_KEYS = tuple(BUILTIN_CALL_DEFAULTS)
 
 
+#: The stored defaults that are counts or sizes (whole numbers >= 1).
+_COUNT_DEFAULTS = ("height", "width", "num_frames", "num_inference_steps", "max_text_length", "max_sequence_length")
+_CHOICE_DEFAULTS = {"video_latents_mode": VIDEO_LATENTS_MODES, "understanding_attention": UNDERSTANDING_ATTENTIONS}
+
+
+def _check_call_default_value(name: str, key: str, value: Any) -> None:
+    """One stored default: counts are whole numbers >= 1, `guidance_scale` a finite number >= 0, `fps` a number > 0
+    (or null), the modes one of their choices; `TypeError`/`ValueError` naming `name` otherwise."""
+    if key in _COUNT_DEFAULTS:
+        check_int(name, value, minimum=1)
+    elif key == "guidance_scale":
+        check_real(name, value, minimum=0.0)
+    elif key == "fps" and value is not None:
+        check_real(name, value)
+        if value <= 0:
+            raise ValueError(f"{name}={value} must be above 0 (frames per second), or null for unknown.")
+    elif key in _CHOICE_DEFAULTS and value not in _CHOICE_DEFAULTS[key]:
+        raise ValueError(f"{name}={value!r} is not one of {list(_CHOICE_DEFAULTS[key])}.")
+
+
 def check_call_defaults(call_defaults: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
-    """Validates a checkpoint's stored call defaults (unknown names are refused, not ignored)."""
+    """Validates a checkpoint's stored call defaults: unknown names are refused, not ignored, and each value must be
+    of its argument's type and range (errors name the key, e.g. `call_defaults['v2t']['num_frames']`)."""
     if call_defaults is None:
         return None
     if not isinstance(call_defaults, dict):
@@ -55,6 +76,11 @@ def check_call_defaults(call_defaults: Optional[Dict[str, Any]]) -> Optional[Dic
             bad = [] if key in CALL_DEFAULT_KEYS else [key]
         if bad:
             raise ValueError(f"`call_defaults` has unknown keys {bad}: use {list(CALL_DEFAULT_KEYS)} or a task name.")
+        if key in TASKS:
+            for name, task_value in value.items():
+                _check_call_default_value(f"call_defaults[{key!r}][{name!r}]", name, task_value)
+        else:
+            _check_call_default_value(f"call_defaults[{key!r}]", key, value)
     return dict(call_defaults)
 
 

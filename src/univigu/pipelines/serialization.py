@@ -22,6 +22,7 @@ from safetensors import safe_open
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 
+from .call_arguments import check_call_defaults, is_int
 from .hub import _CARD_KWARGS, export_for_hub
 
 
@@ -36,6 +37,78 @@ def _sha256(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_json_file(path: Union[str, os.PathLike]) -> Any:
+    """The JSON in `path`; a file that is not JSON (or not UTF-8 text) raises a `ValueError` naming it, the line and
+    the column."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}): fix "
+                         "the file or restore it from the original checkpoint.") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}): restore it.") from None
+
+
+#: Config keys that are sizes or counts (whole numbers >= 1, or lists of them), in any component's config.json.
+_SIZE_KEY = re.compile(
+    r"^(num_\w+|\w+_dim|dim|d_model|d_kv|d_ff|\w+_channels|vocab_size|patch_size|\w+_heads|\w+_layers|"
+    r"\w+_seq_len|\w+_num_buckets|\w+_max_distance|num_train_timesteps)$"
+)
+#: Size keys that may be 0 (an encoder-only model's decoder layers).
+_ZERO_OK = {"num_decoder_layers"}
+
+
+def check_config_values(path: str, config: Any) -> None:
+    """A component's `config.json` (or `scheduler_config.json`): a JSON object whose sizes and counts (`_SIZE_KEY`:
+    heads, layers, dims, channels, vocab, patch size, ...) are whole numbers >= 1 (or null); a `ValueError` naming
+    the file and key otherwise, before the model is built from it (negative heads, fractional sizes, strings)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object of settings, not a {type(config).__name__}: restore it.")
+    for key, value in config.items():
+        if not isinstance(key, str) or not _SIZE_KEY.match(key) or value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        minimum = 0 if key in _ZERO_OK else 1
+        if not values or not all(is_int(v) and v >= minimum for v in values):
+            raise ValueError(
+                f"{path}: `{key}` is {json.dumps(value)}, but it is a size or count: it must be a whole number >= "
+                f"{minimum}{' (or a list of them)' if isinstance(value, list) else ''}. Fix it to the value the "
+                "weights were saved with, or restore the file."
+            )
+
+
+def check_folder_configs(folder: Union[str, os.PathLike], passed: Tuple[str, ...] = (),
+                         components: Tuple[str, ...] = ()) -> None:
+    """Before loading a local pipeline folder: `model_index.json` and every listed component's config are JSON
+    objects, the component entries (lists, and every name in `components`) are `[library, class]` pairs, `call_defaults` are valid (`check_call_defaults`)
+    and the configs' sizes are whole numbers >= 1 (`check_config_values`); each error names the file and key."""
+    index_path = os.path.join(folder, "model_index.json")
+    if not os.path.isfile(index_path):
+        return  # diffusers' own error names the missing model_index.json
+    index = read_json_file(index_path)
+    if not isinstance(index, dict):
+        raise ValueError(f"{index_path} must hold a JSON object (components and settings), not a "
+                         f"{type(index).__name__}: restore it.")
+    try:
+        check_call_defaults(index.get("call_defaults"))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{index_path}: {error}") from None
+    for name, entry in index.items():
+        if name.startswith("_") or not (isinstance(entry, (list, tuple)) or name in components):
+            continue
+        if not (isinstance(entry, (list, tuple)) and len(entry) == 2
+                and all(part is None or isinstance(part, str) for part in entry)):
+            raise ValueError(f"{index_path}: `{name}` is {json.dumps(entry)}, but a component entry must be a pair "
+                             '[library, class] (e.g. ["diffusers", "AutoencoderKLWan"]): restore the file.')
+        if name in passed or None in entry:
+            continue
+        for config_name in ("config.json", "scheduler_config.json"):
+            config_path = os.path.join(folder, name, config_name)
+            if os.path.isfile(config_path):
+                check_config_values(config_path, read_json_file(config_path))
 
 
 def write_checksums(folder: Union[str, os.PathLike], **info: Any) -> str:
@@ -62,8 +135,10 @@ def verify_checksums(folder: Union[str, os.PathLike]) -> Optional[dict]:
     path = os.path.join(folder, CHECKSUMS_FILENAME)
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        manifest = json.load(f)
+    manifest = read_json_file(path)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
+        raise ValueError(f"{path} must hold a JSON object with a `files` object: restore it, or delete it to load "
+                         "the folder unchecked.")
     if int(manifest.get("checkpoint_format", 1)) > CHECKPOINT_FORMAT:
         raise OSError(
             f"The pipeline folder {folder} has checkpoint format {manifest['checkpoint_format']}, newer than this "
@@ -94,8 +169,7 @@ def check_component_folders(folder: Union[str, os.PathLike], passed: Tuple[str, 
     index_path = os.path.join(folder, "model_index.json")
     if not os.path.isfile(index_path):
         return  # diffusers' own error names the missing model_index.json
-    with open(index_path, encoding="utf-8") as f:
-        index = json.load(f)
+    index = read_json_file(index_path)
     missing = []
     for name, entry in index.items():
         if name.startswith("_") or name in passed:
@@ -156,8 +230,11 @@ def check_finite_weights(pipeline: DiffusionPipeline, passed: Tuple[str, ...] = 
                if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all())]
         if bad:
             shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            folder = getattr(component, "name_or_path", None) or getattr(getattr(component, "config", None),
+                                                                         "_name_or_path", None)
+            where = f" ({folder})" if folder else ""
             raise ValueError(
-                f"The weights of `{name}` hold NaN or inf values ({shown}): the checkpoint is broken. Convert or "
+                f"The weights of `{name}` hold NaN or inf values ({shown}): the checkpoint{where} is broken. Convert or "
                 "train it again (`univigu convert ...` reports non-finite weights), or pass a healthy component "
                 f"as `{name}=...`."
             )
@@ -243,6 +320,8 @@ class UniViGUSerializationMixin:
 
         - a local folder that carries a `checksums.json` (the bundled ShapesWorld checkpoint does) is checked first,
           so that a missing or truncated file is named clearly;
+        - `model_index.json` and each component's config must be JSON objects with valid `call_defaults`, component
+          entries and sizes (`check_folder_configs`: a `ValueError` naming the file and key);
         - a component subfolder that `model_index.json` lists but the local folder lacks is named (`OSError`);
         - after loading, each model's weights must hold exactly the tensors its config builds (`ValueError`
           otherwise): a config with more blocks than the weights would run with randomly initialised layers, one
@@ -251,6 +330,7 @@ class UniViGUSerializationMixin:
         passed = tuple(k for k in kwargs if not k.startswith("_"))
         if isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and os.path.isdir(pretrained_model_name_or_path):
             verify_checksums(pretrained_model_name_or_path)
+            check_folder_configs(pretrained_model_name_or_path, passed, tuple(cls._get_signature_keys(cls)[0]))
             check_component_folders(pretrained_model_name_or_path, passed)
         pipeline = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         if kwargs.get("quantization_config") is None:
@@ -321,7 +401,10 @@ __all__ = [
     "UniViGUSerializationMixin",
     "check_component_folders",
     "check_component_weights",
+    "check_config_values",
+    "check_folder_configs",
     "check_finite_weights",
+    "read_json_file",
     "verify_checksums",
     "write_checksums",
 ]
