@@ -124,8 +124,15 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_params(args) -> int:
     if args.config:
-        with open(args.config) as f:
-            config = {k: v for k, v in json.load(f).items() if not k.startswith("_") and k != "auto_map"}
+        try:
+            with open(args.config, encoding="utf-8") as f:
+                loaded = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"--config {args.config} is not a JSON config ({error}): pass a transformer "
+                             "config.json.") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"--config {args.config} holds a JSON {type(loaded).__name__}, not a config object.")
+        config = {k: v for k, v in loaded.items() if not k.startswith("_") and k != "auto_map"}
         # A Wan transformer config.json has no text keys: report it as UniViGU would build it.
         config.setdefault("vocab_size", args.vocab_size)
         for key in ("image_dim", "added_kv_proj_dim", "pos_embed_seq_len"):
