@@ -28,6 +28,7 @@ from diffusers.video_processor import VideoProcessor
 from .call_arguments import LATENT_NORMALIZATIONS, check_call_defaults
 from .hub import export_for_hub
 from .input_checks import UniViGUInputChecksMixin
+from .local_files import check_local_video  # noqa: F401 (so an exported folder's module cache carries it)
 from .lora_loader import UniViGULoraLoaderMixin
 from .pipeline_output import UniViGUPipelineOutput
 from .prompt_input import UniViGUPromptInputMixin

@@ -29,18 +29,7 @@ from diffusers.pipelines.wan.pipeline_wan_video2video import retrieve_latents
 from diffusers.utils import load_video, logging
 from diffusers.utils.torch_utils import get_module_execution_device
 
-
-def _local_files():
-    """The local-file check (`local_files.py`, the sibling every video path goes through; issue #29 item 5), or None
-    in a folder exported before it shipped. Imported by name: diffusers copies into an exported folder's module
-    cache only the siblings `pipeline_univigu.py` imports itself, and it does not import this one yet (once it
-    does, this becomes `from .local_files import ...`)."""
-    import importlib
-
-    try:
-        return importlib.import_module(".local_files", __package__)
-    except ImportError:
-        return None
+from .local_files import check_local_video, looks_like_url, remote_video_allowed
 
 
 logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
@@ -124,12 +113,8 @@ def _decode_error(path: str, error: Exception) -> ValueError:
 
 def _check_video_path(path: str, allow_remote: Optional[bool] = None) -> str:
     """The path to open: a local file (URLs and playlists refused unless `allow_remote`, see `local_files`)."""
-    checks = _local_files()
-    if checks is not None:
-        path = checks.check_local_video(path, allow_remote=allow_remote)
-    if not os.path.isfile(path) and not (
-        checks is not None and checks.remote_video_allowed(allow_remote) and checks.looks_like_url(path)
-    ):
+    path = check_local_video(path, allow_remote=allow_remote)
+    if not os.path.isfile(path) and not (remote_video_allowed(allow_remote) and looks_like_url(path)):
         raise ValueError(
             f"The video file {path!r} does not exist: pass the path of a video file (mp4, gif, ...), or the frames "
             "themselves (a list of PIL images, a numpy array (F, H, W, 3), or a tensor (F, 3, H, W))."
