@@ -40,12 +40,17 @@ SUMMARY_KEYS = ("colour_accuracy", "shape_accuracy", "motion_accuracy", "object_
 def install_folder(folder: Path, target: Path, ignore: tuple[str, ...] = (), **checksum_info) -> Path:
     """Copy a model folder into the package at `target` (a staging copy replaces the old folder only once complete),
     with a fresh `checksums.json` carrying `checksum_info`; files matching `ignore` stay behind, and so do module files
-    (`save_pretrained` writes `transformer_univigu.py`): the installed folder loads through the package."""
+    (`save_pretrained` writes `transformer_univigu.py`) and the configs' `auto_map` naming them: the installed folder
+    loads through the package."""
     from univigu.pipelines.serialization import write_checksums
 
     staging = target.with_name(target.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(*ignore, "*.py", "__pycache__"))
+    for config in staging.glob("*/config.json"):  # `auto_map` names the module files that stay behind
+        record = json.loads(config.read_text())
+        if record.pop("auto_map", None) is not None:
+            config.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     write_checksums(staging, **checksum_info)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)

@@ -54,8 +54,9 @@ from .world import (
 from pathlib import Path as _Path
 
 
-#: The bundled ShapesWorld Uni-ViGU checkpoint (a `UniViGUPipeline` folder; see its README.md model card).
-DEFAULT_CHECKPOINT = str(_Path(__file__).resolve().parent / "assets" / "shapesworld-v1")
+#: The bundled ShapesWorld Uni-ViGU checkpoint (a `UniViGUPipeline` folder of `shapesworld-v2`, built from
+#: `DEFAULT_BASE_MODEL` by the recipe; see its README.md model card).
+DEFAULT_CHECKPOINT = str(_Path(__file__).resolve().parent / "assets" / "shapesworld-v2")
 #: The bundled ShapesWorld stand-in for Wan2.1-T2V (`shapesworld-v2`): a stock `diffusers.WanPipeline` folder (VAE,
 #: umT5-style encoder, `WanTransformer3DModel`), the base model the recipe starts from.
 DEFAULT_BASE_MODEL = str(_Path(__file__).resolve().parent / "assets" / "shapesworld-v2-base")
