@@ -107,12 +107,18 @@ def _number(name: str, value: Any, kind=int) -> Any:
     low, high = LIMITS[name]
     try:
         number = kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(inf) is an OverflowError
         raise gr.Error(f"{name} must be a number between {low} and {high}, got {value!r}.")
     if not np.isfinite(number) or not low <= number <= high or (kind is int and float(value) != number):
         raise gr.Error(f"{name} must be {'an integer' if kind is int else 'a number'} between {low} and {high}, "
                        f"got {value!r}.")
     return number
+
+
+def _given(value: Any, default: Any) -> Any:
+    """`value`, or `default` when it was left out (None or ""): a 0 is checked, not replaced by the default (found by
+    benchmarks/probe_bad_inputs.py: steps=0 or frames=0 from an API caller ran with the defaults)."""
+    return default if value is None or (isinstance(value, str) and not value.strip()) else value
 
 
 def _prompt(prompt: Any) -> str:
@@ -271,10 +277,10 @@ class UniViGUDemo:
 
     def text_to_video(self, prompt, seed=0, steps=None, guidance=None, height=None, width=None, frames=None,
                       progress=gr.Progress(track_tqdm=True)):
-        size = dict(num_frames=_number("frames", frames or self.defaults["num_frames"]),
-                    height=_number("size", height or self.defaults["height"]),
-                    width=_number("size", width or self.defaults["width"]))
-        steps = _number("steps", steps or self.defaults["t2v_steps"])
+        size = dict(num_frames=_number("frames", _given(frames, self.defaults["num_frames"])),
+                    height=_number("size", _given(height, self.defaults["height"])),
+                    width=_number("size", _given(width, self.defaults["width"])))
+        steps = _number("steps", _given(steps, self.defaults["t2v_steps"]))
         check_work(*size.values(), steps, self.max_work)
         result = self._run(
             prompt=_prompt(prompt), generator=self._generator(seed), num_inference_steps=steps,
@@ -284,26 +290,26 @@ class UniViGUDemo:
         return self._write_video(result.frames[0])
 
     def video_to_text(self, video, seed=0, steps=None, text_length=None, progress=gr.Progress(track_tqdm=True)):
-        steps = _number("steps", steps or self.defaults["v2t_steps"])
+        steps = _number("steps", _given(steps, self.defaults["v2t_steps"]))
         check_work(*self.defaults["v2t_view"], steps, self.max_work)
         path = check_video_file(video, self.max_upload_mb, self.max_video_seconds)
         recorder = _TextRecorder()
         result = self._run(
             video=path, task="v2t", generator=self._generator(seed), num_inference_steps=steps,
-            max_text_length=_number("text_length", text_length or self.defaults["text_length"]),
+            max_text_length=_number("text_length", _given(text_length, self.defaults["text_length"])),
             callback_on_step_end=recorder, callback_on_step_end_tensor_inputs=["text_ids"],
         )
         return result.text[0], forming_html(self.pipe, recorder.history)
 
     def joint(self, prompt, seed=0, steps=None, guidance=None, text_length=None,
               progress=gr.Progress(track_tqdm=True)):
-        steps = _number("steps", steps or self.defaults["t2v_steps"])
+        steps = _number("steps", _given(steps, self.defaults["t2v_steps"]))
         check_work(*self.defaults["t2vt_view"], steps, self.max_work)
         recorder = _TextRecorder()
         result = self._run(
             prompt=_prompt(prompt), task="t2vt", generator=self._generator(seed), num_inference_steps=steps,
             guidance_scale=_number("guidance", self.defaults["guidance"] if guidance is None else guidance, float),
-            max_text_length=_number("text_length", text_length or self.defaults["text_length"]),
+            max_text_length=_number("text_length", _given(text_length, self.defaults["text_length"])),
             callback_on_step_end=recorder, callback_on_step_end_tensor_inputs=["text_ids"],
         )
         return self._write_video(result.frames[0]), result.text[0], forming_html(self.pipe, recorder.history)

@@ -191,13 +191,17 @@ def run_evaluate(args) -> int:
     logging.basicConfig(format="%(levelname)s - %(message)s", level=logging.INFO)
     # Everything that can be checked cheaply is checked before the pipeline loads and the captioning starts.
     check_pipeline_folder(args.model, "--model")
+    if args.num_samples is not None and args.num_samples < 1:  # found by benchmarks/probe_bad_inputs.py
+        raise ValueError(f"--num-samples must be at least 1 (or left out: every video), got {args.num_samples}.")
     raw = load_evaluation_data(args.data_dir, args.reference_column, args.video_column,
                                args.allow_external_video_paths)
     if args.out:  # the inputs include the videos (with --allow-external-video-paths, outside --data-dir too)
         videos = [v for v in raw[args.video_column] if isinstance(v, str)]
         _check_output(args.out, args.overwrite, [args.data_dir, args.model, args.lora, *videos])
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from ..pipelines.cli import check_device
+
+    device = check_device(args.device)
     dtype = getattr(torch, args.dtype)
     import diffusers
     from packaging import version

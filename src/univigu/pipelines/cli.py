@@ -144,6 +144,24 @@ def check_pipeline_folder(path: str, flag: str = "--model") -> None:
     raise ValueError(f"{flag} {path} is a {class_name} folder, not a UniViGUPipeline.")
 
 
+def check_device(device: str | None) -> str:
+    """`--device`: a device torch knows and this machine has (default: cuda when available, else cpu); otherwise
+    `SystemExit` naming the flag (found by the bad-input probe, benchmarks/probe_bad_inputs.py: `--device gpu7` was a
+    RuntimeError traceback after the model had loaded)."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as error:
+        raise SystemExit(f"error: --device {device!r} is not a device torch knows ({error}); use cpu, cuda, cuda:0, "
+                         "mps, ...")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {device}: no CUDA device is available here; use --device cpu.")
+    return device
+
+
 def load_pipeline(model: str | None, device: str | None = None, dtype: str = "float32", lora: str | None = None):
     import torch
 
@@ -162,7 +180,7 @@ def load_pipeline(model: str | None, device: str | None = None, dtype: str = "fl
     if lora is not None and not (Path(lora) / "pytorch_lora_weights.safetensors").is_file():
         raise SystemExit(f"error: --lora {lora} holds no pytorch_lora_weights.safetensors: pass the folder that "
                          "training/train_recall.py or train_refine.py with --trainable lora wrote.")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = check_device(device)
     pipe = UniViGUPipeline.from_pretrained(model, dtype=getattr(torch, dtype))
     if lora is not None:
         pipe.load_lora_weights(lora)

@@ -46,6 +46,9 @@ logger = logging.get_logger(__name__)  # pylint: disable=invalid-name
 #: The settings a checkpoint is trained at, which a call may change (with a warning): the video's size and frame
 #: count, and the caption's length (`max_text_length`, for the tasks that write one).
 TRAINED_SETTINGS = ("height", "width", "num_frames", "max_text_length")
+#: The most denoising steps and samples per prompt one call may ask for.
+MAX_INFERENCE_STEPS = 10_000
+MAX_VIDEOS_PER_PROMPT = 1_024
 
 
 class UniViGUInputChecksMixin:
@@ -586,12 +589,20 @@ class UniViGUInputChecksMixin:
                 )
 
         # numbers
+        # upper bounds (found by benchmarks/probe_bad_inputs.py): 10**9 steps built a 10**9-entry schedule for
+        # minutes, 10**9 videos per prompt failed allocating terabytes
         check_int("num_inference_steps", num_inference_steps, 1)
+        if num_inference_steps is not None and num_inference_steps > MAX_INFERENCE_STEPS:
+            raise ValueError(f"num_inference_steps={num_inference_steps} is too many: use at most "
+                             f"{MAX_INFERENCE_STEPS:,} (Wan's sampler uses 50; more than a few hundred changes little).")
         check_real(
             "guidance_scale", guidance_scale, 0.0,
             hint=" (values > 1 guide the video, e.g. 5.0; 1.0 or less turns guidance off)",
         )
         check_int("num_videos_per_prompt", num_videos_per_prompt, 1)
+        if num_videos_per_prompt > MAX_VIDEOS_PER_PROMPT:
+            raise ValueError(f"num_videos_per_prompt={num_videos_per_prompt} is too many: use at most "
+                             f"{MAX_VIDEOS_PER_PROMPT:,} (for more, call the pipeline again with other generators).")
         check_real("temperature", temperature, 0.0, hint=" (0 = argmax, 1 = the model's own distribution)")
         check_int("max_text_length", max_text_length, 1)
         check_int(

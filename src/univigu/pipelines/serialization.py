@@ -13,11 +13,12 @@ import json
 import os
 import re
 import tempfile
+from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
 import huggingface_hub
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
@@ -50,6 +51,40 @@ def read_json_file(path: Union[str, os.PathLike]) -> Any:
                          "the file or restore it from the original checkpoint.") from None
     except UnicodeDecodeError as error:
         raise ValueError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}): restore it.") from None
+
+
+def check_local_or_hub(path: Any) -> str:
+    """The `from_pretrained` argument as a string. A path that names a local file or folder (a `Path`, or a string
+    that is absolute, starts with `.` or `~`, or has more than one `/`) must be an existing folder: an `OSError`
+    naming it otherwise, rather than diffusers' `AttributeError` for a `Path` or a Hub lookup for a local typo (found
+    by benchmarks/probe_bad_inputs.py). A Hub id (`owner/name`) passes through."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"pretrained_model_name_or_path must be a folder or a Hub id (a string), got "
+                        f"{type(path).__name__}.")
+    local = isinstance(path, os.PathLike)
+    path = os.fspath(path)
+    if not path.strip():
+        raise OSError("pretrained_model_name_or_path is empty: pass a pipeline folder or a Hub id.")
+    if os.path.isdir(path):
+        return path
+    if os.path.exists(path):
+        raise OSError(f"{path} is a file, not a pipeline folder: pass the folder that holds model_index.json.")
+    if local or os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1:
+        raise OSError(f"{path}: no such folder (a pipeline folder holds model_index.json; a Hub id is owner/name).")
+    return path
+
+
+def _unreadable_safetensors(folder: str) -> Optional[str]:
+    """The first `.safetensors` file under a local `folder` whose header cannot be read, or None."""
+    if not os.path.isdir(folder):
+        return None
+    for file in sorted(Path(folder).rglob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except Exception:  # noqa: BLE001 - any failure to open names the file
+            return str(file)
+    return None
 
 
 #: Config keys that are sizes or counts (whole numbers >= 1, or lists of them), in any component's config.json.
@@ -92,6 +127,11 @@ def check_folder_configs(folder: Union[str, os.PathLike], passed: Tuple[str, ...
     if not isinstance(index, dict):
         raise ValueError(f"{index_path} must hold a JSON object (components and settings), not a "
                          f"{type(index).__name__}: restore it.")
+    if index.get("_class_name") == "WanPipeline" and "transformer" not in passed:
+        # found by benchmarks/probe_bad_inputs.py: a Wan folder loaded "fine" as a UniViGUPipeline with a
+        # WanTransformer3DModel and no text stream, and failed only when called
+        raise ValueError(f"{index_path} describes a WanPipeline, not a UniViGUPipeline: convert the folder first, "
+                         f"`univigu convert wan --wan {folder} --out OUT`, and load OUT.")
     try:
         check_call_defaults(index.get("call_defaults"))
     except (TypeError, ValueError) as error:
@@ -328,11 +368,22 @@ class UniViGUSerializationMixin:
           with fewer would drop layers, where diffusers and transformers only warn;
         - no model weight may be NaN or inf (`ValueError` naming the tensors)."""
         passed = tuple(k for k in kwargs if not k.startswith("_"))
-        if isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and os.path.isdir(pretrained_model_name_or_path):
+        pretrained_model_name_or_path = check_local_or_hub(pretrained_model_name_or_path)
+        for key in ("torch_dtype", "dtype"):  # diffusers warns about a string and loads float32 (found by the probe)
+            value = kwargs.get(key)
+            if value is not None and value != "auto" and not isinstance(value, (torch.dtype, dict)):
+                raise TypeError(f"`{key}` must be a torch.dtype (e.g. torch.bfloat16) or a dict of them per "
+                                f"component, got {value!r}.")
+        if os.path.isdir(pretrained_model_name_or_path):
             verify_checksums(pretrained_model_name_or_path)
             check_folder_configs(pretrained_model_name_or_path, passed, tuple(cls._get_signature_keys(cls)[0]))
             check_component_folders(pretrained_model_name_or_path, passed)
-        pipeline = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        try:
+            pipeline = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except SafetensorError as error:  # transformers' loaders let a truncated file's header error through
+            raise OSError(f"A weights file of {pretrained_model_name_or_path} cannot be read "
+                          f"({_unreadable_safetensors(pretrained_model_name_or_path) or 'a .safetensors file'}: "
+                          f"{error}): it is truncated or damaged; re-download or re-save the pipeline.") from None
         if kwargs.get("quantization_config") is None:
             check_component_weights(pipeline, passed, kwargs.get("variant"))
             check_finite_weights(pipeline, passed)

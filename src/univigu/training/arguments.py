@@ -6,6 +6,7 @@ is loaded."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from typing import List, Optional
 
@@ -178,11 +179,41 @@ def parse_args(stage: str, argv: Optional[List[str]] = None) -> argparse.Namespa
         args.local_rank = env_rank
     if args.train_data_dir is None and args.dataset_name is None:
         raise ValueError("Pass --train_data_dir (a folder with metadata.jsonl/csv) or --dataset_name.")
-    if (args.num_frames - 1) % 4 != 0:
+    if args.num_frames < 1 or (args.num_frames - 1) % 4 != 0:
         raise ValueError(f"--num_frames must be 4k+1 (e.g. 9, 33, 81), got {args.num_frames}.")
-    if args.height % 16 or args.width % 16:
-        raise ValueError(f"--height/--width must be multiples of 16, got {args.height}x{args.width}.")
+    if args.height < 16 or args.width < 16 or args.height % 16 or args.width % 16:
+        raise ValueError(f"--height/--width must be positive multiples of 16, got {args.height}x{args.width}.")
+    check_numbers(args)
     return args
+
+
+#: Flags that must be whole numbers of at least the given value (None: the flag is unset, which is allowed; 0 turns
+#: checkpointing, validation and gradient clipping off).
+_AT_LEAST = {"train_batch_size": 1, "num_train_epochs": 1, "max_train_steps": 1, "gradient_accumulation_steps": 1,
+             "checkpointing_steps": 0, "checkpoints_total_limit": 1, "validation_steps": 0, "max_text_length": 1,
+             "max_sequence_length": 1, "cache_batch_size": 1, "dataloader_num_workers": 0, "lr_warmup_steps": 0,
+             "lr_num_cycles": 1, "frame_stride": 1, "lora_rank": 1, "num_validation_videos": 0,
+             "validation_num_inference_steps": 1, "eval_batch_size": 1}
+#: Flags that must be finite real numbers above (">") or at least (">=") a bound.
+_REAL = {"learning_rate": (">", 0.0), "text_experts_learning_rate": (">", 0.0), "max_grad_norm": (">=", 0.0),
+         "adam_epsilon": (">", 0.0), "adam_weight_decay": (">=", 0.0), "text_loss_weight": (">=", 0.0),
+         "video_loss_weight": (">=", 0.0), "flow_shift": (">", 0.0), "lora_dropout": (">=", 0.0),
+         "adam_beta1": (">=", 0.0), "adam_beta2": (">=", 0.0), "logit_std": (">", 0.0)}
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Counts and rates are refused here, naming the flag, rather than failing (or training on) deep in the run
+    (`--gradient_accumulation_steps 0` divided by zero, `--max_train_steps 0` trained nothing and exited 0)."""
+    for name, low in _AT_LEAST.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise ValueError(f"--{name} must be at least {low}, got {value}.")
+    for name, (op, bound) in _REAL.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if not math.isfinite(value) or (value <= bound if op == ">" else value < bound):
+            raise ValueError(f"--{name} must be a finite number {op} {bound:g}, got {value}.")
 
 
 __all__ = ["STAGES", "STAGE_DEFAULTS", "build_parser", "parse_args"]
