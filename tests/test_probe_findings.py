@@ -138,3 +138,18 @@ def test_space_checks_a_zero_instead_of_taking_the_default(pipe, tmp_path):
 def test_a_dtype_that_is_not_a_torch_dtype_is_refused(pipe_folder, key):
     with pytest.raises(TypeError, match=key):
         UniViGUPipeline.from_pretrained(pipe_folder, **{key: "float33"})
+
+
+@pytest.mark.parametrize("key,value", [("num_attention_heads", None), ("patch_size", [1, 2]), ("num_layers", True)])
+def test_a_transformer_config_with_null_heads_or_a_short_patch_size_is_named(pipe_folder, tmp_path, key, value):
+    import json
+    import shutil
+
+    folder = tmp_path / "pipe"
+    shutil.copytree(pipe_folder, folder)
+    config = folder / "transformer" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), key: value}))
+    before = tree_hashes(folder)
+    with pytest.raises(ValueError, match=key):
+        UniViGUPipeline.from_pretrained(folder)
+    assert tree_hashes(folder) == before

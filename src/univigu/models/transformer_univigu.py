@@ -368,6 +368,20 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
         text_ffn: str = "expert",
     ) -> None:
         super().__init__()
+        # a damaged config.json (null heads, a two-entry patch size) is named here rather than failing in a matmul or
+        # as a weight-shape mismatch (found by benchmarks/probe_bad_inputs.py)
+        sizes = dict(num_attention_heads=num_attention_heads, attention_head_dim=attention_head_dim,
+                     in_channels=in_channels, text_dim=text_dim, freq_dim=freq_dim, ffn_dim=ffn_dim,
+                     num_layers=num_layers, rope_max_seq_len=rope_max_seq_len, vocab_size=vocab_size,
+                     text_rope_max_seq_len=text_rope_max_seq_len)
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"UniViGUTransformer3DModel: `{name}` must be a whole number >= 1, got {value!r} "
+                                 "(check the transformer's config.json).")
+        if (not isinstance(patch_size, (list, tuple)) or len(patch_size) != 3
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in patch_size)):
+            raise ValueError(f"UniViGUTransformer3DModel: `patch_size` must be three whole numbers >= 1 (time, height, "
+                             f"width), got {patch_size!r} (check the transformer's config.json).")
         if text_ffn not in ("expert", "shared"):
             raise ValueError(f"text_ffn must be 'expert' (the paper's MoE) or 'shared', got {text_ffn!r}.")
         if qk_norm != "rms_norm_across_heads":
