@@ -30,7 +30,7 @@ from univigu.toyworld.scoring import score_generation
 from univigu.toyworld.text import scene_to_prompt
 from univigu.toyworld.world import WORLDS, render_scene
 
-from package import WAN_CALL, load_univigu
+from package import evaluate_stage, load_univigu
 from pretrain_generator import SHAPESWORLD_SEQUENCE_LENGTH, evaluate_generator
 from pretrain_vae import reconstruct
 
@@ -79,9 +79,7 @@ def score_upper_rungs(checkpoint: str, base_dir: str, world: str, num_samples: i
     pipe = load_univigu(checkpoint)
     ours = scores_only(evaluate_pipeline(pipe, num_samples, tasks=("v2t", "t2v"), detailed=True, seed=seed,
                                          version=world))
-    wan = WanPipeline.from_pretrained(base_dir)
-    wan.set_progress_bar_config(disable=True)
-    base = scores_only(evaluate_pipeline(wan, num_samples, tasks=("t2v",), seed=seed, version=world, **WAN_CALL))
+    base, _ = evaluate_stage("stage0", base_dir, num_samples, seed, ("t2v",), world)  # as the build scores it
     return {**ours, **{f"stand-in/{key}": value for key, value in base.items()}}
 
 

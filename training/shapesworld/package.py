@@ -95,7 +95,7 @@ def _trained_text_length(folder, fallback: int) -> int:
     return int(v2t.get("max_text_length", fallback))
 
 
-def _evaluate_stage(name: str, folder, num_samples: int, seed: int, tasks: tuple[str, ...],
+def evaluate_stage(name: str, folder, num_samples: int, seed: int, tasks: tuple[str, ...],
                     version: str | None = None) -> tuple[dict, float]:
     """Scores of one stage (`stage0`: the stock WanPipeline, t2v only) and the seconds it took."""
     t0 = time.time()
@@ -121,7 +121,7 @@ def evaluate_stages(stage0_dir, recall_dir, refine_dir, num_samples: int = 48, s
     for name, folder in (("stage0", stage0_dir), ("recall", recall_dir), ("refine", refine_dir)):
         if folder is None or (name == "stage0" and "t2v" not in tasks):
             continue
-        results[name], results["eval_seconds"][name] = _evaluate_stage(name, folder, num_samples, seed, tasks,
+        results[name], results["eval_seconds"][name] = evaluate_stage(name, folder, num_samples, seed, tasks,
                                                                        version)
     return results
 
