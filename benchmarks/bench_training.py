@@ -47,7 +47,7 @@ def build_vae(kind: str):
 
 def run_variant(workdir: Path, vae_kind: str, cached: bool, args) -> dict:
     from univigu.training.trainer import main as train_main
-    from univigu.training.trainer import parse_args
+    from univigu.training.arguments import parse_args
 
     out = workdir / f"out-{vae_kind}-{'cached' if cached else 'on-the-fly'}"
     argv = [

@@ -70,7 +70,7 @@ def child(args) -> dict:
     from univigu.models.parameter_report import WAN21_T2V_1_3B_CONFIG
     from univigu.schedulers import DiscreteFlowScheduler
     from univigu.training.losses import JOINT, UnifiedLoss, UnifiedLossConfig
-    from univigu.training.models import DEFAULT_LORA_TARGETS
+    from univigu.training.components import DEFAULT_LORA_TARGETS
 
     phases = {}
     can_reset = _reset_peak()

@@ -44,7 +44,7 @@ def main(argv=None):
     from univigu.toyworld import load_video_frames, make_dataset, read_metadata, score_understanding, summarize
     from univigu.toyworld.components import build_tiny_components
     from univigu.training.trainer import main as train_main
-    from univigu.training.trainer import parse_args as train_args
+    from univigu.training.arguments import parse_args as train_args
     from univigu.utils import save_video_grid
 
     torch.set_num_threads(1)  # tiny models: one thread is much faster than two on small CPUs

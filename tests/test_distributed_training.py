@@ -52,10 +52,10 @@ MAX_ABS_DIFF = 1e-5  # fp reduction order only; measured 2.3e-7, vs weight updat
 def refine_start(workdir):
     """A UniViGUPipeline folder made from the tiny Wan folder (fresh text experts, untrained): what Capability
     Refinement starts from, without spending a Knowledge Recall run on it."""
-    from univigu.training import models
+    from univigu.training.components import build_pipeline, load_components
 
     out = workdir / "univigu-start"
-    models.build_pipeline(models.load_components(str(workdir / "wan"))).save_pretrained(str(out))
+    build_pipeline(load_components(str(workdir / "wan"))).save_pretrained(str(out))
     return out
 
 
@@ -87,7 +87,8 @@ def fsdp_run(workdir, refine_start):
 def one_process_run(workdir, refine_start):
     from accelerate.state import AcceleratorState
 
-    from univigu.training.trainer import main, parse_args
+    from univigu.training.arguments import parse_args
+    from univigu.training.trainer import main
 
     out = workdir / "one-process"
     AcceleratorState._reset_state(reset_partial_state=True)

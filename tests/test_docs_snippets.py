@@ -45,7 +45,7 @@ def test_snippet_runs(code, tmp_path, monkeypatch):
 
 def test_readme_training_commands_are_the_scripts_flags():
     """The README's training block only uses flags the training scripts accept."""
-    from univigu.training.trainer import build_parser
+    from univigu.training.arguments import build_parser
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     accepted = {a for action in build_parser("recall")._actions for a in action.option_strings}

@@ -103,7 +103,8 @@ def weights_digest(path: Path) -> str:
 def train(workdir, name, *extra, stage="recall"):
     from accelerate.state import AcceleratorState
 
-    from univigu.training.trainer import main, parse_args
+    from univigu.training.arguments import parse_args
+    from univigu.training.trainer import main
 
     out = workdir / name
     AcceleratorState._reset_state(reset_partial_state=True)

@@ -5,7 +5,7 @@ import torch
 
 from univigu.models import UniViGUTransformer3DModel
 from univigu.toyworld import build_tiny_wan_transformer
-from univigu.training.models import reinit_modules
+from univigu.training.components import reinit_modules
 
 
 def _model():
@@ -41,7 +41,7 @@ def test_reinit_of_an_unknown_module_names_the_fix():
 
 
 def test_a_missing_local_start_folder_is_named_not_looked_up_on_the_hub(tmp_path):
-    from univigu.training.models import load_components
+    from univigu.training.components import load_components
 
     with pytest.raises(FileNotFoundError, match="no such folder"):
         load_components(str(tmp_path / "not-there"))
@@ -54,7 +54,7 @@ def test_a_text_source_the_start_folder_was_not_built_for_is_refused():
     """`--text_source` picks the source when building from Wan; a UniViGU folder's vocabulary and text head are sized
     for its own source, so asking it for the other one fails and names the fix instead of being ignored."""
     from univigu.toyworld import DEFAULT_CHECKPOINT
-    from univigu.training.models import load_components
+    from univigu.training.components import load_components
 
     with pytest.raises(ValueError, match="uniform source.*--text-mask-token"):
         load_components(DEFAULT_CHECKPOINT, text_source="mask")

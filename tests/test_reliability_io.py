@@ -233,12 +233,13 @@ def no_loading(monkeypatch):
     def load_components(*args, **kwargs):
         raise Loaded
 
-    monkeypatch.setattr("univigu.training.models.load_components", load_components)
+    monkeypatch.setattr("univigu.training.trainer.load_components", load_components)
     return Loaded
 
 
 def train(tmp_path, output_dir, *extra, model=None):
-    from univigu.training.trainer import main, parse_args
+    from univigu.training.arguments import parse_args
+    from univigu.training.trainer import main
 
     return main(parse_args("recall", [
         "--pretrained_model_name_or_path", str(model or tmp_path / "no-model"),
@@ -344,7 +345,7 @@ def test_an_unwritable_output_dir_is_refused_before_loading(tmp_path, no_loading
 
 
 def test_loss_log_and_summaries_write_null_for_non_finite_values(tmp_path):
-    from univigu.training.trainer import LossHistory, plot_losses
+    from univigu.training.outputs import LossHistory, plot_losses
     from univigu.utils.json_io import dumps_json
 
     history = LossHistory(tmp_path / "logs" / "losses.jsonl", enabled=True)
@@ -381,7 +382,7 @@ GOOD = {"file_name": "a.mp4", "prompt": "a red circle moving left", "caption": "
     ({"caption": {"text": "a red circle"}}, 2, "caption"),
 ])
 def test_non_string_text_names_file_line_and_column(tmp_path, bad, line, column):
-    from univigu.training.data import load_video_text_dataset
+    from univigu.data import load_video_text_dataset
 
     rows = [GOOD, GOOD, GOOD]
     rows[line - 1] = dict(GOOD, **bad)
@@ -394,7 +395,7 @@ def test_non_string_text_names_file_line_and_column(tmp_path, bad, line, column)
 
 
 def test_mixed_types_in_another_column_name_file_line_and_column(tmp_path):
-    from univigu.training.data import load_video_text_dataset
+    from univigu.data import load_video_text_dataset
 
     data = write_metadata(tmp_path / "data", [dict(GOOD, id="x1"), dict(GOOD, id="x2"), dict(GOOD, id=3)])
     with pytest.raises(ValueError, match=r"metadata\.jsonl:3: column 'id' holds int 3.*Fix that row"):
@@ -402,7 +403,7 @@ def test_mixed_types_in_another_column_name_file_line_and_column(tmp_path):
 
 
 def test_null_and_nan_texts_are_missing_texts_not_errors(tmp_path):
-    from univigu.training.data import find_bad_samples, load_video_text_dataset
+    from univigu.data import find_bad_samples, load_video_text_dataset
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "metadata.jsonl").write_text(
@@ -414,8 +415,8 @@ def test_null_and_nan_texts_are_missing_texts_not_errors(tmp_path):
 
 @pytest.mark.parametrize("name", ["../x.mp4", "sub/../../x.mp4", "/etc/passwd"])
 def test_video_paths_outside_the_data_folder_need_a_flag(tmp_path, name):
-    from univigu.training.data import load_video_text_dataset
-    from univigu.training.trainer import parse_args
+    from univigu.data import load_video_text_dataset
+    from univigu.training.arguments import parse_args
 
     data = write_metadata(tmp_path / "data", [GOOD, dict(GOOD, file_name=name)])
     with pytest.raises(ValueError) as info:

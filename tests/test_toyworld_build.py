@@ -42,7 +42,7 @@ def test_stage0_writes_a_folder_wan_pipeline_runs(tmp_path):
 
 
 def test_build_training_flags_are_the_scripts_flags(tmp_path):
-    from univigu.training.trainer import parse_args as trainer_args
+    from univigu.training.arguments import parse_args as trainer_args
 
     args = parse_args([*V1_FROM_SCRATCH, "--out", str(tmp_path)])  # the all-CPU recipe (the shipped one adds GPU stage 0 and step flags)
     for stage in ("recall", "refine"):

@@ -23,7 +23,8 @@ import torch
 
 
 from univigu.training import checkpointing
-from univigu.training.trainer import parse_args, main as train_main
+from univigu.training.arguments import parse_args
+from univigu.training.trainer import main as train_main
 
 
 REPO = Path(__file__).resolve().parents[1]

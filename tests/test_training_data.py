@@ -12,20 +12,18 @@ import torch
 
 from univigu.toyworld import make_dataset, write_video
 from univigu.training import checkpointing
-from univigu.training.data import (
+from univigu.data import (
     BadSample,
-    EpochSampler,
     NoUsableSamplesError,
-    StaleCacheError,
-    VideoPreprocessing,
     find_bad_samples,
     load_video_text_dataset,
-    prepare_latent_cache,
-    resize_center_crop,
     sample_frame_indices,
     select_usable,
-    tokenize_text_stream,
 )
+from univigu.data.preprocessing import VideoPreprocessing, resize_center_crop
+from univigu.training.dataset import EpochSampler
+from univigu.training.encoding import tokenize_text_stream
+from univigu.training.latent_cache import StaleCacheError, prepare_latent_cache
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -150,7 +148,7 @@ def test_latent_cache_is_reused_counts_bad_videos_and_refuses_stale(messy_dir, e
     lat = torch.tensor(np.asarray(cache[0]["latents"], dtype=np.float32))
     assert lat.shape == (16, 3, 8, 8)
     # the cached latents are what the VAE gives now (diffusers normalisation)
-    from univigu.training.data import encode_videos
+    from univigu.training.encoding import encode_videos
 
     fresh = encode_videos(encoders["vae"], pre(raw[0]["file_name"])[None])[0]
     assert torch.allclose(lat, fresh, atol=1e-6)

@@ -347,7 +347,7 @@ def test_a14b_hub_id_is_refused_from_its_model_index_alone(a14b_folder, tmp_path
 
 
 def test_training_refuses_a14b(a14b_folder):
-    from univigu.training.models import load_components
+    from univigu.training.components import load_components
 
     with pytest.raises(ValueError, match="Wan2.2-A14B"):
         load_components(str(a14b_folder))
@@ -355,7 +355,7 @@ def test_training_refuses_a14b(a14b_folder):
 
 def test_training_starts_from_both_layouts(converted):
     """Training from the Wan folder (or the converted one) keeps the pipeline's `expand_timesteps` for inference."""
-    from univigu.training.models import build_pipeline, load_components
+    from univigu.training.components import build_pipeline, load_components
 
     layout, wan, out = converted
     for path in (wan, out):

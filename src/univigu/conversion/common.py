@@ -28,7 +28,6 @@ import torch
 from transformers import AutoConfig
 
 from .. import __version__
-from ..models import UniViGUTransformer3DModel
 from ..pipelines import UniViGUPipeline
 from ..utils.hub import looks_like_hub_id
 from ..utils.output_paths import check_not_an_input, remove_stale_staging, staged_output
@@ -138,12 +137,6 @@ def check_single_transformer(path: PathLike, model_index: Dict[str, Any]) -> Non
             "schedule. Convert a single-transformer Wan folder instead: Wan2.1-T2V-1.3B or -14B, or "
             "Wan2.2-TI2V-5B (see docs/backbones.md). Nothing was written."
         )
-
-
-def univigu_config_from_wan(wan_config: Dict[str, Any], **extra) -> Dict[str, Any]:
-    """`UniViGUTransformer3DModel` init kwargs from a Wan transformer config (+ `vocab_size`, ...); kept for
-    compatibility: `UniViGUTransformer3DModel.init_kwargs`."""
-    return UniViGUTransformer3DModel.init_kwargs(wan_config, **extra)
 
 
 def check_output_dir(out_dir: PathLike, overwrite: bool = False, inputs=()) -> Path:
@@ -402,10 +395,6 @@ def load_safetensors_mmap(path: Path) -> Dict[str, torch.Tensor]:
         tensor = torch.frombuffer(buffer, dtype=torch.uint8, count=end - begin, offset=data_start + begin)
         state[name] = tensor.view(dtype).reshape(shape)
     return state
-
-
-#: The old (private) name of :func:`load_safetensors_mmap`.
-_load_safetensors_mmap = load_safetensors_mmap
 
 
 def load_safetensors_folder(folder: PathLike) -> Dict[str, torch.Tensor]:

@@ -36,7 +36,6 @@ from ..models import UniViGUTransformer3DModel
 from ..schedulers import DiscreteFlowScheduler
 from ..utils.hub import looks_like_hub_id, resolve_checkpoint
 from .common import (
-    _load_safetensors_mmap,  # noqa: F401  (its old home; kept importable from here)
     check_finite,
     check_output_dir,
     load_safetensors_mmap,

@@ -1,8 +1,8 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
-"""Training Uni-ViGU: the unified loss and task views (`losses`), what the loop iterates over (`data`; the video
+"""Training Uni-ViGU: the unified loss and task views (`losses`), what the loop iterates over (`dataset`; the video
 reading, frame sampling and bad-sample handling it uses live in `univigu.data`), encoding as the pipeline encodes
 (`encoding`), the latent cache (`latent_cache`), atomic checkpoints (`checkpointing`), model loading / what trains
-(`models`), LoRA save/load (`lora`), the command line (`arguments`), the output folder and loss log (`outputs`) and
+(`components`), LoRA save/load (`lora`), the command line (`arguments`), the output folder and loss log (`outputs`) and
 the shared loop of `training/train_recall.py` and `training/train_refine.py` (`trainer`). See docs/training.md."""
 
 from .losses import (

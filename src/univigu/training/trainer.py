@@ -52,20 +52,24 @@ from ..data.preprocessing import VideoPreprocessing
 from ..evaluation import compute_caption_metrics
 from ..models import UniViGUTransformer3DModel
 from ..utils.json_io import dumps_json
-from . import checkpointing, models
-from .arguments import STAGE_DEFAULTS, STAGES, build_parser, parse_args  # noqa: F401  (STAGE*: were defined here)
-from .data import EpochSampler, VideoTextTrainDataset, make_collate_fn
+from . import checkpointing
+from .arguments import parse_args
+from .components import (
+    DEFAULT_LORA_TARGETS,
+    build_pipeline,
+    configure_trainable,
+    count_parameters,
+    load_components,
+    reinit_modules,
+    save_lora,
+    training_call_defaults,
+)
+from .dataset import EpochSampler, VideoTextTrainDataset, make_collate_fn
 from .encoding import encode_prompts_padded, encode_videos
 from .latent_cache import prepare_latent_cache
 from .lora import load_lora_weights
 from .losses import GENERATION, UNDERSTANDING, UnifiedLoss, UnifiedLossConfig
-from .outputs import (  # noqa: F401  (previous_run_files: was defined here)
-    LossHistory,
-    check_output_dir,
-    clear_output_dir,
-    plot_losses,
-    previous_run_files,
-)
+from .outputs import LossHistory, check_output_dir, clear_output_dir, plot_losses
 
 
 logger = get_logger("univigu.training", log_level="INFO")
@@ -216,7 +220,7 @@ def load_models(args, accelerator):
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
     # umT5 overflows in fp16 (a known T5 issue): it runs in bf16 or fp32.
     encoder_dtype = torch.bfloat16 if weight_dtype == torch.bfloat16 else torch.float32
-    components = models.load_components(
+    components = load_components(
         args.pretrained_model_name_or_path, revision=args.revision, variant=args.variant,
         text_source=args.text_source, latent_normalization=args.latent_normalization, init_seed=args.seed,
         encoder_dtype=encoder_dtype,
@@ -227,7 +231,7 @@ def load_models(args, accelerator):
             "train_recall.py as --pretrained_model_name_or_path (got a Wan folder)."
         )
     if args.fuse_lora_weights:
-        load_lora_weights(models.build_pipeline(components), args.fuse_lora_weights, adapter_name="init")
+        load_lora_weights(build_pipeline(components), args.fuse_lora_weights, adapter_name="init")
         components.transformer.fuse_lora(lora_scale=1.0)
         components.transformer.unload_lora()
         logger.info(f"Fused the LoRA {args.fuse_lora_weights} into the starting transformer.", main_process_only=True)
@@ -242,28 +246,28 @@ def load_models(args, accelerator):
 
     transformer = components.transformer
     if args.reinit_modules:
-        replaced = models.reinit_modules(transformer, args.reinit_modules, seed=args.seed)
+        replaced = reinit_modules(transformer, args.reinit_modules, seed=args.seed)
         logger.info(f"Re-initialised {len(replaced)} tensors of {', '.join(args.reinit_modules)}.",
                     main_process_only=True)
     lora_targets = [t.strip() for t in args.lora_target_modules.split(",")] if args.lora_target_modules else None
     if args.trainable == "lora" and components.source_kind == "wan" and lora_targets is None:
         # A model fresh from Wan has a zero text head; a LoRA that cannot reach it would leave the text logits
         # uniform forever. Adapt the head too (its LoRA starts as a no-op like every other).
-        lora_targets = list(models.DEFAULT_LORA_TARGETS) + ["text_head.linear"]
+        lora_targets = list(DEFAULT_LORA_TARGETS) + ["text_head.linear"]
         logger.info("Starting from Wan with --trainable lora: adding text_head.linear to the LoRA targets.",
                     main_process_only=True)
     if args.trainable == "lora":
         # diffusers' recipe: the frozen base in the mixed-precision dtype (but the modules the model keeps in fp32,
         # e.g. norms and time embedders, stay fp32), the adapters in fp32.
         _cast_frozen_base(transformer, accelerator.device, weight_dtype)
-    models.configure_trainable(transformer, args.trainable, args.lora_rank, args.lora_alpha, args.lora_dropout,
+    configure_trainable(transformer, args.trainable, args.lora_rank, args.lora_alpha, args.lora_dropout,
                                lora_targets)
     if args.trainable == "lora":
         cast_training_params(transformer, dtype=torch.float32)
     if args.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     transformer.train()
-    counts = models.count_parameters(transformer)
+    counts = count_parameters(transformer)
     logger.info(f"Transformer: {counts['total'] / 1e6:.2f}M parameters, {counts['trainable'] / 1e6:.3f}M "
                 f"trainable ({args.trainable}).", main_process_only=True)
     return components, counts
@@ -502,7 +506,7 @@ def validate(args, step: int, opt: Optimization, data: TrainingData, components,
 def run_validation(components, transformer, rows, args, step: int, output_dir: Path, preprocessing, accelerator):
     """Captions the validation videos (v2t) with the current transformer; writes
     `output_dir/validation/step-{step:06d}.json` with the captions, their references and the scores."""
-    pipe = models.build_pipeline(components, transformer)
+    pipe = build_pipeline(components, transformer)
     pipe.set_progress_bar_config(disable=True)
     was_training = transformer.training
     transformer.eval()
@@ -634,14 +638,14 @@ def save_model(args, opt: Optimization, components, accelerator) -> None:
         return
     unwrapped = accelerator.unwrap_model(opt.model)
     if args.trainable == "lora":
-        saved = models.save_lora(str(output_dir), unwrapped)
+        saved = save_lora(str(output_dir), unwrapped)
         (output_dir / "base_model.json").write_text(json.dumps(
             {"base_model": args.pretrained_model_name_or_path, "lora_weights": os.path.basename(saved),
              "load_with": "pipe = UniViGUPipeline.from_pretrained(base_model); pipe.load_lora_weights(folder)"},
             indent=2))
         if components.source_kind == "wan":
             # The LoRA needs the UniViGU base it was trained on (fresh text experts): save that too.
-            models.build_pipeline(components, _without_adapters(unwrapped)).save_pretrained(
+            build_pipeline(components, _without_adapters(unwrapped)).save_pretrained(
                 str(output_dir / "base_pipeline"))
         return
     if state_dict is not None:
@@ -649,8 +653,8 @@ def save_model(args, opt: Optimization, components, accelerator) -> None:
         fresh.load_state_dict(state_dict)
         unwrapped = fresh
     export = unwrapped.to(torch.float32)
-    call_defaults = models.training_call_defaults(args, components.call_defaults)
-    models.build_pipeline(components, export, call_defaults).save_pretrained(str(output_dir))
+    call_defaults = training_call_defaults(args, components.call_defaults)
+    build_pipeline(components, export, call_defaults).save_pretrained(str(output_dir))
 
 
 # ----------------------------------------------------------------------------------------------------------- main
@@ -725,4 +729,4 @@ def run(stage: str, argv: Optional[List[str]] = None) -> Dict[str, Any]:
     return main(parse_args(stage, argv))
 
 
-__all__ = ["build_parser", "parse_args", "main", "run", "plot_losses", "step_seed"]
+__all__ = ["main", "run", "step_seed"]

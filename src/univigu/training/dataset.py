@@ -5,48 +5,15 @@ stream.
 
 The rest of the data path lives where every layer can use it: video-text datasets, video decoding, frame sampling and
 bad samples in :mod:`univigu.data`; encoding as the pipeline encodes in :mod:`univigu.training.encoding`; the latent
-cache in :mod:`univigu.training.latent_cache`. Their names are re-exported here, as this module held them before.
+cache in :mod:`univigu.training.latent_cache`.
 """
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 import torch
 
-from ..data import (  # noqa: F401  (re-exported)
-    METADATA_FILENAMES,
-    BadSample,
-    DataSummary,
-    NoUsableSamplesError,
-    check_columns,
-    find_bad_samples,
-    load_video_text_dataset,
-    read_video,
-    row_label,
-    sample_frame_indices,
-    select_usable,
-    text_problem,
-)
-from ..data.preprocessing import VideoPreprocessing, resize_center_crop  # noqa: F401  (re-exported)
-from .encoding import (  # noqa: F401  (re-exported)
-    clean_text,
-    encode_prompts,
-    encode_videos,
-    pad_prompt_embeds,
-    tokenize_text_stream,
-)
-from .latent_cache import (  # noqa: F401  (re-exported)
-    CACHE_FORMAT_VERSION,
-    CACHE_INFO_FILENAME,
-    StaleCacheError,
-    cache_key,
-    cache_key_components,
-    dataset_fingerprint,
-    prepare_latent_cache,
-    tokenizer_fingerprint,
-    weights_fingerprint,
-)
+from ..data.preprocessing import VideoPreprocessing
+from .encoding import pad_prompt_embeds, tokenize_text_stream
 
 
 class VideoTextTrainDataset(torch.utils.data.Dataset):
@@ -59,7 +26,7 @@ class VideoTextTrainDataset(torch.utils.data.Dataset):
         text_column: str,
         condition_column: str,
         video_column: str,
-        preprocessing: Optional[VideoPreprocessing] = None,
+        preprocessing: VideoPreprocessing | None = None,
         cache=None,
     ):
         self.rows = rows
@@ -120,7 +87,7 @@ class EpochSampler(torch.utils.data.Sampler):
 
 
 def make_collate_fn(tokenizer, max_text_length: int, max_sequence_length: int, text_padding: str = "learn"):
-    def collate(items: List[dict]) -> dict:
+    def collate(items: list[dict]) -> dict:
         ids, mask, real = tokenize_text_stream(tokenizer, [it["text"] for it in items], max_text_length, text_padding)
         batch = {
             "text_ids": ids,
@@ -139,25 +106,4 @@ def make_collate_fn(tokenizer, max_text_length: int, max_sequence_length: int, t
     return collate
 
 
-__all__ = [
-    "BadSample",
-    "DataSummary",
-    "EpochSampler",
-    "NoUsableSamplesError",
-    "StaleCacheError",
-    "VideoPreprocessing",
-    "VideoTextTrainDataset",
-    "encode_prompts",
-    "encode_videos",
-    "find_bad_samples",
-    "select_usable",
-    "load_video_text_dataset",
-    "make_collate_fn",
-    "pad_prompt_embeds",
-    "prepare_latent_cache",
-    "read_video",
-    "resize_center_crop",
-    "sample_frame_indices",
-    "tokenize_text_stream",
-    "weights_fingerprint",
-]
+__all__ = ["EpochSampler", "VideoTextTrainDataset", "make_collate_fn"]
