@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,18 +52,18 @@ def full_config_step_flops(text_length: int = 128, num_frames: int = 81, height:
     return {"full_step": full, "cached_step": cached, "video_tokens": num_video_tokens, "text_tokens": text_length}
 
 
-def refreshes(num_steps: int, interval: Optional[int]) -> int:
+def refreshes(num_steps: int, interval: int | None) -> int:
     if interval is None:
         return num_steps
     return len(range(0, num_steps, interval))
 
 
-def caption_flops(step: Dict[str, int], num_steps: int, interval: Optional[int]) -> int:
+def caption_flops(step: dict[str, int], num_steps: int, interval: int | None) -> int:
     r = refreshes(num_steps, interval)
     return r * step["full_step"] + (num_steps - r) * step["cached_step"]
 
 
-SETTINGS: List[Dict[str, Any]] = [
+SETTINGS: list[dict[str, Any]] = [
     {"name": "exact", "kwargs": {}},
     {"name": "cache k=2", "kwargs": {"video_cache_interval": 2}},
     {"name": "cache k=4", "kwargs": {"video_cache_interval": 4}},
@@ -149,7 +149,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     from univigu.pipelines.presets import fast_caption_kwargs
 
-    report: Dict[str, Any] = {}
+    report: dict[str, Any] = {}
     step = full_config_step_flops()
     report["full_config"] = {"step": step, "settings": []}
     print(f"Wan2.1-1.3B config, 81x480x832 ({step['video_tokens']} video tokens) + {step['text_tokens']} text tokens: "

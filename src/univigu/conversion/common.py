@@ -21,7 +21,7 @@ import struct
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any
 
 import huggingface_hub
 import torch
@@ -35,7 +35,7 @@ from ..utils.output_paths import check_not_an_input, remove_stale_staging, stage
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 #: Components of a Wan2.1 T2V diffusers folder that a UniViGU pipeline takes over unchanged.
 COPIED_COMPONENTS = ("tokenizer", "text_encoder", "vae")
@@ -45,8 +45,8 @@ _PICKLED_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 @dataclass
 class WanFolder:
     path: Path
-    model_index: Dict[str, Any]
-    transformer_config: Dict[str, Any]
+    model_index: dict[str, Any]
+    transformer_config: dict[str, Any]
 
     def component_class(self, name: str):
         """`(library, class_name)` of a component, from the Wan folder's `model_index.json`."""
@@ -120,7 +120,7 @@ def read_wan_folder(wan_path: PathLike) -> WanFolder:
     return WanFolder(path=path, model_index=model_index, transformer_config=config)
 
 
-def check_single_transformer(path: PathLike, model_index: Dict[str, Any]) -> None:
+def check_single_transformer(path: PathLike, model_index: dict[str, Any]) -> None:
     """Refuse a Wan2.2-A14B folder: two transformers (`transformer` for high noise, `transformer_2` for low noise)
     switched at `boundary_ratio`. A UniViGU model is one transformer that holds video *and* text: its text stream
     (captioning at video time 0, and joint generation with the caption at the video's time) would need text experts
@@ -172,7 +172,7 @@ def staged_output_dir(out_dir: PathLike, overwrite: bool = False, inputs=()):
         yield tmp
 
 
-def non_finite_tensors(state: Dict[str, torch.Tensor], chunk: int = 1 << 24) -> List[str]:
+def non_finite_tensors(state: dict[str, torch.Tensor], chunk: int = 1 << 24) -> list[str]:
     """Names of the floating-point tensors of `state` holding a NaN or an infinity (read in chunks: the tensors
     may be memory-mapped and large; a full-size boolean mask would cost memory)."""
     bad = []
@@ -185,7 +185,7 @@ def non_finite_tensors(state: Dict[str, torch.Tensor], chunk: int = 1 << 24) -> 
     return bad
 
 
-def check_finite(transformer, allow_non_finite: bool = False) -> List[str]:
+def check_finite(transformer, allow_non_finite: bool = False) -> list[str]:
     """Refuse (or, with `allow_non_finite`, warn about) a converted transformer whose weights hold NaN/inf: such a
     model outputs NaN, and the cause (a broken checkpoint, a cast to float16 that overflowed) is best seen here.
     Returns the offending tensor names."""
@@ -257,8 +257,8 @@ def write_pipeline_folder(
     scheduler,
     text_scheduler,
     tokenizer=None,
-    pipeline_config: Optional[Dict[str, Any]] = None,
-    max_shard_size: Union[int, str] = "10GB",
+    pipeline_config: dict[str, Any] | None = None,
+    max_shard_size: int | str = "10GB",
 ) -> Path:
     """Write a `UniViGUPipeline` folder: `transformer`, `scheduler`, `text_scheduler` are saved; `tokenizer`,
     `text_encoder` and `vae` are copied from the Wan folder. `pipeline_config` are the pipeline's own config
@@ -288,7 +288,7 @@ def load_tokenizer(wan: WanFolder):
     return _import_class(library, class_name).from_pretrained(wan.path / "tokenizer")
 
 
-def tokenizer_vocab_sizes(tokenizer, wan: Optional[WanFolder] = None):
+def tokenizer_vocab_sizes(tokenizer, wan: WanFolder | None = None):
     """Candidate text vocabulary sizes: `tokenizer.vocab_size`, `len(tokenizer)`, and the text encoder's."""
     sizes = {int(tokenizer.vocab_size), len(tokenizer)}
     if wan is not None:
@@ -308,12 +308,12 @@ def write_converted_pipeline(
     text_scheduler,
     tokenizer,
     latent_normalization: str,
-    provenance: Dict[str, Any],
+    provenance: dict[str, Any],
     overwrite: bool = False,
     inputs=(),
-    max_shard_size: Union[int, str] = "10GB",
-    pipeline_config: Optional[Dict[str, Any]] = None,
-    model_card: Optional[str] = None,
+    max_shard_size: int | str = "10GB",
+    pipeline_config: dict[str, Any] | None = None,
+    model_card: str | None = None,
 ) -> Path:
     """The end of both conversions: the pipeline folder (:func:`write_pipeline_folder`) and its provenance record,
     written into a staged folder that replaces `out_dir` only when complete (:func:`staged_output_dir`).
@@ -340,7 +340,7 @@ def write_converted_pipeline(
 PROVENANCE_FILE = "univigu_conversion.json"
 
 
-def write_provenance(out: Path, info: Dict[str, Any]) -> None:
+def write_provenance(out: Path, info: dict[str, Any]) -> None:
     info = {"univigu_version": __version__, **info}
     (Path(out) / PROVENANCE_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 
@@ -361,7 +361,7 @@ if hasattr(torch, "float8_e4m3fn"):
     _SAFETENSORS_DTYPES.update({"F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2})
 
 
-def load_safetensors_mmap(path: Path) -> Dict[str, torch.Tensor]:
+def load_safetensors_mmap(path: Path) -> dict[str, torch.Tensor]:
     """Memory-map a `.safetensors` file: tensors are views of the file (copy-on-write), nothing is read up front."""
     with open(path, "rb") as f:
         head = f.read(8)
@@ -397,7 +397,7 @@ def load_safetensors_mmap(path: Path) -> Dict[str, torch.Tensor]:
     return state
 
 
-def load_safetensors_folder(folder: PathLike) -> Dict[str, torch.Tensor]:
+def load_safetensors_folder(folder: PathLike) -> dict[str, torch.Tensor]:
     """Memory-map the weights of a diffusers model folder (one `*.safetensors` file, or shards with an
     `*.safetensors.index.json`). Pickled weights are refused."""
     folder = Path(folder)
@@ -418,7 +418,7 @@ def load_safetensors_folder(folder: PathLike) -> Dict[str, torch.Tensor]:
             f"{folder} has no safetensors weights (found: {found}); univigu reads safetensors only. Re-save the model "
             "with `save_pretrained(..., safe_serialization=True)`."
         )
-    state: Dict[str, torch.Tensor] = {}
+    state: dict[str, torch.Tensor] = {}
     for name in files:
         state.update(load_safetensors_mmap(folder / name))
     return state

@@ -25,9 +25,8 @@ import pickle
 import re
 import struct
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Tuple, Union
 
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
@@ -48,7 +47,7 @@ from .common import (
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 #: Infixes that wrappers add to state-dict keys and that the conversion strips wherever they occur.
 WRAPPER_INFIXES = ("_fsdp_wrapped_module.", "_orig_mod.")
@@ -98,7 +97,7 @@ def _is_tensor_mapping(obj) -> bool:
     )
 
 
-def _checkpoint_format(path: Path) -> Optional[str]:
+def _checkpoint_format(path: Path) -> str | None:
     """"zip" (torch.save's format), "legacy" (torch.save with `_use_new_zipfile_serialization=False`: a pickle
     stream), "safetensors", or None when the file is none of these (then it is never given to the unpickler)."""
     if zipfile.is_zipfile(path):
@@ -116,7 +115,7 @@ def _checkpoint_format(path: Path) -> Optional[str]:
     return None
 
 
-def load_reference_checkpoint(path: PathLike, mmap: bool = True) -> Dict[str, torch.Tensor]:
+def load_reference_checkpoint(path: PathLike, mmap: bool = True) -> dict[str, torch.Tensor]:
     """Load the state dict of a reference Uni-ViGU checkpoint, without ever unpickling arbitrary objects.
 
     Accepted files:
@@ -135,7 +134,7 @@ def load_reference_checkpoint(path: PathLike, mmap: bool = True) -> Dict[str, to
     return _load_checkpoint(path, mmap)[0]
 
 
-def _load_checkpoint(path: PathLike, mmap: bool = True) -> Tuple[Dict[str, torch.Tensor], Dict]:
+def _load_checkpoint(path: PathLike, mmap: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
     """(state dict, the checkpoint's scalar entries such as `step`)."""
     path = Path(path)
     if not path.is_file():
@@ -197,7 +196,7 @@ def _load_checkpoint(path: PathLike, mmap: bool = True) -> Tuple[Dict[str, torch
 # ---------------------------------------------------------------------------------------------------- renaming
 
 
-def reference_key_to_univigu(key: str) -> Optional[str]:
+def reference_key_to_univigu(key: str) -> str | None:
     """Our name for one reference key, or `None` for a key that is dropped (`rotary_emb_text.inv_freq`)."""
     for infix in WRAPPER_INFIXES:
         key = key.replace(infix, "")
@@ -206,14 +205,14 @@ def reference_key_to_univigu(key: str) -> Optional[str]:
     return key
 
 
-def _expected_shapes(config: Mapping) -> Dict[str, Tuple[int, ...]]:
+def _expected_shapes(config: Mapping) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every persistent tensor of a `UniViGUTransformer3DModel(**config)`, built on meta."""
     with torch.device("meta"):
         model = UniViGUTransformer3DModel(**UniViGUTransformer3DModel.init_kwargs(config))
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def infer_transformer_config(state: Mapping[str, torch.Tensor]) -> Dict:
+def infer_transformer_config(state: Mapping[str, torch.Tensor]) -> dict:
     """Infer the shape-determining config of a converted (our names) state dict.
 
     The number of heads does not change any tensor shape, so it is set to one head of the full width; use the
@@ -250,8 +249,8 @@ def _listing(names: Iterable[str], limit: int = 40) -> str:
 
 
 def convert_reference_state_dict(
-    state: Mapping[str, torch.Tensor], config: Optional[Mapping] = None
-) -> Dict[str, torch.Tensor]:
+    state: Mapping[str, torch.Tensor], config: Mapping | None = None
+) -> dict[str, torch.Tensor]:
     """Rename a reference state dict to `UniViGUTransformer3DModel` names and check it is complete.
 
     Args:
@@ -267,8 +266,8 @@ def convert_reference_state_dict(
         ReferenceConversionError (a `ValueError`): keys left over (unexpected), keys missing, two reference keys
         mapping to one of ours, or shapes that disagree with `config`; the message lists them.
     """
-    out: Dict[str, torch.Tensor] = {}
-    source_of: Dict[str, str] = {}
+    out: dict[str, torch.Tensor] = {}
+    source_of: dict[str, str] = {}
     collisions = []
     for key, value in state.items():
         if not isinstance(value, torch.Tensor):
@@ -321,8 +320,8 @@ def convert_reference_state_dict(
 def infer_text_vocab(
     num_rows: int,
     tokenizer_sizes: Iterable[int],
-    text_mask_token: Optional[bool] = None,
-) -> Tuple[int, bool]:
+    text_mask_token: bool | None = None,
+) -> tuple[int, bool]:
     """Decide `(vocab_size, text_mask_token)` from the number of text embedding rows of a checkpoint.
 
     The reference stores no flag: its `vocab_embed` / `text_head.linear` have `V` rows with the uniform source and
@@ -355,7 +354,7 @@ def infer_text_vocab(
 # ---------------------------------------------------------------------------------------------------- folder
 
 
-def reference_pipeline_kwargs() -> Dict:
+def reference_pipeline_kwargs() -> dict:
     """`UniViGUPipeline.__call__` arguments equal to the reference script's defaults."""
     d = REFERENCE_SAMPLING_DEFAULTS
     return {
@@ -385,7 +384,7 @@ def reference_schedulers(vocab_size: int, text_mask_token: bool):
     return scheduler, text_scheduler
 
 
-def _hub_license(repo_id: Optional[str], revision: Optional[str]) -> Optional[str]:
+def _hub_license(repo_id: str | None, revision: str | None) -> str | None:
     """The licence a Hub repo's model card states, or None (offline, no card, no licence)."""
     import huggingface_hub
 
@@ -399,11 +398,11 @@ def _hub_license(repo_id: Optional[str], revision: Optional[str]) -> Optional[st
 
 
 def reference_model_card(
-    repo_id: Optional[str],
+    repo_id: str | None,
     wan_path: PathLike,
     text_mask_token: bool,
-    revision: Optional[str] = None,
-    license: Optional[str] = None,
+    revision: str | None = None,
+    license: str | None = None,
 ) -> str:
     """The `README.md` of a converted reference folder: Hub metadata (`library_name: diffusers`, `pipeline_tag`,
     `base_model` = the source repo when converted from the Hub, the licence), a usage snippet and the memory recipe
@@ -486,18 +485,18 @@ pipe.vae.to("cuda")
 
 
 def convert_reference_checkpoint(
-    checkpoint: Union[PathLike, Mapping[str, torch.Tensor]],
+    checkpoint: PathLike | Mapping[str, torch.Tensor],
     wan_path: PathLike,
     out_dir: PathLike,
-    text_mask_token: Optional[bool] = None,
-    torch_dtype: Optional[torch.dtype] = None,
+    text_mask_token: bool | None = None,
+    torch_dtype: torch.dtype | None = None,
     overwrite: bool = False,
-    max_shard_size: Union[int, str] = "10GB",
+    max_shard_size: int | str = "10GB",
     allow_non_finite: bool = False,
-    filename: Optional[str] = None,
-    revision: Optional[str] = None,
-    cache_dir: Optional[PathLike] = None,
-    license: Optional[str] = None,
+    filename: str | None = None,
+    revision: str | None = None,
+    cache_dir: PathLike | None = None,
+    license: str | None = None,
 ) -> Path:
     """Convert the reference Uni-ViGU checkpoint into a `UniViGUPipeline` folder (safetensors only).
 

@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Union
 
 import diffusers
 import torch
 
 from ..models import UniViGUTransformer3DModel
 from ..schedulers import DiscreteFlowScheduler
-from .common import check_finite, check_output_dir, load_safetensors_folder, load_tokenizer, read_wan_folder
-from .common import write_converted_pipeline
+from .common import (
+    check_finite,
+    check_output_dir,
+    load_safetensors_folder,
+    load_tokenizer,
+    read_wan_folder,
+    write_converted_pipeline,
+)
 
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 def text_vocab_size(tokenizer) -> int:
@@ -35,8 +40,8 @@ def univigu_transformer_from_wan_folder(
     wan,
     vocab_size: int,
     text_mask_token: bool = False,
-    seed: Optional[int] = 0,
-    torch_dtype: Optional[torch.dtype] = None,
+    seed: int | None = 0,
+    torch_dtype: torch.dtype | None = None,
     vocab_init_std: float = 0.02,
 ):
     """`UniViGUTransformer3DModel.from_wan(WanTransformer3DModel.from_pretrained(wan/transformer), ...)`, computed
@@ -59,10 +64,10 @@ def convert_wan(
     wan_path: PathLike,
     out_dir: PathLike,
     text_mask_token: bool = False,
-    seed: Optional[int] = 0,
-    torch_dtype: Optional[torch.dtype] = None,
+    seed: int | None = 0,
+    torch_dtype: torch.dtype | None = None,
     overwrite: bool = False,
-    max_shard_size: Union[int, str] = "10GB",
+    max_shard_size: int | str = "10GB",
     allow_non_finite: bool = False,
 ) -> Path:
     """Write an untrained `UniViGUPipeline` folder built from a Wan2.1 T2V diffusers folder.

@@ -17,8 +17,9 @@ import csv
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from .samples import NoUsableSamplesError
 
@@ -26,7 +27,7 @@ from .samples import NoUsableSamplesError
 METADATA_FILENAMES = ("metadata.jsonl", "metadata.csv")
 
 
-def _read_metadata_file(path: Path) -> List[Tuple[int, Dict[str, Any]]]:
+def _read_metadata_file(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """`(line number, row)` of every row of a metadata.jsonl/csv (line numbers for error messages)."""
     if path.suffix == ".jsonl":
         rows = []
@@ -83,7 +84,7 @@ def _check_metadata_rows(metadata: Path, rows, video_column: str, text_columns: 
         )
 
 
-def _type_conflict(metadata: Path, rows) -> Optional[str]:
+def _type_conflict(metadata: Path, rows) -> str | None:
     """The first row whose value in some column has a type Arrow cannot put in one column with the rows before it
     (e.g. a number after strings), as `file:line: column ...`; None if there is none."""
     def kind(value):
@@ -93,7 +94,7 @@ def _type_conflict(metadata: Path, rows) -> Optional[str]:
             return "number"
         return type(value).__name__
 
-    first_kind: Dict[str, Tuple[str, int]] = {}
+    first_kind: dict[str, tuple[str, int]] = {}
     for line_number, row in rows:
         for column, value in row.items():
             if value is None:
@@ -108,12 +109,12 @@ def _type_conflict(metadata: Path, rows) -> Optional[str]:
 
 
 def load_video_text_dataset(
-    train_data_dir: Optional[str] = None,
-    dataset_name: Optional[str] = None,
-    dataset_config_name: Optional[str] = None,
+    train_data_dir: str | None = None,
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
     split: str = "train",
     video_column: str = "file_name",
-    cache_dir: Optional[str] = None,
+    cache_dir: str | None = None,
     text_columns: Sequence[str] = (),
     allow_external_video_paths: bool = False,
     flag: str = "--train_data_dir",
@@ -185,7 +186,7 @@ def load_video_text_dataset(
     return _normalise_video_column(dataset, video_column)
 
 
-def _normalise_video_column(dataset, video_column: str, base_dir: Optional[str] = None):
+def _normalise_video_column(dataset, video_column: str, base_dir: str | None = None):
     import datasets
 
     if video_column not in dataset.column_names:

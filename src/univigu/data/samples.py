@@ -12,7 +12,8 @@ import dataclasses
 import logging
 import math
 import os
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .video import BadSample
 
@@ -34,12 +35,12 @@ class DataSummary:
 
     total: int = 0
     usable: int = 0
-    skipped: Dict[str, int] = dataclasses.field(default_factory=dict)
-    examples: List[str] = dataclasses.field(default_factory=list)
+    skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+    examples: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
-    def from_problems(cls, total: int, problems: Dict[int, str], labels: Optional[Dict[int, str]] = None,
-                      max_examples: int = 20) -> "DataSummary":
+    def from_problems(cls, total: int, problems: dict[int, str], labels: dict[int, str] | None = None,
+                      max_examples: int = 20) -> DataSummary:
         summary = cls(total=total, usable=total - len(problems))
         for index in sorted(problems):
             reason = problems[index]
@@ -64,7 +65,7 @@ class DataSummary:
         return dataclasses.asdict(self) | {"num_skipped": self.num_skipped}
 
 
-def text_problem(value) -> Optional[str]:
+def text_problem(value) -> str | None:
     """Why a text value cannot be trained on, or None."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "missing text"
@@ -89,14 +90,14 @@ def row_label(value, index: int) -> str:
     return f"sample {index} ({os.path.basename(value)})" if isinstance(value, str) else f"sample {index}"
 
 
-def process_share(indices: Sequence[int], accelerator) -> List[int]:
+def process_share(indices: Sequence[int], accelerator) -> list[int]:
     """This process's share of `indices` (every `num_processes`-th one) under an accelerate `Accelerator`."""
     if accelerator is None or accelerator.num_processes == 1:
         return list(indices)
     return list(indices)[accelerator.process_index :: accelerator.num_processes]
 
 
-def gather_dicts(local: Dict[int, str], accelerator) -> Dict[int, str]:
+def gather_dicts(local: dict[int, str], accelerator) -> dict[int, str]:
     """The union of every process's `local` dict."""
     if accelerator is None or accelerator.num_processes == 1:
         return dict(local)
@@ -112,17 +113,17 @@ def find_bad_samples(
     dataset,
     video_column: str,
     text_columns: Sequence[str],
-    preprocessing: Optional[VideoPreprocessing] = None,
-    skip: Optional[Dict[int, str]] = None,
+    preprocessing: VideoPreprocessing | None = None,
+    skip: dict[int, str] | None = None,
     accelerator=None,
     warn: bool = True,
-) -> Dict[int, str]:
+) -> dict[int, str]:
     """`{row index: reason}` for the rows that cannot be trained on: a missing/empty text in one of `text_columns`,
     and (when `preprocessing` is given) a video that does not decode to enough frames. Rows already in `skip` are
     not checked again. With an `accelerator`, the videos are probed by all processes, each a share. Every problem
     is logged as a warning (by the main process)."""
     check_columns(dataset, [video_column, *text_columns])
-    problems: Dict[int, str] = dict(skip or {})
+    problems: dict[int, str] = dict(skip or {})
     labels = {}
     texts = dataset.select_columns([video_column, *dict.fromkeys(text_columns)])
     for index, row in enumerate(texts):
@@ -151,7 +152,7 @@ def find_bad_samples(
     return problems
 
 
-def select_usable(dataset, problems: Dict[int, str], video_column: str):
+def select_usable(dataset, problems: dict[int, str], video_column: str):
     """`(usable rows with a source_index column, DataSummary)`; raises `NoUsableSamplesError` if none is left."""
     paths = dataset[video_column]
     labels = {i: row_label(paths[i], i) for i in problems}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
-from typing import List, Optional
 
 import numpy as np
 
@@ -35,7 +34,7 @@ class NotALocalVideo(BadSample, NotALocalVideoError):
     evaluation sample holding one is skipped with this reason."""
 
 
-def read_video(source, allow_remote: Optional[bool] = None) -> np.ndarray:
+def read_video(source, allow_remote: bool | None = None) -> np.ndarray:
     """All frames of a video (a path, or encoded bytes) as uint8 `(F, H, W, 3)` RGB.
 
     Only local files are read: a URL, or a file (or bytes) that is a playlist (HLS .m3u8, ffconcat, ... whatever
@@ -116,7 +115,7 @@ def _read_with_imageio(path: str):
                 raise
 
 
-def sample_frame_indices(num_available: int, num_frames: int, mode: str = "uniform", stride: int = 1) -> List[int]:
+def sample_frame_indices(num_available: int, num_frames: int, mode: str = "uniform", stride: int = 1) -> list[int]:
     """Indices of `num_frames` frames out of `num_available`: evenly spread over the whole clip ("uniform") or the
     first ones at `stride` ("first"). Raises `BadSample` when the clip is too short."""
     needed = 1 + (num_frames - 1) * (stride if mode == "first" else 1)

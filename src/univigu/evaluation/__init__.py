@@ -9,15 +9,15 @@ inside the package (`metrics/<name>/<name>.py`) and are loaded by path. Each one
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, Union
 
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 #: Names of the bundled metric modules.
 AVAILABLE_METRICS = ("bleu", "rouge", "cider", "shapesworld")
 
-References = Union[Sequence[str], Sequence[Sequence[str]]]
+References = Sequence[str] | Sequence[Sequence[str]]
 
 
 def metric_path(name: str) -> str:

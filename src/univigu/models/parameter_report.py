@@ -9,14 +9,15 @@
 
 import argparse
 import json
-from typing import Any, Dict, Optional
+from typing import Any
 
 from ..utils.cli_flags import add_text_source_argument
+
 
 # torch and the model are imported inside the functions, so that `univigu params --help` loads without them.
 
 # Wan2.1-T2V-1.3B (diffusers format) plus the umT5-XXL tokenizer's vocabulary, as the reference uses them.
-WAN21_T2V_1_3B_CONFIG: Dict[str, Any] = {
+WAN21_T2V_1_3B_CONFIG: dict[str, Any] = {
     "patch_size": (1, 2, 2),
     "num_attention_heads": 12,
     "attention_head_dim": 128,
@@ -35,19 +36,19 @@ WAN21_T2V_1_3B_CONFIG: Dict[str, Any] = {
 }
 
 # Wan2.1-T2V-14B: 40 heads x 128 (dim 5120), ffn 13824, 40 layers; same VAE and latent space as the 1.3B.
-WAN21_T2V_14B_CONFIG: Dict[str, Any] = {
+WAN21_T2V_14B_CONFIG: dict[str, Any] = {
     **WAN21_T2V_1_3B_CONFIG, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40,
 }
 
 # Wan2.2-TI2V-5B: 24 heads x 128 (dim 3072), ffn 14336, 30 layers, 48 latent channels (Wan2.2's 16x VAE); its
 # pipeline gives the video one timestep per token (`expand_timesteps`), which changes no parameter.
-WAN22_TI2V_5B_CONFIG: Dict[str, Any] = {
+WAN22_TI2V_5B_CONFIG: dict[str, Any] = {
     **WAN21_T2V_1_3B_CONFIG, "num_attention_heads": 24, "ffn_dim": 14336, "num_layers": 30,
     "in_channels": 48, "out_channels": 48,
 }
 
 #: The backbones `univigu convert wan` supports (docs/backbones.md), for `univigu params --backbone`.
-BACKBONES: Dict[str, Dict[str, Any]] = {
+BACKBONES: dict[str, dict[str, Any]] = {
     "wan2.1-t2v-1.3b": WAN21_T2V_1_3B_CONFIG,
     "wan2.1-t2v-14b": WAN21_T2V_14B_CONFIG,
     "wan2.2-ti2v-5b": WAN22_TI2V_5B_CONFIG,
@@ -61,7 +62,7 @@ _GROUPS = {
 }
 
 
-def build_on_meta(config: Optional[Dict[str, Any]] = None) -> "UniViGUTransformer3DModel":
+def build_on_meta(config: dict[str, Any] | None = None) -> "UniViGUTransformer3DModel":
     """Instantiate the model on the meta device: shapes and names only, no memory."""
     import torch
 
@@ -71,7 +72,7 @@ def build_on_meta(config: Optional[Dict[str, Any]] = None) -> "UniViGUTransforme
         return UniViGUTransformer3DModel(**(config or WAN21_T2V_1_3B_CONFIG))
 
 
-def parameter_report(model_or_config=None) -> Dict[str, int]:
+def parameter_report(model_or_config=None) -> dict[str, int]:
     """Parameter counts: `base` (what Wan has), `text_experts` (what UniViGU adds), their groups and `total`."""
     import torch
 
@@ -93,7 +94,7 @@ def parameter_report(model_or_config=None) -> Dict[str, int]:
     return report
 
 
-def format_report(report: Dict[str, int]) -> str:
+def format_report(report: dict[str, int]) -> str:
     base = report["base"]
     lines = []
     for key, value in report.items():

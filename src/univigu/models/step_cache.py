@@ -14,7 +14,7 @@ Imports diffusers and torch only: exported Hub folders carry it next to `transfo
 
 import dataclasses
 import inspect
-from typing import Any, List, Optional
+from typing import Any
 
 import torch
 from diffusers.hooks import FasterCacheConfig, SeaCacheConfig, TaylorSeerCacheConfig
@@ -36,7 +36,7 @@ def register_block(block_class: type) -> None:
     )
 
 
-def video_latents(module: torch.nn.Module, args: tuple, kwargs: dict) -> Optional[List[torch.Tensor]]:
+def video_latents(module: torch.nn.Module, args: tuple, kwargs: dict) -> list[torch.Tensor] | None:
     """SeaCache's view of the output trajectory: the video latents `(C, F, H, W)` of each sample (Wan t2v's rule)."""
     bound = inspect.signature(type(module).forward).bind_partial(module, *args, **kwargs).arguments
     hidden_states = bound.get("hidden_states")

@@ -2,7 +2,6 @@
 """The video key/value cache of fast captioning (`attention_kwargs={"video_kv_cache": ...}`). Imports torch only:
 exported Hub folders carry it next to `transformer_univigu.py`, which imports it."""
 
-from typing import Dict, Tuple
 
 import torch
 
@@ -20,17 +19,22 @@ class UniViGUVideoKVCache:
 
     def __init__(self):
         self.refresh = True
-        self.keys: Dict[int, torch.Tensor] = {}
-        self.values: Dict[int, torch.Tensor] = {}
+        self.keys: dict[int, torch.Tensor] = {}
+        self.values: dict[int, torch.Tensor] = {}
+        # Under context parallelism each rank caches its padded piece of the video; this is the whole video's count.
+        self.context_parallel_video_tokens: int | None = None
 
     @property
     def num_video_tokens(self) -> int:
+        """The number of cached video tokens (under context parallelism: of the whole video, all ranks together)."""
+        if self.context_parallel_video_tokens is not None:
+            return self.context_parallel_video_tokens
         return next(iter(self.keys.values())).shape[1] if self.keys else 0
 
     def store(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> None:
         self.keys[layer], self.values[layer] = key, value
 
-    def extend(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def extend(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if layer not in self.keys:
             raise RuntimeError(
                 "The video key/value cache is empty: run a refresh step (cache.refresh = True, with the video) first."

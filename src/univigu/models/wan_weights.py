@@ -4,7 +4,6 @@ dict becomes a UniViGU one (video parts kept, text experts starting as copies of
 text tables initialised). Used by `UniViGUTransformer3DModel.from_wan*`; exported Hub folders carry this file next to
 `transformer_univigu.py`, which imports it."""
 
-from typing import Dict, Optional
 
 import torch
 
@@ -17,7 +16,7 @@ def is_text_expert(name: str) -> bool:
     )
 
 
-def wan_state_dict_to_univigu(wan_state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def wan_state_dict_to_univigu(wan_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Map a WanTransformer3DModel (diffusers) state dict to UniViGU names, duplicating the video parts that
     initialise the text experts. The new text-only tensors (vocab_embed, text_head) are not included."""
     out = {}
@@ -44,10 +43,10 @@ def wan_state_dict_to_univigu(wan_state: Dict[str, torch.Tensor]) -> Dict[str, t
 
 
 def univigu_state_from_wan(
-    wan_state: Dict[str, torch.Tensor], dim: int, vocab_size: int, text_mask_token: bool = False,
-    seed: Optional[int] = None, dtype: Optional[torch.dtype] = None, cast: bool = False, share_memory: bool = False,
+    wan_state: dict[str, torch.Tensor], dim: int, vocab_size: int, text_mask_token: bool = False,
+    seed: int | None = None, dtype: torch.dtype | None = None, cast: bool = False, share_memory: bool = False,
     vocab_init_std: float = 0.02,
-) -> Dict[str, torch.Tensor]:
+) -> dict[str, torch.Tensor]:
     """Every UniViGU weight from a Wan state dict: the mapped Wan tensors plus `vocab_embed` (normal, std
     `vocab_init_std`, drawn from `seed`) and a zero text head, so that the text stream starts silent. `dtype`: of the
     new text tables (default: the first floating Wan tensor's), and with `cast` of every floating Wan tensor. With

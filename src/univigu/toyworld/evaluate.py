@@ -8,7 +8,8 @@ are scored apart, and every score has a `held_out/...` twin over the held-out ob
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 from .analysis import DetectedObject, analyze_video
 from .text import ParsedObject, follows_template, parse_text, scene_objects
 from .world import HELD_OUT_PAIRS, Scene
 
 
-ObjectsLike = Union[Scene, str, Sequence[ParsedObject], Sequence[DetectedObject]]
+ObjectsLike = Scene | str | Sequence[ParsedObject] | Sequence[DetectedObject]
 
 _CORE = ("colour", "shape", "motion")
 _DETAILED = ("size", "start_region", "end_region")

@@ -26,7 +26,7 @@ class ParsedObject:
     end_region: str | None = None
 
     @classmethod
-    def from_scene_object(cls, scene: Scene, obj: ShapeObject) -> "ParsedObject":
+    def from_scene_object(cls, scene: Scene, obj: ShapeObject) -> ParsedObject:
         """The full truth about `obj`, in the same form the parser returns."""
         return cls(
             colour=obj.colour,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +120,7 @@ def world_of_folder(folder: str) -> WorldSpec:
     return get_world(version)
 
 
-def get_world(version: "str | WorldSpec | None" = None) -> WorldSpec:
+def get_world(version: str | WorldSpec | None = None) -> WorldSpec:
     """The `WorldSpec` of `version` (a name from `WORLDS`, a spec, or `None` for v1)."""
     if version is None:
         return SHAPESWORLD_V1
@@ -268,7 +269,7 @@ class Scene:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Scene":
+    def from_dict(cls, data: dict[str, Any]) -> Scene:
         version = data.get("version", SHAPESWORLD_VERSION)
         if version not in WORLDS:
             raise ValueError(f"Scene is {version!r}; this code implements {tuple(WORLDS)}.")
@@ -285,7 +286,7 @@ class Scene:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Scene":
+    def from_json(cls, text: str) -> Scene:
         return cls.from_dict(json.loads(text))
 
 
@@ -312,7 +313,7 @@ def render_scene(scene: Scene) -> np.ndarray:
     return frames
 
 
-def travel(num_frames: int, version: "str | WorldSpec | None" = None) -> int:
+def travel(num_frames: int, version: str | WorldSpec | None = None) -> int:
     """Distance in pixels a moving object covers between the first and the last frame."""
     return get_world(version).travel(num_frames)
 
@@ -360,7 +361,7 @@ def sample_scene(
     allow_overlap: bool = False,
     height: int | None = None,
     width: int | None = None,
-    version: "str | WorldSpec | None" = None,
+    version: str | WorldSpec | None = None,
 ) -> Scene:
     """Draw one scene from `rng`.
 
@@ -428,7 +429,7 @@ def sample_scenes(
     split: str = "train",
     seed: int = 0,
     num_frames: int = DEFAULT_NUM_FRAMES,
-    version: "str | WorldSpec | None" = None,
+    version: str | WorldSpec | None = None,
 ) -> list[Scene]:
     """The `num_samples` scenes of a seeded split.
 
@@ -443,7 +444,7 @@ def iter_scenes(
     split: str = "train",
     seed: int = 0,
     num_frames: int = DEFAULT_NUM_FRAMES,
-    version: "str | WorldSpec | None" = None,
+    version: str | WorldSpec | None = None,
 ) -> Iterator[Scene]:
     for index in range(num_samples):
         rng = scene_rng(seed, split, index)

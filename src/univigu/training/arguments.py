@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from typing import List, Optional
 
 
 STAGES = ("recall", "refine")
@@ -171,7 +170,7 @@ def build_parser(stage: str) -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(stage: str, argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(stage: str, argv: list[str] | None = None) -> argparse.Namespace:
     args = build_parser(stage).parse_args(argv)
     args.stage = stage
     env_rank = int(os.environ.get("LOCAL_RANK", -1))

@@ -22,7 +22,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
 
 
 logger = logging.getLogger(__name__)
@@ -35,7 +34,7 @@ STATE_FILENAME = "univigu_state.json"
 DEBUG_HANG_ENV = "UNIVIGU_DEBUG_HANG_IN_CHECKPOINT"
 
 
-def list_checkpoints(output_dir) -> List[Path]:
+def list_checkpoints(output_dir) -> list[Path]:
     """Complete checkpoints (`checkpoint-N` folders holding our state file), oldest first."""
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
@@ -48,12 +47,12 @@ def list_checkpoints(output_dir) -> List[Path]:
     return [path for _, path in sorted(found)]
 
 
-def latest_checkpoint(output_dir) -> Optional[Path]:
+def latest_checkpoint(output_dir) -> Path | None:
     checkpoints = list_checkpoints(output_dir)
     return checkpoints[-1] if checkpoints else None
 
 
-def resolve_checkpoint(output_dir, resume_from_checkpoint: str) -> Optional[Path]:
+def resolve_checkpoint(output_dir, resume_from_checkpoint: str) -> Path | None:
     """`"latest"` -> the newest complete checkpoint (None if there is none); a name -> `output_dir/name`; a path.
 
     Each is checked (`checkpoint_problem`): with `latest`, a damaged checkpoint is named in a warning and the previous
@@ -110,7 +109,7 @@ def file_manifest(folder) -> dict:
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != STATE_FILENAME}
 
 
-def _non_finite_tensor(path: Path) -> Optional[str]:
+def _non_finite_tensor(path: Path) -> str | None:
     """The first tensor of a safetensors file holding NaN or inf, or None."""
     import torch
     from safetensors import safe_open
@@ -123,7 +122,7 @@ def _non_finite_tensor(path: Path) -> Optional[str]:
     return None
 
 
-def checkpoint_problem(path) -> Optional[str]:
+def checkpoint_problem(path) -> str | None:
     """Why the checkpoint folder `path` cannot be resumed from, naming the file (and tensor), or None: an unreadable
     state file, a file missing, truncated or changed since it was written (the sizes and sha256 the state file
     records; checkpoints written before it recorded them are checked by reading their safetensors files), or weights
@@ -182,7 +181,7 @@ def _fsync_tree(path: Path):
                 os.close(fd)
 
 
-def save_checkpoint(accelerator, output_dir, global_step: int, state: dict, total_limit: Optional[int] = None) -> Path:
+def save_checkpoint(accelerator, output_dir, global_step: int, state: dict, total_limit: int | None = None) -> Path:
     """Saves the accelerate state of every prepared object atomically as `output_dir/checkpoint-{global_step}`.
 
     Every process must call it (FSDP/DeepSpeed shard their state). `state` (JSON) is stored in `univigu_state.json`.

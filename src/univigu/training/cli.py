@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional
 
 from .arguments import parse_args
 from .trainer import main
 
 
-def script_main(stage: str, argv: Optional[List[str]] = None) -> int:
+def script_main(stage: str, argv: list[str] | None = None) -> int:
     """Parses the arguments of `training/train_<stage>.py` and runs the stage; returns the exit status. A problem
     with the arguments, the data or the output folder (a `ValueError` or `OSError`: each names the flag or the file
     and the fix) ends the script with `train_<stage>.py: error: <message>` and exit status 1, without a traceback

@@ -15,8 +15,9 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any
 
 import diffusers
 import huggingface_hub
@@ -50,7 +51,7 @@ class Components:
     text_scheduler: Any
     latent_normalization: str = "diffusers"
     source_kind: str = "univigu"  # "wan" or "univigu"
-    call_defaults: Optional[dict] = None  # the starting pipeline's stored call defaults (UniViGU folders)
+    call_defaults: dict | None = None  # the starting pipeline's stored call defaults (UniViGU folders)
     expand_timesteps: bool = False  # per-token video timesteps at inference (Wan2.2-TI2V-5B's pipeline flag)
 
 
@@ -66,12 +67,12 @@ def _model_index(path: str) -> dict:
 
 def load_components(
     pretrained_model_name_or_path: str,
-    revision: Optional[str] = None,
-    variant: Optional[str] = None,
-    text_source: Optional[str] = None,
+    revision: str | None = None,
+    variant: str | None = None,
+    text_source: str | None = None,
     latent_normalization: str = "diffusers",
-    init_seed: Optional[int] = 0,
-    encoder_dtype: Optional[torch.dtype] = None,
+    init_seed: int | None = 0,
+    encoder_dtype: torch.dtype | None = None,
 ) -> Components:
     """Loads tokenizer, umT5, VAE, video scheduler, and builds/loads the UniViGU transformer and text scheduler.
 
@@ -142,10 +143,10 @@ def configure_trainable(
     transformer,
     trainable: str,
     lora_rank: int = 16,
-    lora_alpha: Optional[float] = None,
+    lora_alpha: float | None = None,
     lora_dropout: float = 0.0,
-    lora_target_modules: Optional[Iterable[str]] = None,
-) -> List[torch.nn.Parameter]:
+    lora_target_modules: Iterable[str] | None = None,
+) -> list[torch.nn.Parameter]:
     """Sets `requires_grad` for `trainable` in {"text_experts", "all", "lora"} and returns the trainable parameters.
 
     "lora" adds a peft adapter named "default" (Gaussian init: the adapter starts as an exact no-op) on
@@ -177,7 +178,7 @@ def configure_trainable(
     return params
 
 
-def reinit_modules(transformer, names: Iterable[str], seed: int = 0) -> List[str]:
+def reinit_modules(transformer, names: Iterable[str], seed: int = 0) -> list[str]:
     """Re-draws the weights of the named submodules (e.g. ``blocks.3.attn1``) from their own default initialisation,
     seeded, and returns the names of the tensors it replaced.
 
@@ -207,13 +208,13 @@ def reinit_modules(transformer, names: Iterable[str], seed: int = 0) -> List[str
     return replaced
 
 
-def count_parameters(module) -> Dict[str, int]:
+def count_parameters(module) -> dict[str, int]:
     total = sum(p.numel() for p in module.parameters())
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     return {"total": total, "trainable": trainable}
 
 
-def training_call_defaults(args, base: Optional[dict] = None) -> dict:
+def training_call_defaults(args, base: dict | None = None) -> dict:
     """The call defaults a trained pipeline records: the size, frame count and text lengths it was trained at, the
     caption steps its validation used, and the training-time rule for reading videos — latents are the VAE
     posterior's mode (`encode_videos`), so inference must use `video_latents_mode="argmax"` too. Merged over the
@@ -229,7 +230,7 @@ def training_call_defaults(args, base: Optional[dict] = None) -> dict:
     return defaults
 
 
-def build_pipeline(components: Components, transformer=None, call_defaults: Optional[dict] = None):
+def build_pipeline(components: Components, transformer=None, call_defaults: dict | None = None):
     return UniViGUPipeline(
         tokenizer=components.tokenizer,
         text_encoder=components.text_encoder,

@@ -9,7 +9,7 @@ run and the pipeline it saves cannot disagree on how a prompt or a video is enco
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import torch
 from diffusers.pipelines.wan.pipeline_wan import prompt_clean
@@ -50,7 +50,7 @@ def encode_prompts_padded(tokenizer, text_encoder, prompts: Sequence[str],
 
 
 def encode_prompts(tokenizer, text_encoder, prompts: Sequence[str],
-                   max_sequence_length: int = 512) -> List[torch.Tensor]:
+                   max_sequence_length: int = 512) -> list[torch.Tensor]:
     """:func:`encode_prompts_padded`, each trimmed to its own length `(n_i, text_dim)` (what the latent cache stores;
     pad them back with zeros to `max_sequence_length` with :func:`pad_prompt_embeds`)."""
     embeds = encode_prompts_padded(tokenizer, text_encoder, prompts, max_sequence_length)

@@ -21,7 +21,6 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List
 
 import numpy as np
 import torch
@@ -104,7 +103,7 @@ def _vae_encoding_side(vae) -> tuple[dict, str]:
 def cache_key_components(
     vae, text_encoder, tokenizer, preprocessing: VideoPreprocessing, latent_normalization: str,
     max_sequence_length: int, data_fingerprint: str,
-) -> Dict[str, str]:
+) -> dict[str, str]:
     def digest(obj):
         return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -123,7 +122,7 @@ def cache_key_components(
     }
 
 
-def cache_key(components: Dict[str, str]) -> str:
+def cache_key(components: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(components, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -216,13 +215,13 @@ def prepare_latent_cache(
     wait()
 
     # Each process encodes rows rank, rank + P, ... into its own Arrow shard.
-    local_problems: Dict[int, str] = {}
+    local_problems: dict[int, str] = {}
     shard_name = f"shard-{rank:05d}-of-{num_processes:05d}.arrow"
     writer = None
     start = time.time()
     indices = list(process_share(range(len(dataset)), accelerator))
     progress_bar = tqdm(total=len(indices), desc="Caching latents") if progress and is_main else None
-    pending: List[tuple] = []
+    pending: list[tuple] = []
     rows = dataset.select_columns([video_column, condition_column])
 
     def flush():

@@ -10,7 +10,6 @@ loaded from an older exported folder).
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Union
 
 import torch
 
@@ -20,7 +19,7 @@ from ..pipelines.pipeline_univigu import UniViGULoraLoaderMixin
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
 
 
-def save_lora_weights(output_dir: Union[str, os.PathLike], transformer, metadata: Optional[dict] = None,
+def save_lora_weights(output_dir: str | os.PathLike, transformer, metadata: dict | None = None,
                       adapter_name: str = "default") -> str:
     """Writes the adapter `adapter_name` of `transformer` to `output_dir/pytorch_lora_weights.safetensors`."""
     from peft.utils import get_peft_model_state_dict
@@ -37,8 +36,8 @@ def save_lora_weights(output_dir: Union[str, os.PathLike], transformer, metadata
     return os.path.join(os.fspath(output_dir), LORA_WEIGHT_NAME)
 
 
-def load_lora_weights(pipe, pretrained_model_name_or_path_or_dict: Union[str, Dict[str, torch.Tensor]],
-                      adapter_name: Optional[str] = None, **kwargs):
+def load_lora_weights(pipe, pretrained_model_name_or_path_or_dict: str | dict[str, torch.Tensor],
+                      adapter_name: str | None = None, **kwargs):
     """`pipe.load_lora_weights(...)` if the pipeline has it, else the same steps through
     :class:`UniViGULoraLoaderMixin` (state dict + metadata -> `transformer.load_lora_adapter`)."""
     if hasattr(pipe, "load_lora_weights"):

@@ -29,8 +29,8 @@ text in generation) carries no loss for that sample: there is nothing to predict
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -147,7 +147,7 @@ class LossOutput:
 def sample_task_views(
     batch_size: int,
     view_ratios: Sequence[float],
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.LongTensor:
     """Draws one task view per sample (0 understanding, 1 generation, 2 joint) with probabilities proportional to
@@ -168,7 +168,7 @@ def shift_sigmas(sigmas: torch.Tensor, shift: float) -> torch.Tensor:
 
 
 def sample_video_sigmas(
-    batch_size: int, config: UnifiedLossConfig, generator: Optional[torch.Generator] = None
+    batch_size: int, config: UnifiedLossConfig, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Flow-matching sigmas in [0, 1] from diffusers' SD3 timestep densities (then `flow_shift`)."""
     gen_device = generator.device if generator is not None else "cpu"
@@ -184,7 +184,7 @@ def sample_video_sigmas(
     return shift_sigmas(u.float().clamp(0.0, 1.0), config.flow_shift)
 
 
-def sample_text_times(batch_size: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def sample_text_times(batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Paper times t ~ U(0, 1) of the text stream (0 = pure source, 1 = clean)."""
     gen_device = generator.device if generator is not None else "cpu"
     return torch.rand(batch_size, generator=generator, device=gen_device, dtype=torch.float32)
@@ -193,13 +193,13 @@ def sample_text_times(batch_size: int, generator: Optional[torch.Generator] = No
 def build_training_inputs(
     latents: torch.Tensor,
     text_ids: torch.LongTensor,
-    text_attention_mask: Optional[torch.Tensor],
+    text_attention_mask: torch.Tensor | None,
     prompt_embeds: torch.Tensor,
     text_scheduler,
     config: UnifiedLossConfig,
-    views: Optional[torch.LongTensor] = None,
-    generator: Optional[torch.Generator] = None,
-    generation_attention_mask: Optional[torch.Tensor] = None,
+    views: torch.LongTensor | None = None,
+    generator: torch.Generator | None = None,
+    generation_attention_mask: torch.Tensor | None = None,
 ) -> TrainingInputs:
     """Turns a clean batch into one batch of task views.
 
@@ -290,8 +290,8 @@ def build_training_inputs(
 
 
 def compute_unified_loss(
-    video_pred: Optional[torch.Tensor],
-    text_logits: Optional[torch.Tensor],
+    video_pred: torch.Tensor | None,
+    text_logits: torch.Tensor | None,
     inputs: TrainingInputs,
     config: UnifiedLossConfig,
 ) -> LossOutput:
@@ -350,7 +350,7 @@ class UnifiedLoss:
     >>> out.loss.backward()
     """
 
-    def __init__(self, text_scheduler, config: Optional[UnifiedLossConfig] = None):
+    def __init__(self, text_scheduler, config: UnifiedLossConfig | None = None):
         self.text_scheduler = text_scheduler
         self.config = config or UnifiedLossConfig()
 
@@ -366,12 +366,12 @@ class UnifiedLoss:
         model,
         latents: torch.Tensor,
         text_ids: torch.LongTensor,
-        text_attention_mask: Optional[torch.Tensor],
+        text_attention_mask: torch.Tensor | None,
         prompt_embeds: torch.Tensor,
-        views: Optional[torch.LongTensor] = None,
-        generator: Optional[torch.Generator] = None,
-        input_dtype: Optional[torch.dtype] = None,
-        generation_attention_mask: Optional[torch.Tensor] = None,
+        views: torch.LongTensor | None = None,
+        generator: torch.Generator | None = None,
+        input_dtype: torch.dtype | None = None,
+        generation_attention_mask: torch.Tensor | None = None,
     ) -> LossOutput:
         """`input_dtype` casts the float model inputs (e.g. to bf16 when the frozen base weights are bf16 and no
         autocast is active); targets and the loss stay in fp32."""

@@ -11,7 +11,6 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import List, Optional
 
 from ..utils.json_io import dumps_json
 from ..utils.output_paths import overlap
@@ -44,13 +43,13 @@ class LossHistory:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(dumps_json(record) + "\n")  # a non-finite loss is written as null
 
-    def read(self) -> List[dict]:
+    def read(self) -> list[dict]:
         if not self.path.exists():
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
 
 
-def plot_losses(history: List[dict], path: Path, title: str = "") -> Optional[Path]:
+def plot_losses(history: list[dict], path: Path, title: str = "") -> Path | None:
     """A PNG with the total, video and text losses per step (raw and smoothed)."""
     if not history:
         return None
@@ -130,13 +129,13 @@ def classify_output_dir(output_dir, logging_dir: str = "logs", keep=()):
     return run, other
 
 
-def previous_run_files(output_dir, logging_dir: str = "logs", keep=()) -> List[str]:
+def previous_run_files(output_dir, logging_dir: str = "logs", keep=()) -> list[str]:
     """What in `output_dir` a training run wrote (names relative to it, folders ending in "/"): checkpoints (also
     half-written ones), a final pipeline or LoRA, the summary, the logs."""
     return classify_output_dir(output_dir, logging_dir, keep)[0]
 
 
-def _run_inputs(args) -> List[tuple]:
+def _run_inputs(args) -> list[tuple]:
     """`(flag, path)` of the local paths a run reads (which it must never write into, nor delete)."""
     flags = ("--pretrained_model_name_or_path", "--train_data_dir", "--validation_data_dir", "--dataset_name",
              "--fuse_lora_weights")
@@ -144,11 +143,11 @@ def _run_inputs(args) -> List[tuple]:
             if getattr(args, flag[2:]) and os.path.exists(getattr(args, flag[2:]))]
 
 
-def _shown(names: List[str]) -> str:
+def _shown(names: list[str]) -> str:
     return ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
 
 
-def check_output_dir(args) -> List[str]:
+def check_output_dir(args) -> list[str]:
     """Checks, before anything is loaded, that `--output_dir` can take this run; returns the files of a previous run
     found there (to be cleared with `--overwrite_output_dir`).
 

@@ -28,7 +28,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import diffusers
 import torch
@@ -167,7 +167,7 @@ def _is_sharded(accelerator) -> bool:
     return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
-def _is_shapesworld(data_dir: Optional[str]) -> bool:
+def _is_shapesworld(data_dir: str | None) -> bool:
     return bool(data_dir) and (Path(data_dir) / "shapesworld.json").exists()
 
 
@@ -285,7 +285,7 @@ class TrainingData:
     validation_rows: Any  # held-out rows captioned by `validate` (None: no validation)
     preprocessing: VideoPreprocessing
     summary: Any  # univigu.data.DataSummary: what was kept and skipped
-    cache_info: Optional[dict]  # the latent cache's info (None: encoded on the fly)
+    cache_info: dict | None  # the latent cache's info (None: encoded on the fly)
 
 
 def load_data(args, components, accelerator) -> TrainingData:
@@ -373,7 +373,7 @@ class Optimization:
     optimizer: Any
     lr_scheduler: Any
     train_dataloader: Any
-    params: List[torch.nn.Parameter]
+    params: list[torch.nn.Parameter]
     steps_per_epoch: int
     num_epochs: int
     loss_fn: UnifiedLoss
@@ -467,7 +467,7 @@ def model_inputs(batch, components, args, device):
     return latents.to(device), embeds.to(device)
 
 
-def measure_losses(args, opt: Optimization, data: TrainingData, components, accelerator) -> Dict[str, float]:
+def measure_losses(args, opt: Optimization, data: TrainingData, components, accelerator) -> dict[str, float]:
     """Text loss of understanding views and video loss of generation views on the fixed eval batch."""
     model, batch, device = opt.model, data.eval_batch, accelerator.device
     model.eval()
@@ -557,7 +557,7 @@ def train_loop(args, global_step: int, opt: Optimization, data: TrainingData, co
                         disable=not accelerator.is_local_main_process)
     first_epoch = global_step // opt.steps_per_epoch
     resume_batches = (global_step % opt.steps_per_epoch) * accumulation
-    micro_records: List[Dict[str, float]] = []
+    micro_records: list[dict[str, float]] = []
     done = global_step >= args.max_train_steps
     for epoch in range(first_epoch, opt.num_epochs):
         if done:
@@ -660,7 +660,7 @@ def save_model(args, opt: Optimization, components, accelerator) -> None:
 # ----------------------------------------------------------------------------------------------------------- main
 
 
-def main(args: argparse.Namespace) -> Dict[str, Any]:
+def main(args: argparse.Namespace) -> dict[str, Any]:
     """Runs one training stage; returns (and writes to `output_dir/training_summary.json`) what happened."""
     start_time = time.time()
     output_dir = Path(args.output_dir)
@@ -691,7 +691,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
 
     # 3. The result: a UniViGUPipeline folder (or LoRA weights), the final scores and the loss plot.
     save_model(args, opt, components, accelerator)
-    summary: Dict[str, Any] = {}
+    summary: dict[str, Any] = {}
     if accelerator.is_main_process:
         plot_path = None
         if not args.no_loss_plot:
@@ -725,7 +725,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     return summary
 
 
-def run(stage: str, argv: Optional[List[str]] = None) -> Dict[str, Any]:
+def run(stage: str, argv: list[str] | None = None) -> dict[str, Any]:
     return main(parse_args(stage, argv))
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Union
+
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
@@ -29,16 +30,16 @@ class ResolvedCheckpoint:
     commit it was downloaded at (`None` for a local file or folder)."""
 
     path: Path
-    repo_id: Optional[str] = None
-    filename: Optional[str] = None
-    commit: Optional[str] = None
+    repo_id: str | None = None
+    filename: str | None = None
+    commit: str | None = None
 
 
-def _checkpoint_files(names: Iterable[str]) -> List[str]:
+def _checkpoint_files(names: Iterable[str]) -> list[str]:
     return sorted(n for n in names if n.lower().endswith(CHECKPOINT_SUFFIXES))
 
 
-def _pick_one(where: str, candidates: List[str], filename: Optional[str]) -> str:
+def _pick_one(where: str, candidates: list[str], filename: str | None) -> str:
     """The checkpoint to use among `candidates` (paths inside `where`): `filename` if given, else the only one."""
     if filename is not None:
         if filename not in candidates:
@@ -58,10 +59,10 @@ def _pick_one(where: str, candidates: List[str], filename: Optional[str]) -> str
 
 
 def resolve_checkpoint(
-    source: Union[str, os.PathLike],
-    filename: Optional[str] = None,
-    revision: Optional[str] = None,
-    cache_dir: Optional[Union[str, os.PathLike]] = None,
+    source: str | os.PathLike,
+    filename: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> ResolvedCheckpoint:
     """Find one checkpoint file: `source` is a file, a local folder holding one checkpoint file (`filename` picks one
     of several), or a Hub repo id (e.g. `Fr0zencr4nE/Uni-ViGU`; `revision` a branch, tag or commit). From the Hub only

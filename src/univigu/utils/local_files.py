@@ -14,7 +14,6 @@ through which the pipeline's `video_input.py` reads it (pipeline module files ne
 
 import os
 import re
-from typing import Optional, Union
 
 
 #: Set to 1 (or true/yes) to let every reader in the process open URLs and playlists.
@@ -41,7 +40,7 @@ class NotALocalVideoError(ValueError):
     """A video path that is a URL or a playlist, refused because remote reading was not allowed."""
 
 
-def remote_video_allowed(allow_remote: Optional[bool] = None) -> bool:
+def remote_video_allowed(allow_remote: bool | None = None) -> bool:
     """`allow_remote` when given, else whether `UNIVIGU_ALLOW_REMOTE_VIDEO` is set to 1/true/yes."""
     if allow_remote is not None:
         return bool(allow_remote)
@@ -58,7 +57,7 @@ def _opt_in(where: str) -> str:
             f"allow remote reading (allow_remote=True / pipe.allow_remote_video = True, or {ALLOW_REMOTE_ENV}=1).")
 
 
-def sniff_playlist(head: bytes) -> Optional[str]:
+def sniff_playlist(head: bytes) -> str | None:
     """What the first bytes of a file are when they are a format that makes a decoder open other files or URLs (an
     HLS playlist, an ffconcat list, a DASH manifest, an SDP description, a text list of URLs), else None."""
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
@@ -74,8 +73,8 @@ def sniff_playlist(head: bytes) -> Optional[str]:
     return None
 
 
-def check_video_bytes(data: Union[bytes, bytearray], name: str = "the video bytes",
-                      allow_remote: Optional[bool] = None) -> None:
+def check_video_bytes(data: bytes | bytearray, name: str = "the video bytes",
+                      allow_remote: bool | None = None) -> None:
     """Refuse encoded video bytes that are a playlist (see `sniff_playlist`) unless remote reading is allowed."""
     if remote_video_allowed(allow_remote):
         return
@@ -87,7 +86,7 @@ def check_video_bytes(data: Union[bytes, bytearray], name: str = "the video byte
         )
 
 
-def check_local_video(path: Union[str, os.PathLike], allow_remote: Optional[bool] = None) -> str:
+def check_local_video(path: str | os.PathLike, allow_remote: bool | None = None) -> str:
     """The path to hand to a decoder for `path`, after refusing what is not a local video file.
 
     Refused unless remote reading is allowed (`remote_video_allowed`): a URL or FFmpeg protocol (`https://...`,

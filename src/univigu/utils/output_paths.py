@@ -15,16 +15,16 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional, Union
 
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
-def overlap(a: PathLike, b: PathLike) -> Optional[str]:
+def overlap(a: PathLike, b: PathLike) -> str | None:
     """How path `a` relates to path `b` on disk ("is", "contains", "is inside"), or None. Real locations are compared,
     so `..`, symlinks and relative paths cannot hide an overlap."""
     a, b = Path(a).resolve(), Path(b).resolve()
@@ -37,7 +37,7 @@ def overlap(a: PathLike, b: PathLike) -> Optional[str]:
     return None
 
 
-def check_not_an_input(output: PathLike, inputs: Iterable[Optional[PathLike]], flag: str,
+def check_not_an_input(output: PathLike, inputs: Iterable[PathLike | None], flag: str,
                        allow_contains: bool = False) -> None:
     """Refuse an output (`flag`, e.g. `--out`) that is, lies inside or (unless `allow_contains`) contains one of the
     command's `inputs` (paths that do not exist locally, e.g. Hub ids, are skipped). No flag lifts this."""
@@ -91,7 +91,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _staged_pid(entry: Path, name: str, kind: str) -> Optional[int]:
+def _staged_pid(entry: Path, name: str, kind: str) -> int | None:
     prefix = f".{name}.{kind}-"
     if not entry.name.startswith(prefix):
         return None

@@ -1,7 +1,7 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """Pictures people would rather look at than tensors: a grid of videos (one row per video, one column per frame)."""
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -16,7 +16,7 @@ def _as_uint8(video) -> np.ndarray:
     return array
 
 
-def video_grid(videos: Sequence, labels: Optional[Sequence[str]] = None, scale: int = 2,
+def video_grid(videos: Sequence, labels: Sequence[str] | None = None, scale: int = 2,
                label_width: int = 360, pad: int = 2) -> Image.Image:
     """One row per video (frames left to right, upscaled `scale`x with nearest neighbour), label text on the left."""
     videos = [_as_uint8(v) for v in videos]
@@ -53,6 +53,6 @@ def _draw_wrapped(draw: ImageDraw.ImageDraw, text: str, origin, max_width: int, 
         draw.text((origin[0], y), line, fill=(230, 230, 230))
 
 
-def save_video_grid(path, videos: Sequence, labels: Optional[Sequence[str]] = None, **kwargs) -> str:
+def save_video_grid(path, videos: Sequence, labels: Sequence[str] | None = None, **kwargs) -> str:
     video_grid(videos, labels, **kwargs).save(path)
     return str(path)
