@@ -56,6 +56,6 @@ def test_a_text_source_the_start_folder_was_not_built_for_is_refused():
     from univigu.toyworld import DEFAULT_CHECKPOINT
     from univigu.training.components import load_components
 
-    with pytest.raises(ValueError, match="uniform source.*--text-mask-token"):
+    with pytest.raises(ValueError, match="uniform source.*--text-source mask"):
         load_components(DEFAULT_CHECKPOINT, text_source="mask")
     assert load_components(DEFAULT_CHECKPOINT, text_source="uniform").text_scheduler.config.source == "uniform"

@@ -545,7 +545,7 @@ def test_a_wan_folder_as_pipeline_says_to_convert_it_first(evaluation, wan_templ
 
 def test_evaluate_refuses_external_video_paths_without_its_flag(evaluation, tmp_path):
     write_metadata(tmp_path / "data", [GOOD, dict(GOOD, file_name="../elsewhere.mp4")])
-    with pytest.raises(ValueError, match="--allow_external_video_paths"):
+    with pytest.raises(ValueError, match="--allow-external-video-paths"):  # as `univigu evaluate` spells it
         cli_main(evaluation.args)
     assert evaluation.loads == 0
     assert cli_main(evaluation.args + ["--allow-external-video-paths"]) == 0

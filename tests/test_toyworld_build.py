@@ -252,8 +252,8 @@ def test_evaluate_stages_skips_missing_stages_and_asks_stage0_only_for_t2v(tmp_p
 
 
 def test_convert_adds_the_mask_token_and_converts_again_when_the_text_source_changes(tmp_path, monkeypatch):
-    """`--text-source mask` converts with `--text-mask-token`; a convert folder made with the other source is not
-    reused (its vocabulary and text scheduler differ), one made with the same source is."""
+    """`--text-source mask` converts with `univigu convert wan --text-source mask`; a convert folder made with the
+    other source is not reused (its vocabulary and text scheduler differ), one made with the same source is."""
     import build
 
     commands = []
@@ -264,7 +264,7 @@ def test_convert_adds_the_mask_token_and_converts_again_when_the_text_source_cha
     build.stage_convert(parse_args([*V1_FROM_SCRATCH, "--out", str(out)]), out, tmp_path / "stage0")
     assert commands == []
     build.stage_convert(parse_args([*V1_FROM_SCRATCH, "--out", str(out), "--text-source", "mask"]), out, tmp_path / "stage0")
-    assert len(commands) == 1 and commands[0][-1] == "--text-mask-token"
+    assert len(commands) == 1 and commands[0][-2:] == ["--text-source", "mask"]
     assert json.loads((out / "convert" / build.DONE).read_text()) == {"text_source": "mask"}
     build.stage_convert(parse_args([*V1_FROM_SCRATCH, "--out", str(out), "--text-source", "mask"]), out, tmp_path / "stage0")
     assert len(commands) == 1

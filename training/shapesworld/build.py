@@ -285,8 +285,7 @@ def stage_convert(args, out: Path, stage0_dir: Path) -> Path:
         print(f"convert: {folder} has the {made_with} text source, --text-source is {args.text_source}: "
               "converting again", flush=True)
     _run([sys.executable, "-m", "univigu.cli", "convert", "wan", "--wan", str(stage0_dir), "--out", str(folder),
-          "--seed", str(args.seed), "--overwrite",
-          *(["--text-mask-token"] if args.text_source == "mask" else [])], out / "convert.log")
+          "--seed", str(args.seed), "--overwrite", "--text-source", args.text_source], out / "convert.log")
     _mark_done(folder, {"text_source": args.text_source})
     return folder
 
@@ -487,7 +486,7 @@ def parse_args(argv=None):
                         "`caption` (the ablation without Recall: detailed captions in both stages, same budget)")
     p.add_argument("--text-source", choices=("uniform", "mask"), default="uniform",
                    help="where noised caption tokens come from: `uniform` over the vocabulary (the reference's "
-                        "choice) or a [MASK] token (`univigu convert wan --text-mask-token`), docs/toyworld_model.md")
+                        "choice) or a [MASK] token (`univigu convert wan --text-source mask`), docs/toyworld_model.md")
     p.add_argument("--text-time-power", type=float, default=1.0,
                    help="train_recall's --text_time_power (> 1: more noised captions)")
     p.add_argument("--refine-text-time-power", type=float, default=3.0,

@@ -54,11 +54,17 @@ def _escapes_folder(file_name: str) -> bool:
     return os.path.isabs(file_name) or os.path.normpath(file_name).split(os.sep)[0] == ".."
 
 
+def _spelled_like(name: str, flag: str) -> str:
+    """The option `name` (e.g. `--video_column`) spelled as the calling command spells `flag`: kebab-case for the
+    `univigu` subcommands (`--data-dir`), underscores for the training scripts (`--train_data_dir`)."""
+    return name if "_" in flag else name.replace("_", "-")
+
+
 def _check_metadata_rows(metadata: Path, rows, video_column: str, text_columns: Sequence[str],
-                         allow_external_video_paths: bool) -> None:
+                         allow_external_video_paths: bool, flag: str = "--train_data_dir") -> None:
     """Refuse what would otherwise fail obscurely (a pyarrow type error) or silently read files elsewhere: a text
     column holding a non-string, and video file names outside the data folder. The message names file, line and
-    column of each problem."""
+    column of each problem (and the calling command's options as it spells `flag`)."""
     wrong_type, external = [], []
     for line_number, row in rows:
         for column in text_columns:
@@ -80,7 +86,7 @@ def _check_metadata_rows(metadata: Path, rows, video_column: str, text_columns: 
         raise ValueError(
             f"{metadata}: {len(external)} {video_column!r} value(s) point outside the data folder {metadata.parent}: "
             f"{'; '.join(external[:5])}{' ...' if len(external) > 5 else ''}. File names are relative to the folder; "
-            "pass --allow_external_video_paths to read videos from elsewhere."
+            f"pass {_spelled_like('--allow_external_video_paths', flag)} to read videos from elsewhere."
         )
 
 
@@ -156,9 +162,10 @@ def load_video_text_dataset(
             raise NoUsableSamplesError(f"{metadata} has no rows.")
         if not any(video_column in row for _, row in rows):
             raise ValueError(
-                f"{metadata} has no column {video_column!r} (columns: {sorted(rows[0][1])}); pass --video_column."
+                f"{metadata} has no column {video_column!r} (columns: {sorted(rows[0][1])}); "
+                f"pass {_spelled_like('--video_column', flag)}."
             )
-        _check_metadata_rows(metadata, rows, video_column, text_columns, allow_external_video_paths)
+        _check_metadata_rows(metadata, rows, video_column, text_columns, allow_external_video_paths, flag)
         # Keep string columns (and ids) as they are; nested values (e.g. a scene dict) become JSON strings so that
         # Arrow infers one schema whatever the rows hold.
         clean_rows = []

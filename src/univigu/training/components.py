@@ -112,7 +112,7 @@ def load_components(
             raise ValueError(
                 f"--text_source {text_source}: {path} was built with the {text_scheduler.config.source} source and "
                 f"keeps it (its vocabulary and text head are sized for it). Drop --text_source, or start from a folder "
-                f"converted for it (`univigu convert wan ... {'--text-mask-token' if text_source == 'mask' else ''}`)."
+                f"converted for it (`univigu convert wan ... --text-source {text_source}`)."
             )
         return Components(
             tokenizer, text_encoder, vae, transformer, scheduler, text_scheduler,
