@@ -5,10 +5,11 @@ in a block is shared but the feed-forward network (``ffn`` for video, ``ffn_t`` 
 Wan modules; with no text stream it computes exactly what ``WanTransformer3DModel`` computes. univigu's
 docs/architecture.md has the diagram and the mapping to the paper and to the reference checkpoint's names.
 
-This file and the siblings it imports (``wan_weights.py``, ``step_cache.py``, ``video_kv_cache.py``) import diffusers
-and torch only, on purpose: saving the model (``save_pretrained``, and the pipeline's Hub export) writes them from the
-package into the folder, so that ``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` works without
-univigu installed. Checkpoint folders in the repository do not carry them.
+This file and the siblings it imports (``wan_weights.py``, ``step_cache.py``, ``video_kv_cache.py``,
+``context_parallel.py``) import diffusers and torch only, on purpose: saving the model (``save_pretrained``, and the
+pipeline's Hub export) writes them from the package into the folder, so that
+``DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` works without univigu installed. Checkpoint
+folders in the repository do not carry them.
 """
 
 import math
@@ -31,6 +32,7 @@ from diffusers.models.transformers.transformer_wan import WanAttention, WanAttnP
 from diffusers.utils import USE_PEFT_BACKEND, BaseOutput, logging, scale_lora_layers, unscale_lora_layers
 from diffusers.utils.dynamic_modules_utils import get_relative_import_files
 
+from .context_parallel import JointSequenceShards, joint_attention_mask
 from .step_cache import cache_config_for, register_block
 from .video_kv_cache import UniViGUVideoKVCache
 from .wan_weights import is_text_expert, univigu_state_from_wan
@@ -146,7 +148,9 @@ class UniViGUAttnProcessor:
                 key, value = cache.extend(layer, key, value)
 
         hidden_states = dispatch_attention_fn(
-            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False, backend=self._attention_backend
+            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False,
+            backend=self._attention_backend,
+            parallel_config=self._parallel_config,  # set by `enable_parallelism`: Ulysses/ring over the joint sequence
         )
         hidden_states = hidden_states.flatten(2, 3).type_as(query)
 
@@ -344,6 +348,9 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
     # bitsandbytes `llm_int8_skip_modules`); `_keep_in_fp32_modules` are kept out by diffusers itself.
     _skip_quantization_modules = ["patch_embedding", "cond_text_embedder", "time_embedding_v", "time_embedding_t",
                                   "vocab_embed", "video_head"]
+    # `enable_parallelism(config=ContextParallelConfig(...))` needs a plan; each stream is split on its own, which hooks
+    # cannot express, so `forward` shards the joint sequence itself (context_parallel.py) and the plan is empty.
+    _cp_plan = {}
 
     @register_to_config
     def __init__(
@@ -644,12 +651,18 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
             num_video_keys = video_states.shape[1] if video_states is not None else 0
             if video_kv_cache is not None and not video_kv_cache.refresh:
                 num_video_keys = video_kv_cache.num_video_tokens
-            attention_mask = self._joint_attention_mask(
+            attention_mask = joint_attention_mask(
                 text_attention_mask, batch_size, num_video_keys, text_ids.shape[1], video_states is not None,
                 understanding_attention, text_ids.device,
             )
 
         streams = [states for states in (video_states, text_states) if states is not None]
+        lengths = [states.shape[1] for states in streams]
+        shards = JointSequenceShards.of(self)  # context parallelism: this rank's piece of each stream
+        if shards is not None:
+            streams, video_temb, video_proj, rotary_emb, attention_mask = shards.shard_inputs(
+                streams, video_temb, video_proj, rotary_emb, attention_mask, video_kv_cache
+            )
         joint_states = streams[0] if len(streams) == 1 else torch.cat(streams, dim=1)  # [video ; text]
         for index, block in enumerate(self.blocks):
             if torch.is_grad_enabled() and self.gradient_checkpointing:
@@ -666,11 +679,13 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
         parts = joint_states.split([s.shape[1] for s in streams], dim=1) if len(streams) > 1 else [joint_states]
         if video_states is not None:
             out = self.video_head(parts[0], video_temb, self.scale_shift_table_v)
+            out = out if shards is None else shards.gather(out, lengths[0])
             out = out.reshape(batch_size, *post_patch, p_t, p_h, p_w, -1)
             out = out.permute(0, 7, 1, 4, 2, 5, 3, 6)
             sample = out.flatten(6, 7).flatten(4, 5).flatten(2, 3)
         if text_states is not None:
             text_logits = self.text_head(parts[-1], text_temb, self.scale_shift_table_t)
+            text_logits = text_logits if shards is None else shards.gather(text_logits, lengths[-1])
 
         if not return_dict:
             return (sample, text_logits)
@@ -680,40 +695,6 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
     def video_kv_cache() -> UniViGUVideoKVCache:
         """A fresh, empty video key/value cache for fast captioning (see [`UniViGUVideoKVCache`])."""
         return UniViGUVideoKVCache()
-
-    @staticmethod
-    def _joint_attention_mask(text_attention_mask, batch_size, num_video_keys, num_text, has_video_queries,
-                              understanding_attention, device):
-        """Boolean mask over the joint `[video ; text]` keys (True = attend), or `None` when every key is visible.
-
-        Text padding removes padded text keys for every query. `"video_prefix"` removes the text keys from the
-        video queries' rows (per sample when given as a bool tensor)."""
-        if isinstance(understanding_attention, str):
-            if understanding_attention not in ("full", "video_prefix"):
-                raise ValueError(
-                    f"understanding_attention must be 'full' or 'video_prefix', got {understanding_attention!r}."
-                )
-            prefix = None if understanding_attention == "full" else torch.ones(batch_size, dtype=torch.bool, device=device)
-        else:
-            prefix = torch.as_tensor(understanding_attention, device=device).bool().reshape(-1)
-            if prefix.shape[0] != batch_size:
-                raise ValueError(f"understanding_attention has {prefix.shape[0]} entries for a batch of {batch_size}.")
-            prefix = prefix if bool(prefix.any()) else None
-        if not has_video_queries or num_video_keys == 0:
-            prefix = None  # only text queries: video_prefix changes nothing for them
-        padded = text_attention_mask is not None and not bool(text_attention_mask.bool().all())
-        if prefix is None and not padded:
-            return None
-        keys = torch.ones(batch_size, num_video_keys + num_text, dtype=torch.bool, device=device)
-        if padded:
-            keys[:, num_video_keys:] = text_attention_mask.bool()
-        if prefix is None:
-            return keys[:, None, None, :]
-        num_queries = (num_video_keys if has_video_queries else 0) + num_text
-        mask = keys[:, None, None, :].expand(batch_size, 1, num_queries, keys.shape[1]).clone()
-        video_rows = mask[:, :, :num_video_keys, num_video_keys:]
-        mask[:, :, :num_video_keys, num_video_keys:] = video_rows & ~prefix[:, None, None, None]
-        return mask
 
     def with_shared_text_ffn(self) -> "UniViGUTransformer3DModel":
         """A copy without text experts in the blocks (`text_ffn="shared"`): text tokens go through the video `ffn`.

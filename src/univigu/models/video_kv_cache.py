@@ -21,9 +21,14 @@ class UniViGUVideoKVCache:
         self.refresh = True
         self.keys: dict[int, torch.Tensor] = {}
         self.values: dict[int, torch.Tensor] = {}
+        # Under context parallelism each rank caches its padded piece of the video; this is the whole video's count.
+        self.context_parallel_video_tokens: int | None = None
 
     @property
     def num_video_tokens(self) -> int:
+        """The number of cached video tokens (under context parallelism: of the whole video, all ranks together)."""
+        if self.context_parallel_video_tokens is not None:
+            return self.context_parallel_video_tokens
         return next(iter(self.keys.values())).shape[1] if self.keys else 0
 
     def store(self, layer: int, key: torch.Tensor, value: torch.Tensor) -> None:
