@@ -3,11 +3,20 @@
 
     python spaces_demo/app.py                       # the bundled ShapesWorld checkpoint, http://127.0.0.1:7860
     python spaces_demo/app.py --model PATH_OR_HUB_ID --dtype bfloat16 --cpu-offload
+    python spaces_demo/app.py --model Fr0zencr4nE/Uni-ViGU   # the authors' weights, converted on first start
 
 On a Hugging Face Space (`SPACE_ID` is set) the app binds 0.0.0.0. Settings also come from the environment:
 `UNIVIGU_MODEL` (pipeline folder or Hub id), `UNIVIGU_DTYPE` (float32 / bfloat16 / float16), `UNIVIGU_DEVICE`,
 `UNIVIGU_CPU_OFFLOAD=1` (`enable_model_cpu_offload`), `UNIVIGU_VAE_TILING=1`, `UNIVIGU_FP8=1` (fp8 weight storage), `UNIVIGU_MAX_UPLOAD_MB`,
-`UNIVIGU_MAX_VIDEO_SECONDS`, `UNIVIGU_MAX_WORK`. Flags win over the environment.
+`UNIVIGU_MAX_VIDEO_SECONDS`, `UNIVIGU_MAX_WORK`, `UNIVIGU_GPU_DURATION`; for a reference checkpoint `UNIVIGU_WAN`,
+`UNIVIGU_CACHE`, `UNIVIGU_REVISION`, `UNIVIGU_FILENAME`, `UNIVIGU_REFERENCE=1`. Flags win over the environment.
+
+The model is the bundled ShapesWorld checkpoint, a converted UniViGU pipeline folder or its Hub id, or a *reference*
+checkpoint: the authors' release `Fr0zencr4nE/Uni-ViGU` (a raw training checkpoint, not a diffusers folder), a local
+`.pth` / `.safetensors` file, or a folder holding one. A reference checkpoint is converted once (`univigu convert
+reference`, with the Wan2.1-T2V-1.3B folder it was trained from, `--wan`) into the cache (`--cache-dir`, default
+`$HF_HOME/univigu/converted`), and every later start loads the converted folder from there. With the `spaces` package
+(ZeroGPU Spaces have it), the three inference functions run under `spaces.GPU(duration=--gpu-duration)`.
 
 One pipeline is loaded once; every request goes through one queue with a concurrency limit of one, so inference
 never holds two models' worth of memory (or two requests' activations) at once. So that no request holds that queue
@@ -21,12 +30,19 @@ crops and samples them to what the checkpoint was trained on.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
+
+try:  # ZeroGPU: `spaces` is imported before gradio and torch, as its documentation asks
+    import spaces
+except ImportError:  # anywhere else the app runs without it
+    spaces = None
 
 import gradio as gr
 import numpy as np
@@ -40,6 +56,21 @@ EXAMPLE_PROMPTS = [
     "a yellow square staying still",
     "a green square moving right and a magenta circle moving down",
 ]
+#: Prompts for a model of real videos (the reference checkpoint, or any checkpoint that is not a ShapesWorld one).
+REAL_EXAMPLE_PROMPTS = [
+    "A cat walks on the grass, realistic style.",
+    "A red sports car drives along a coastal road at sunset, aerial shot.",
+    "Waves crash against the rocks of a lighthouse on a stormy day.",
+    "Two astronauts in white suits float inside a space station, cinematic lighting.",
+]
+#: The authors' release: a raw training checkpoint (not a diffusers folder), converted on the first start.
+REFERENCE_REPO = "Fr0zencr4nE/Uni-ViGU"
+#: The Wan2.1 folder the reference checkpoint was trained from (its text encoder, tokenizer and VAE).
+WAN_REPO = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+#: Seconds one request may hold a ZeroGPU (`spaces.GPU(duration=...)`): an estimate for the 1.3B model at its
+#: default 81 x 480 x 832, 50 steps with guidance, not a measurement of a full request (docs/memory.md measured 12.9 s
+#: for 3 steps + decode on an H100); `--gpu-duration` changes it.
+GPU_DURATION = 180
 VIDEO_SUFFIXES = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif", ".m4v"}
 LIMITS = {"seed": (0, 2**31 - 1), "steps": (1, 100), "guidance": (0.0, 20.0), "text_length": (4, 128),
           "size": (16, 1024), "frames": (1, 161)}
@@ -48,7 +79,8 @@ LIMITS = {"seed": (0, 2**31 - 1), "steps": (1, 100), "guidance": (0.0, 20.0), "t
 VAE_STEP_EQUIVALENT = 5
 #: frames x height x width x (steps + VAE_STEP_EQUIVALENT) one request may ask for: ~60 s on the 2-core CPU with the
 #: bundled checkpoint (measured: 9 x 64 x 64 at 100 steps, 3.9M, 57 s; 17 x 128 x 128 at 8 steps, 3.6M, 33 s;
-#: 17 x 256 x 256 at 1 step, 6.7M, 80 s). A bigger model or a GPU wants another value (`--max-work`).
+#: 17 x 256 x 256 at 1 step, 6.7M, 80 s). A bigger model or a GPU wants another value (`--max-work`); without one,
+#: the limit is the larger of this and the checkpoint's own default request (`default_max_work`).
 MAX_WORK = 4_000_000
 
 
@@ -59,7 +91,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(description="Uni-ViGU Gradio app (text -> video, video -> text, joint).")
     p.add_argument("--model", default=env("UNIVIGU_MODEL"),
-                   help="UniViGU pipeline folder or Hub id (default: the bundled ShapesWorld checkpoint)")
+                   help="UniViGU pipeline folder or Hub id, or a reference checkpoint to convert on the first start "
+                        f"({REFERENCE_REPO}, a .pth / .safetensors file or a folder holding one) (default: the bundled "
+                        "ShapesWorld checkpoint)")
+    p.add_argument("--reference", action="store_true", default=env("UNIVIGU_REFERENCE", "0") == "1",
+                   help=f"treat --model as a reference checkpoint to convert (automatic for {REFERENCE_REPO}, files "
+                        "and folders without model_index.json; needed for a Hub copy of the release under another id)")
+    p.add_argument("--wan", default=env("UNIVIGU_WAN", WAN_REPO),
+                   help=f"the Wan2.1 folder or Hub id a reference checkpoint was trained from (default {WAN_REPO})")
+    p.add_argument("--cache-dir", default=env("UNIVIGU_CACHE"),
+                   help="where a converted reference checkpoint is kept (default: $HF_HOME/univigu/converted)")
+    p.add_argument("--revision", default=env("UNIVIGU_REVISION"), help="branch, tag or commit of a reference Hub repo")
+    p.add_argument("--filename", default=env("UNIVIGU_FILENAME"),
+                   help="the checkpoint file of a reference repo or folder that holds several")
+    p.add_argument("--gpu-duration", type=int, default=int(env("UNIVIGU_GPU_DURATION", str(GPU_DURATION))),
+                   help=f"seconds one request may hold a ZeroGPU (spaces.GPU(duration=...); default {GPU_DURATION})")
     p.add_argument("--dtype", default=env("UNIVIGU_DTYPE"), choices=("float32", "bfloat16", "float16"),
                    help="transformer/text-encoder dtype (default: bfloat16 on CUDA, float32 otherwise)")
     p.add_argument("--device", default=env("UNIVIGU_DEVICE"), help="cpu, cuda, ... (default: cuda when available)")
@@ -70,12 +116,80 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="store the transformer's layers in float8 (layerwise casting; computes in --dtype)")
     p.add_argument("--max-upload-mb", type=float, default=float(env("UNIVIGU_MAX_UPLOAD_MB", "50")))
     p.add_argument("--max-video-seconds", type=float, default=float(env("UNIVIGU_MAX_VIDEO_SECONDS", "60")))
-    p.add_argument("--max-work", type=float, default=float(env("UNIVIGU_MAX_WORK", str(MAX_WORK))),
-                   help="the most frames x height x width x (steps + %d) one request may ask for (default %d: about "
-                        "60 s on a 2-core CPU with the bundled checkpoint)" % (VAE_STEP_EQUIVALENT, MAX_WORK))
+    max_work = env("UNIVIGU_MAX_WORK")
+    p.add_argument("--max-work", type=float, default=float(max_work) if max_work else None,
+                   help="the most frames x height x width x (steps + %d) one request may ask for (default: %d, about "
+                        "60 s on a 2-core CPU with the bundled checkpoint, or the checkpoint's default request if "
+                        "that is more)" % (VAE_STEP_EQUIVALENT, MAX_WORK))
     p.add_argument("--host", default=None, help="default: 0.0.0.0 on a Space (SPACE_ID set), else 127.0.0.1")
     p.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
     return p.parse_args(argv)
+
+
+def is_reference_checkpoint(model: str | None, reference: bool = False) -> bool:
+    """Whether `model` is a reference checkpoint to convert (not a pipeline folder): the authors' Hub repo, a checkpoint
+    file, a local folder without `model_index.json`, or anything when `reference` is set."""
+    if model is None:
+        return False
+    if reference:
+        return True
+    path = Path(model)
+    if path.is_file():
+        return True
+    if path.is_dir():
+        return not (path / "model_index.json").is_file()
+    return model.strip("/").lower() == REFERENCE_REPO.lower()
+
+
+def default_cache_dir() -> Path:
+    """`$HF_HOME/univigu/converted` (on a Space with persistent storage HF_HOME lies under /data, so it survives)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HOME) / "univigu" / "converted"
+
+
+def converted_folder(model: str, cache_dir: str | os.PathLike | None = None, revision: str | None = None,
+                     filename: str | None = None) -> Path:
+    """Where the conversion of the reference checkpoint `model` is kept: one folder per Hub id (and revision, file),
+    or per local file or folder (its absolute path, size and modification time: a new checkpoint there is converted
+    anew)."""
+    def safe(text: str) -> str:
+        return re.sub(r"[^\w.-]+", "_", text)
+
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = Path(model)
+    if path.exists():
+        stat = path.resolve().stat()
+        key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{filename}"
+        return root / f"local--{safe(path.resolve().name)}--{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+    parts = [model.strip("/").replace("/", "--")] + [safe(part) for part in (revision, filename) if part]
+    return root / "--".join(parts)
+
+
+def prepare_model(model: str | None = None, reference: bool = False, wan: str = WAN_REPO,
+                  cache_dir: str | os.PathLike | None = None, revision: str | None = None,
+                  filename: str | None = None) -> str:
+    """The pipeline folder or Hub id to load: `model` as is (the bundled checkpoint when None), or, for a reference
+    checkpoint, its converted folder in the cache, converting it on the first start only."""
+    from univigu.toyworld import DEFAULT_CHECKPOINT
+
+    if not is_reference_checkpoint(model, reference):
+        return model or DEFAULT_CHECKPOINT
+    from univigu.conversion.common import PROVENANCE_FILE
+
+    folder = converted_folder(model, cache_dir, revision, filename)
+    if (folder / "model_index.json").is_file() and (folder / PROVENANCE_FILE).is_file():
+        print(f"Using the converted reference checkpoint {model} from {folder} (delete that folder to convert anew).",
+              flush=True)
+        return str(folder)
+    from univigu.conversion.reference import convert_reference_checkpoint
+
+    print(f"Converting the reference checkpoint {model} with {wan} into {folder} (first start only) ...", flush=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # overwrite: a folder left without its provenance record is a conversion that did not finish
+    convert_reference_checkpoint(model, wan, folder, filename=filename, revision=revision, overwrite=True)
+    print(f"Converted {model} into {folder}.", flush=True)
+    return str(folder)
 
 
 def load_pipeline(model: Optional[str] = None, dtype: Optional[str] = None, device: Optional[str] = None,
@@ -135,8 +249,28 @@ def check_work(frames: int, height: int, width: int, steps: int, max_work: float
         raise gr.Error(
             f"This request is too much work for this Space: frames x height x width x (steps + "
             f"{VAE_STEP_EQUIVALENT}) = {frames} x {height} x {width} x ({steps} + {VAE_STEP_EQUIVALENT}) = {work:,}, "
-            f"above the limit of {max_work:,.0f} (about 60 s here). Use fewer frames, a smaller size or fewer steps."
+            f"above the limit of {max_work:,.0f}. Use fewer frames, a smaller size or fewer steps."
         )
+
+
+def default_max_work(pipe) -> float:
+    """The work bound when none is given: `MAX_WORK`, or the checkpoint's default text-to-video request if that is
+    more (the reference checkpoint's 81 x 480 x 832 at 50 steps), so that the default request is always served."""
+    size = [pipe.call_default(k, "t2v") for k in ("num_frames", "height", "width", "num_inference_steps")]
+    frames, height, width, steps = size
+    return float(max(MAX_WORK, frames * height * width * (steps + VAE_STEP_EQUIVALENT)))
+
+
+def is_shapesworld(pipe) -> bool:
+    """A ShapesWorld checkpoint (it records its world in shapesworld.json): its example prompts and clips apply."""
+    from univigu.toyworld.world import WORLD_FILENAME
+
+    return (Path(str(pipe.name_or_path)) / WORLD_FILENAME).is_file()
+
+
+def on_gpu(fn, duration: int):
+    """`fn` under `spaces.GPU(duration=...)` when the `spaces` package is there (a ZeroGPU Space), else `fn`."""
+    return fn if spaces is None else spaces.GPU(duration=duration)(fn)
 
 
 def check_video_file(path: Any, max_upload_mb: float, max_seconds: float) -> str:
@@ -237,9 +371,11 @@ class _TextRecorder:
 
 class UniViGUDemo:
     def __init__(self, pipe, max_upload_mb: float = 50, max_video_seconds: float = 60, output_dir: Optional[str] = None,
-                 max_work: float = MAX_WORK):
+                 max_work: float | None = None, gpu_duration: int = GPU_DURATION):
         self.pipe = pipe
-        self.max_work = max_work
+        self.max_work = default_max_work(pipe) if max_work is None else max_work
+        self.gpu_duration = gpu_duration
+        self.shapesworld = is_shapesworld(pipe)
         self.max_upload_mb = max_upload_mb
         self.max_video_seconds = max_video_seconds
         self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="univigu-space-"))
@@ -334,15 +470,17 @@ class UniViGUDemo:
 
 def build_demo(demo_app: UniViGUDemo) -> gr.Blocks:
     d = demo_app.defaults
-    model_note = ("the bundled ShapesWorld checkpoint (64x64, 9 frames; coloured shapes on black)"
-                  if d["height"] == 64 else "the loaded Uni-ViGU checkpoint")
+    size = f"{d['width']}x{d['height']}, {d['num_frames']} frames"
+    model_note = (f"the ShapesWorld checkpoint ({size}; coloured shapes on black)" if demo_app.shapesworld
+                  else f"the Uni-ViGU checkpoint {demo_app.pipe.name_or_path} ({size})")
+    prompts = EXAMPLE_PROMPTS if demo_app.shapesworld else REAL_EXAMPLE_PROMPTS
     with gr.Blocks(title=TITLE) as blocks:
         gr.Markdown(f"# {TITLE}\nA video diffusion transformer that also reads: its text stream is denoised by "
                     f"discrete flow matching next to the video stream. Running {model_note}.")
         with gr.Tab("Text -> Video", id="t2v"):
             with gr.Row():
                 with gr.Column():
-                    t2v_prompt = gr.Textbox(label="Prompt", value=EXAMPLE_PROMPTS[0], elem_id="t2v-prompt")
+                    t2v_prompt = gr.Textbox(label="Prompt", value=prompts[0], elem_id="t2v-prompt")
                     with gr.Accordion("Settings", open=False):
                         t2v_seed = gr.Number(label="Seed", value=0, precision=0)
                         t2v_steps = gr.Slider(*LIMITS["steps"], value=d["t2v_steps"], step=1, label="Steps")
@@ -352,7 +490,7 @@ def build_demo(demo_app: UniViGUDemo) -> gr.Blocks:
                         t2v_frames = gr.Slider(*LIMITS["frames"], value=d["num_frames"], step=4, label="Frames (4k+1)")
                     t2v_button = gr.Button("Generate video", variant="primary", elem_id="t2v-run")
                 t2v_video = gr.Video(label="Generated video", elem_id="t2v-video", autoplay=True, loop=True)
-            gr.Examples([[p] for p in EXAMPLE_PROMPTS], inputs=[t2v_prompt])
+            gr.Examples([[p] for p in prompts], inputs=[t2v_prompt])
         with gr.Tab("Video -> Text", id="v2t"):
             with gr.Row():
                 with gr.Column():
@@ -365,12 +503,13 @@ def build_demo(demo_app: UniViGUDemo) -> gr.Blocks:
                 with gr.Column():
                     v2t_caption = gr.Textbox(label="Caption", elem_id="v2t-caption", interactive=False)
                     v2t_forming = gr.HTML(label="The caption forming")
-            gr.Examples([[clip] for clip in demo_app.example_clips()], inputs=[v2t_video],
-                        label="ShapesWorld clips the model never saw (click one)")
+            if demo_app.shapesworld:  # clips of the checkpoint's world; a model of real videos takes uploads
+                gr.Examples([[clip] for clip in demo_app.example_clips()], inputs=[v2t_video],
+                            label="ShapesWorld clips the model never saw (click one)")
         with gr.Tab("Text -> Video + Caption", id="t2vt"):
             with gr.Row():
                 with gr.Column():
-                    joint_prompt = gr.Textbox(label="Prompt", value=EXAMPLE_PROMPTS[3], elem_id="joint-prompt")
+                    joint_prompt = gr.Textbox(label="Prompt", value=prompts[3], elem_id="joint-prompt")
                     with gr.Accordion("Settings", open=False):
                         joint_seed = gr.Number(label="Seed", value=0, precision=0)
                         joint_steps = gr.Slider(*LIMITS["steps"], value=d["t2v_steps"], step=1, label="Steps")
@@ -381,27 +520,36 @@ def build_demo(demo_app: UniViGUDemo) -> gr.Blocks:
                     joint_video = gr.Video(label="Generated video", autoplay=True, loop=True, elem_id="joint-video")
                     joint_caption = gr.Textbox(label="Its caption", interactive=False, elem_id="joint-caption")
                     joint_forming = gr.HTML(label="The caption forming")
-            gr.Examples([[p] for p in EXAMPLE_PROMPTS], inputs=[joint_prompt])
+            gr.Examples([[p] for p in prompts], inputs=[joint_prompt])
 
-        # One concurrency group for every event: one request runs at a time, whatever the tab.
+        # One concurrency group for every event: one request runs at a time, whatever the tab. On ZeroGPU each
+        # request holds a GPU for at most --gpu-duration seconds.
         common = dict(concurrency_limit=1, concurrency_id="model")
-        t2v_button.click(demo_app.text_to_video, [t2v_prompt, t2v_seed, t2v_steps, t2v_guidance, t2v_height,
-                                                  t2v_width, t2v_frames], t2v_video, api_name="t2v", **common)
-        v2t_button.click(demo_app.video_to_text, [v2t_video, v2t_seed, v2t_steps, v2t_length],
+        gpu = lambda fn: on_gpu(fn, demo_app.gpu_duration)  # noqa: E731
+        t2v_button.click(gpu(demo_app.text_to_video), [t2v_prompt, t2v_seed, t2v_steps, t2v_guidance, t2v_height,
+                                                       t2v_width, t2v_frames], t2v_video, api_name="t2v", **common)
+        v2t_button.click(gpu(demo_app.video_to_text), [v2t_video, v2t_seed, v2t_steps, v2t_length],
                          [v2t_caption, v2t_forming], api_name="v2t", **common)
-        joint_button.click(demo_app.joint, [joint_prompt, joint_seed, joint_steps, joint_guidance, joint_length],
+        joint_button.click(gpu(demo_app.joint), [joint_prompt, joint_seed, joint_steps, joint_guidance, joint_length],
                            [joint_video, joint_caption, joint_forming], api_name="t2vt", **common)
     blocks.queue(default_concurrency_limit=1, max_size=64)
     return blocks
 
 
+def create_demo(args: argparse.Namespace) -> gr.Blocks:
+    """What a start does before serving: the model (a reference checkpoint converted on the first start), the
+    pipeline, the app and its page."""
+    model = prepare_model(args.model, args.reference, args.wan, args.cache_dir, args.revision, args.filename)
+    pipe = load_pipeline(model, args.dtype, args.device, args.cpu_offload, args.vae_tiling, args.fp8)
+    app = UniViGUDemo(pipe, max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
+                      max_work=args.max_work, gpu_duration=args.gpu_duration)
+    return build_demo(app)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    pipe = load_pipeline(args.model, args.dtype, args.device, args.cpu_offload, args.vae_tiling, args.fp8)
-    app = UniViGUDemo(pipe, max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
-                      max_work=args.max_work)
     host = args.host or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
-    build_demo(app).launch(server_name=host, server_port=args.port, show_error=True)
+    create_demo(args).launch(server_name=host, server_port=args.port, show_error=True)
 
 
 if __name__ == "__main__":
