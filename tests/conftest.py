@@ -27,6 +27,13 @@ REFERENCE_FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "referenc
 torch.set_num_threads(1)
 
 
+def pytest_configure(config):
+    from diffusers_peer import DIFFUSERS_MARKS  # the marks of diffusers' own test mixins (tests/test_diffusers_mixins.py)
+
+    for mark in DIFFUSERS_MARKS:
+        config.addinivalue_line("markers", f"{mark}: a diffusers test-mixin mark (diffusers' tests/testing_utils.py)")
+
+
 @pytest.fixture
 def one_thread():
     """One torch thread for the test, restored after it. The training tests use it (`pytest.mark.usefixtures`): two
