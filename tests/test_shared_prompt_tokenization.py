@@ -8,7 +8,7 @@ import torch
 from diffusers.utils.dynamic_modules_utils import get_relative_import_files
 
 import univigu.pipelines.pipeline_univigu as pipeline_module
-from univigu.pipelines import UniViGUPipeline
+from univigu.pipelines import prompt_input
 from univigu.pipelines.prompt_input import tokenize_prompts
 from univigu.toyworld.components import build_tokenizer
 from univigu.training.encoding import encoding_pipeline, tokenize, tokenize_text_stream
@@ -20,10 +20,9 @@ TEXTS = ["a red circle moving left", "  a  blue &amp; square\n staying still  ",
 def test_training_tokenizes_as_the_pipeline():
     tokenizer = build_tokenizer()
     pipe = encoding_pipeline(tokenizer=tokenizer)
-    ids, mask = pipe._tokenize(TEXTS, 12)
+    tokens = tokenize_prompts(pipe.tokenizer, TEXTS, 12)  # what the pipeline tokenizes with
     enc = tokenize(tokenizer, TEXTS, 12)
-    assert torch.equal(enc.input_ids, ids) and torch.equal(enc.attention_mask, mask)
-    assert torch.equal(tokenize_prompts(tokenizer, TEXTS, 12).input_ids, ids)
+    assert torch.equal(enc.input_ids, tokens.input_ids) and torch.equal(enc.attention_mask, tokens.attention_mask)
     # the prompt's text stream in t2v and the text stream training builds are the same tokens
     stream_ids, stream_mask = pipe.prompt_text_stream(TEXTS, max_sequence_length=12, device=torch.device("cpu"))
     train_ids, _, train_real = tokenize_text_stream(tokenizer, TEXTS, 12)
@@ -34,4 +33,6 @@ def test_training_tokenizes_as_the_pipeline():
 def test_prompt_input_ships_with_the_pipeline():
     siblings = {os.path.basename(f) for f in get_relative_import_files(pipeline_module.__file__)}
     assert "prompt_input.py" in siblings
-    assert UniViGUPipeline.encode_prompt.__module__.endswith("prompt_input")
+    # the pipeline encodes and tokenizes its prompts with the functions of prompt_input
+    assert pipeline_module.t5_prompt_embeds is prompt_input.t5_prompt_embeds
+    assert pipeline_module.prompt_tokens is prompt_input.prompt_tokens

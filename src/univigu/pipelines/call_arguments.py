@@ -1,12 +1,14 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """The arguments of `UniViGUPipeline.__call__`: the values each choice accepts, the defaults that apply to an argument
-left at `None` (built-in, or stored with a checkpoint as `call_defaults`), and the type and range checks that
-`check_inputs` applies to every number and tensor (a bool is not an int; NaN and inf are refused).
+left at `None` (built-in, or stored with a checkpoint as `call_defaults`), the task they ask for (`resolve_task`),
+and the checks that need no model, which `input_checks` applies: types and ranges of every number and tensor (a bool
+is not an int; NaN and inf are refused), prompts, noise levels.
 
 Part of the pipeline's module files: like `pipeline_univigu.py` it imports diffusers, transformers, torch, numpy,
 PIL and its sibling modules only (never `univigu`), so that `export_for_hub` can ship it with the weights.
 """
 
+import copy
 import math
 from typing import Any, Dict, List, Optional
 
@@ -20,6 +22,7 @@ TEXT_UPDATES = ("scheduler", "reference")
 VIDEO_LATENTS_MODES = ("sample", "argmax")
 UNDERSTANDING_ATTENTIONS = ("full", "video_prefix")
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
+COMMIT_STRATEGIES = ("stochastic", "confidence")
 
 #: What `__call__` uses for an argument left at `None` when the checkpoint stores no default of its own: WanPipeline's
 #: values for video, the reference's for captions.
@@ -38,6 +41,22 @@ BUILTIN_CALL_DEFAULTS = {
 }
 #: Arguments a checkpoint may store defaults for (`call_defaults` in model_index.json), globally or per task.
 CALL_DEFAULT_KEYS = tuple(BUILTIN_CALL_DEFAULTS)
+#: The call defaults that a video to caption brings itself (`preprocess_video` resolves them from the video).
+VIDEO_SAMPLING_DEFAULTS = ("height", "width", "num_frames", "fps")
+
+
+def defaults_before_checks(task: str) -> tuple[str, ...]:
+    """The arguments `__call__` fills from the call defaults before checking them: all but the frame rate, and when
+    captioning (v2t) all but the video's size and frame count too, which `preprocess_video` resolves."""
+    sampled = VIDEO_SAMPLING_DEFAULTS if task == "v2t" else ("fps",)
+    return tuple(name for name in CALL_DEFAULT_KEYS if name not in sampled)
+
+
+def frame_rule(temporal_factor: int) -> str:
+    """How a frame count is stated: "of the form Tk+1 (...)", T the VAE's time compression, with the first counts:
+    "of the form 4k+1 (1, 5, 9, 13, ...)" for Wan's VAE, "2k+1 (1, 3, 5, 7, ...)" for ShapesWorld's."""
+    s = temporal_factor
+    return f"of the form {s}k+1 ({', '.join(str(s * k + 1) for k in range(4))}, ...)"
 
 
 #: The stored defaults that are counts or sizes (whole numbers >= 1).
@@ -82,6 +101,28 @@ def check_call_defaults(call_defaults: Optional[Dict[str, Any]]) -> Optional[Dic
         else:
             _check_call_default_value(f"call_defaults[{key!r}]", key, value)
     return dict(call_defaults)
+
+
+def stored_call_default(call_defaults: dict[str, Any] | None, name: str, task: str) -> Any:
+    """A checkpoint's own default for `name` in `task` (`call_defaults[task][name]`, else `call_defaults[name]`),
+    or None when it stores none."""
+    stored = call_defaults or {}
+    per_task = stored.get(task) or {}
+    if name in per_task:
+        return per_task[name]
+    return stored.get(name)
+
+
+def merge_call_defaults(call_defaults: dict[str, Any] | None, defaults: dict[str, Any]) -> dict[str, Any]:
+    """`call_defaults` updated with `defaults` (keys `CALL_DEFAULT_KEYS`, or a task name holding a dict of them,
+    merged into the task's), checked (`check_call_defaults`)."""
+    merged = copy.deepcopy(dict(call_defaults or {}))
+    for key, value in defaults.items():
+        if key in TASKS:
+            merged.setdefault(key, {}).update(value)
+        else:
+            merged[key] = value
+    return check_call_defaults(merged)
 
 
 def nearest_valid(value: int, multiple: int, offset: int = 0) -> List[int]:
@@ -156,6 +197,119 @@ def check_tensor(name: str, value: Any, ndim: int, layout: str, floating: bool =
             raise ValueError(f"`{name}` contains NaN or inf values: recompute it (or check what produced it).")
 
 
+def resolve_task(task, prompt, prompt_embeds, video, video_latents, generate_caption) -> str:
+    """The task the inputs ask for: `task` as given (checked against the inputs), else "t2v" for a prompt, "t2vt"
+    for a prompt with `generate_caption=True`, "v2t" for a video."""
+    has_text = prompt is not None or prompt_embeds is not None
+    has_video = video is not None or video_latents is not None
+    if task is not None:
+        if task not in TASKS:
+            raise ValueError(
+                f"Unknown task {task!r}: pick one of 't2v' (text -> video), 'v2t' (video -> caption) or 't2vt' "
+                "(text -> video + caption)."
+            )
+        if task in ("t2v", "t2vt"):
+            if has_video:
+                raise ValueError(
+                    f"task={task!r} generates a video from text and does not take `video`: drop `video`, or use "
+                    "task='v2t' to caption it."
+                )
+            if not has_text:
+                raise ValueError(f"task={task!r} needs a `prompt` (or `prompt_embeds`).")
+        else:
+            if not has_video:
+                raise ValueError("task='v2t' needs a `video` (or pre-encoded `video_latents`) to caption.")
+            if has_text:
+                raise ValueError(
+                    "task='v2t' does not take `prompt`/`prompt_embeds`: to condition the caption on a text, pass "
+                    "it as `conditioning_text`."
+                )
+        if generate_caption and task != "t2vt":
+            raise ValueError(f"`generate_caption=True` means task='t2vt', but task={task!r} was passed.")
+        return task
+    if has_text and has_video:
+        raise ValueError(
+            "Got both a prompt and a video, so the task is ambiguous: to caption the video conditioned on the "
+            "text, pass task='v2t' with the text as `conditioning_text` (not `prompt`); to generate from the "
+            "text, drop `video` and use task='t2v' (video) or task='t2vt' (video + caption)."
+        )
+    if has_text:
+        return "t2vt" if generate_caption else "t2v"
+    if has_video:
+        if generate_caption:
+            raise ValueError(
+                "`generate_caption=True` needs a `prompt` (joint text -> video + caption), not `video`."
+            )
+        return "v2t"
+    raise ValueError(
+        "Nothing to do: pass `prompt` (text -> video; add `generate_caption=True` for a caption too) or `video` "
+        "(video -> caption)."
+    )
+
+
+
+def check_prompt(name: str, prompt):
+    """A prompt (or `conditioning_text`): a non-empty string, or a non-empty list of them."""
+    if prompt is None:
+        return
+    if isinstance(prompt, str):
+        prompts = [prompt]
+    elif isinstance(prompt, list) and all(isinstance(p, str) for p in prompt):
+        prompts = prompt
+    else:
+        raise ValueError(f"`{name}` has to be a string or a list of strings, got {type(prompt).__name__}.")
+    if len(prompts) == 0:
+        raise ValueError(f"`{name}` is an empty list: pass at least one string.")
+    for i, p in enumerate(prompts):
+        if not p.strip():
+            where = "" if isinstance(prompt, str) else f" (item {i})"
+            raise ValueError(
+                f"`{name}` is empty{where}: write what the video should show (e.g. 'a red circle moving left'), "
+                "or pass precomputed `prompt_embeds`."
+            )
+
+
+
+def check_sigmas(sigmas: Any) -> None:
+    """Custom video noise levels: a list (or 1D array) of finite numbers in [0, 1], strictly decreasing."""
+    if isinstance(sigmas, (torch.Tensor, np.ndarray)):
+        if sigmas.ndim != 1 or (isinstance(sigmas, np.ndarray) and sigmas.dtype.kind not in "uif") or (
+            isinstance(sigmas, torch.Tensor) and (sigmas.is_complex() or sigmas.dtype == torch.bool)
+        ):
+            raise TypeError(
+                f"`sigmas` must be a 1D sequence of noise levels, got a {type(sigmas).__name__} of shape "
+                f"{tuple(sigmas.shape)} and dtype {sigmas.dtype}: pass e.g. `numpy.linspace(1.0, 0.0, N + 1)[:-1]`."
+            )
+        values = [float(v) for v in sigmas.tolist()]
+    elif isinstance(sigmas, (list, tuple)):
+        for i, v in enumerate(sigmas):
+            if not is_real(v):
+                raise TypeError(
+                    f"`sigmas[{i}]` is {v!r} ({type(v).__name__}): `sigmas` must hold numbers, e.g. "
+                    "`numpy.linspace(1.0, 0.0, N + 1)[:-1]`."
+                )
+        values = [float(v) for v in sigmas]
+    else:
+        raise TypeError(
+            f"`sigmas` must be a list (or 1D array) of noise levels, got {type(sigmas).__name__}: pass e.g. "
+            "`numpy.linspace(1.0, 0.0, N + 1)[:-1]`."
+        )
+    if not values:
+        raise ValueError("`sigmas` is empty: pass at least one noise level, or leave it None and set num_inference_steps.")
+    for i, v in enumerate(values):
+        if not math.isfinite(v) or not 0.0 <= v <= 1.0:
+            raise ValueError(
+                f"sigmas[{i}]={v} is not a noise level in [0, 1] (1 = pure noise, 0 = clean): use values in "
+                "[0, 1], e.g. `numpy.linspace(1.0, 0.0, N + 1)[:-1]`."
+            )
+    for i in range(1, len(values)):
+        if values[i] >= values[i - 1]:
+            raise ValueError(
+                f"`sigmas` must decrease from noise towards 0, but sigmas[{i}]={values[i]} >= "
+                f"sigmas[{i - 1}]={values[i - 1]}: sort them in decreasing order without repeats."
+            )
+
+
 def callable_name(function: Any) -> str:
     name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
     return name if isinstance(name, str) else type(function).__name__
@@ -164,6 +318,7 @@ def callable_name(function: Any) -> str:
 __all__ = [
     "BUILTIN_CALL_DEFAULTS",
     "CALL_DEFAULT_KEYS",
+    "COMMIT_STRATEGIES",
     "LATENT_NORMALIZATIONS",
     "MAX_SEQUENCE_LENGTH",
     "OUTPUT_TYPES",
@@ -173,10 +328,17 @@ __all__ = [
     "VIDEO_LATENTS_MODES",
     "callable_name",
     "check_call_defaults",
+    "check_prompt",
+    "check_sigmas",
     "check_int",
     "check_real",
     "check_tensor",
+    "defaults_before_checks",
+    "frame_rule",
     "is_int",
     "is_real",
+    "merge_call_defaults",
     "nearest_valid",
+    "resolve_task",
+    "stored_call_default",
 ]

@@ -1,10 +1,10 @@
 # Copyright 2026 The univigu authors. Licensed under the Apache License, Version 2.0.
 """The video inputs of [`UniViGUPipeline`] (v2t): a file path, PIL frames, numpy arrays or tensors (one video or a
-batch) -> the model's view of it (`UniViGUVideoInputMixin.preprocess_video`): `num_frames` frames sampled at `fps`
-over a window (`start`, `duration`, in seconds) and brought to `height` x `width` (resized keeping the aspect, then
-centre-cropped or padded, `crop`), then encoded by the VAE. Every value left at `None` defaults to what the
-checkpoint was trained on (its stored `call_defaults`), so a video of any size, aspect, frame rate and length is
-captioned as the model saw its training clips.
+batch) -> the model's view of it (`sample_videos`, which `UniViGUPipeline.preprocess_video` calls): `num_frames`
+frames sampled at `fps` over a window (`start`, `duration`, in seconds) and brought to `height` x `width` (resized
+keeping the aspect, then centre-cropped or padded, `crop`), then encoded by the VAE (`encode_frames`). Every value
+left at `None` defaults to what the checkpoint was trained on (its stored `call_defaults`), so a video of any size,
+aspect, frame rate and length is captioned as the model saw its training clips.
 
 A video file is decoded with PyAV when it is installed, and only as far as the window needs: the decoder seeks to
 `start`, stops once the last frame to sample is reached, and each sampled frame is resized as soon as it is decoded
@@ -18,7 +18,7 @@ PIL and its sibling modules only (never `univigu`), so that `export_for_hub` can
 import importlib.util
 import os
 from functools import partial
-from typing import Any, Iterator, List, Optional, Tuple, Union
+from typing import Any, Iterator
 
 import numpy as np
 import PIL.Image
@@ -29,6 +29,7 @@ from diffusers.pipelines.wan.pipeline_wan_video2video import retrieve_latents
 from diffusers.utils import load_video, logging
 from diffusers.utils.torch_utils import get_module_execution_device
 
+from .call_arguments import frame_rule
 from .local_files import check_local_video, looks_like_url, remote_video_allowed
 
 
@@ -44,7 +45,7 @@ CROP_MODES = ("center", "pad")
 _TIME_TOLERANCE = 1e-4
 
 
-def _frames_to_float(frames: Union[np.ndarray, torch.Tensor], channels_last: bool) -> torch.Tensor:
+def _frames_to_float(frames: np.ndarray | torch.Tensor, channels_last: bool) -> torch.Tensor:
     """One video as a float32 tensor `(F, C, H, W)` in [0, 1]: uint8 -> /255; floats must lie in [0, 1] (or in
     [-1, 1], read as such when some value is below 0). Floats above 1 (0-255 frames stored as floats), below -1, NaN
     or inf are refused with the fix, not clipped."""
@@ -111,7 +112,7 @@ def _decode_error(path: str, error: Exception) -> ValueError:
     )
 
 
-def _check_video_path(path: str, allow_remote: Optional[bool] = None) -> str:
+def _check_video_path(path: str, allow_remote: bool | None = None) -> str:
     """The path to open: a local file (URLs and playlists refused unless `allow_remote`, see `local_files`)."""
     path = check_local_video(path, allow_remote=allow_remote)
     if not os.path.isfile(path) and not (remote_video_allowed(allow_remote) and looks_like_url(path)):
@@ -122,7 +123,7 @@ def _check_video_path(path: str, allow_remote: Optional[bool] = None) -> str:
     return path
 
 
-def _load_whole_video(path: str, allow_remote: Optional[bool] = None) -> Tuple[torch.Tensor, Optional[float]]:
+def _load_whole_video(path: str, allow_remote: bool | None = None) -> tuple[torch.Tensor, float | None]:
     """Every frame of a file as `(F, 3, H, W)` floats in [0, 1], and its frame rate (None when unknown)."""
     # diffusers' `load_video`, not `univigu.data.read_video`: this module ships in exported folders, which load
     # without univigu, and the two differ (`load_video` reads GIFs through PIL; `read_video` forces ffmpeg, retries
@@ -147,7 +148,7 @@ def _read_video_file(path: str) -> torch.Tensor:
     return _load_whole_video(path)[0]
 
 
-def _pil_frames_to_float(frames: List[PIL.Image.Image]) -> torch.Tensor:
+def _pil_frames_to_float(frames: list[PIL.Image.Image]) -> torch.Tensor:
     sizes = sorted({frame.size for frame in frames})
     if len(sizes) > 1:
         raise ValueError(
@@ -158,7 +159,7 @@ def _pil_frames_to_float(frames: List[PIL.Image.Image]) -> torch.Tensor:
     return _frames_to_float(array, channels_last=True)
 
 
-def video_input_to_list(video: Any) -> List[torch.Tensor]:
+def video_input_to_list(video: Any) -> list[torch.Tensor]:
     """Any supported `video` input -> a list (batch) of float tensors `(F, 3, H, W)` in [0, 1]."""
     if isinstance(video, (str, os.PathLike)):
         return [_read_video_file(os.fspath(video))]
@@ -225,11 +226,11 @@ class _FramesInMemory:
     """A decoded video `(F, 3, H, W)`; its frames are at `rate` per second when the rate is known (GIFs, rotated
     videos and files read without PyAV), else untimed (frames passed in memory)."""
 
-    def __init__(self, video: torch.Tensor, rate: Optional[float] = None):
+    def __init__(self, video: torch.Tensor, rate: float | None = None):
         self.video, self.rate = video, rate
         self.size = tuple(video.shape[-2:])
 
-    def window(self, start: float, duration: Optional[float]) -> Iterator[Tuple[Optional[float], int]]:
+    def window(self, start: float, duration: float | None) -> Iterator[tuple[float | None, int]]:
         for index in range(self.video.shape[0]):
             if self.rate is None:
                 yield None, index
@@ -265,7 +266,7 @@ class _VideoFile:
             if first.time is not None:
                 self.origin = first.time if self.origin is None else min(self.origin, first.time)
 
-    def window(self, start: float, duration: Optional[float]) -> Iterator[Tuple[Optional[float], Any]]:
+    def window(self, start: float, duration: float | None) -> Iterator[tuple[float | None, Any]]:
         import av
 
         end = None if duration is None else start + duration
@@ -295,7 +296,7 @@ class _VideoFile:
         return (torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255.0)
 
 
-def _video_sources(video: Any, allow_remote: Optional[bool] = None) -> List[Union[_FramesInMemory, _VideoFile]]:
+def _video_sources(video: Any, allow_remote: bool | None = None) -> list[_FramesInMemory | _VideoFile]:
     """Any supported `video` input -> one frame source per video: files are opened lazily with PyAV where it can
     (not GIFs, which PIL reads, nor rotated videos, which ffmpeg turns), everything else is decoded now. Paths go
     through `local_files.check_local_video` first (`allow_remote`: the pipeline's `allow_remote_video`)."""
@@ -330,7 +331,7 @@ class _Picked:
         return len(self.frames)
 
 
-def _sample_at_rate(source, num_frames: int, fps: float, start: float, duration: Optional[float], convert):
+def _sample_at_rate(source, num_frames: int, fps: float, start: float, duration: float | None, convert):
     """The frames nearest to `start + i / fps` (i < num_frames), decoding up to the last of them: `(frames, None)`,
     or `(None, count)` with the number of frames in the window when the window ends first (count None: the frames
     have no times)."""
@@ -354,11 +355,11 @@ def _sample_at_rate(source, num_frames: int, fps: float, start: float, duration:
     return (picked.frames, None) if len(picked) == num_frames else (None, count)
 
 
-def _count_frames(source, start: float, duration: Optional[float]) -> int:
+def _count_frames(source, start: float, duration: float | None) -> int:
     return sum(1 for _ in source.window(start, duration))
 
 
-def _sample_evenly(source, num_frames: int, start: float, duration: Optional[float], count: int, convert):
+def _sample_evenly(source, num_frames: int, start: float, duration: float | None, count: int, convert):
     """`num_frames` frames spread evenly over the `count` frames of the window (repeated when it has fewer)."""
     wanted = np.linspace(0, count - 1, num_frames).round().astype(np.int64).tolist()
     picked = _Picked(convert)
@@ -370,183 +371,104 @@ def _sample_evenly(source, num_frames: int, start: float, duration: Optional[flo
     return picked.frames
 
 
-class UniViGUVideoInputMixin:
-    """The video to caption (v2t) in [`UniViGUPipeline`]: any supported input -> frames sampled and resized for the
-    model (`preprocess_video`) -> normalised VAE latents (`encode_video`, `prepare_video_latents`), and the optional
-    text condition of the captions (`encode_conditioning_text`). It uses the pipeline's VAE, video processor,
-    text encoder and `normalize_latents`.
-
-    Video files are read only when local (`local_files`): URLs and playlists (HLS .m3u8, ffconcat, ...) are refused
-    unless `allow_remote_video` is set to True on the pipeline (None: the `UNIVIGU_ALLOW_REMOTE_VIDEO` variable)."""
-
-    #: Whether video paths may be URLs or playlists that open other files (None: `UNIVIGU_ALLOW_REMOTE_VIDEO`).
-    allow_remote_video: Optional[bool] = None
-
-    def preprocess_video(
-        self,
-        video: Any,
-        height: Optional[int] = None,
-        width: Optional[int] = None,
-        num_frames: Optional[int] = None,
-        fps: Optional[float] = None,
-        crop: Optional[str] = None,
-        start: Optional[float] = None,
-        duration: Optional[float] = None,
-    ) -> torch.Tensor:
-        """Any supported video input -> `(B, 3, F, H, W)` in [-1, 1]: the model's view of it.
-
-        Frames: `num_frames` (`self.frame_rule`) taken at `fps` from `start` seconds (default 0), each the frame
-        nearest to its time, decoding no further than the last one; within `duration` seconds when given. A window
-        too short for that (or a video without frame times, such as frames passed in memory, or `fps` unknown)
-        gives `num_frames` frames spread evenly over the window, repeated if it has fewer. Size: each frame is
-        resized keeping its aspect, then centre-cropped (`crop="center"`) or padded with black (`"pad"`) to
-        `height` x `width`. Defaults: what the checkpoint was trained on (`call_defaults`: height, width,
-        num_frames, fps); for a checkpoint that stores none, the video's size rounded down to a valid multiple and
-        the largest valid frame count it has, spread over the whole video.
-        """
-        stored = partial(self.stored_call_default, task="v2t")
-        start = 0.0 if start is None else float(start)
-        sources = _video_sources(video, self.allow_remote_video)
-        if (fps is not None or start or duration is not None) and any(
-            isinstance(s, _FramesInMemory) and s.rate is None for s in sources
-        ):
+def sample_videos(
+    video: Any, height: int | None = None, width: int | None = None, num_frames: int | None = None,
+    fps: float | None = None, crop: str | None = None, start: float | None = None, duration: float | None = None, *,
+    trained: dict[str, Any], frame_factor: int, size_multiple: int, allow_remote: bool | None = None,
+) -> list[torch.Tensor]:
+    """Any supported video input -> one `(F, 3, height, width)` float tensor in [0, 1] per video: the frames
+    `UniViGUPipeline.preprocess_video` gives the model (see there). `trained` holds the checkpoint's stored
+    `height`, `width`, `num_frames` and `fps` (None where it stores none); `frame_factor` is the VAE's time
+    compression (frame counts are of the form `frame_factor * k + 1`), `size_multiple` what height and width are
+    multiples of; `allow_remote`: the pipeline's `allow_remote_video`."""
+    start = 0.0 if start is None else float(start)
+    sources = _video_sources(video, allow_remote)
+    if (fps is not None or start or duration is not None) and any(
+        isinstance(s, _FramesInMemory) and s.rate is None for s in sources
+    ):
+        raise ValueError(
+            "`fps`, `start` and `duration` sample a video file by time, but frames passed in memory carry no "
+            "frame rate: pass the file's path, or select the frames yourself (e.g. `frames[start:stop:step]`)."
+        )
+    fps = fps if fps is not None else trained["fps"]
+    lenient = num_frames is None and trained["num_frames"] is not None
+    num_frames = num_frames if num_frames is not None else trained["num_frames"]
+    counts = [None] * len(sources)
+    s = frame_factor
+    if num_frames is None:
+        counts = [_count_frames(source, start, duration) for source in sources]
+        available = min(counts)
+        if available < 1:
             raise ValueError(
-                "`fps`, `start` and `duration` sample a video file by time, but frames passed in memory carry no "
-                "frame rate: pass the file's path, or select the frames yourself (e.g. `frames[start:stop:step]`)."
+                "The video has no frames" + (" in the window" if start or duration is not None else "")
+                + ": pass a video with at least 1 frame."
             )
-        fps = fps if fps is not None else stored("fps")
-        lenient = num_frames is None and stored("num_frames") is not None
-        num_frames = num_frames if num_frames is not None else stored("num_frames")
-        counts = [None] * len(sources)
-        s = self.vae_scale_factor_temporal
-        if num_frames is None:
-            counts = [_count_frames(source, start, duration) for source in sources]
-            available = min(counts)
-            if available < 1:
+        num_frames = (available - 1) // s * s + 1
+
+    m = size_multiple
+    if height is None and width is None and trained["height"] is not None and trained["width"] is not None:
+        height, width = trained["height"], trained["width"]
+    elif height is None or width is None:
+        native_h, native_w = sources[0].size
+        height = height if height is not None else max(native_h // m * m, m)
+        width = width if width is not None else max(native_w // m * m, m)
+        if (height, width) != (native_h, native_w):
+            logger.info(f"Resizing the video from {native_h}x{native_w} to {height}x{width} (multiples of {m}).")
+    crop = "center" if crop is None else crop
+    if crop not in CROP_MODES:
+        raise ValueError(f"crop={crop!r} is not supported: use one of {CROP_MODES}.")
+
+    frames = []
+    for source, count in zip(sources, counts):
+        convert = partial(_frame_for_model, source, height=height, width=width, crop=crop)
+        picked = None
+        if fps is not None and count is None:
+            picked, count = _sample_at_rate(source, num_frames, fps, start, duration, convert)
+        if picked is None:
+            count = _count_frames(source, start, duration) if count is None else count
+            if count < 1 and (start or duration is not None):
                 raise ValueError(
-                    "The video has no frames" + (" in the window" if start or duration is not None else "")
-                    + ": pass a video with at least 1 frame."
+                    f"The video has no frames in the window start={start}, duration={duration} (seconds): pass "
+                    "a start within the video."
                 )
-            num_frames = (available - 1) // s * s + 1
-
-        m = self.spatial_multiple
-        if height is None and width is None and stored("height") is not None and stored("width") is not None:
-            height, width = stored("height"), stored("width")
-        elif height is None or width is None:
-            native_h, native_w = sources[0].size
-            height = height if height is not None else max(native_h // m * m, m)
-            width = width if width is not None else max(native_w // m * m, m)
-            if (height, width) != (native_h, native_w):
-                logger.info(f"Resizing the video from {native_h}x{native_w} to {height}x{width} (multiples of {m}).")
-        crop = "center" if crop is None else crop
-        if crop not in CROP_MODES:
-            raise ValueError(f"crop={crop!r} is not supported: use one of {CROP_MODES}.")
-
-        frames = []
-        for source, count in zip(sources, counts):
-            convert = partial(self._frame_for_model, source, height=height, width=width, crop=crop)
-            picked = None
-            if fps is not None and count is None:
-                picked, count = _sample_at_rate(source, num_frames, fps, start, duration, convert)
-            if picked is None:
-                count = _count_frames(source, start, duration) if count is None else count
-                if count < 1 and (start or duration is not None):
-                    raise ValueError(
-                        f"The video has no frames in the window start={start}, duration={duration} (seconds): pass "
-                        "a start within the video."
-                    )
-                if count < 1:
-                    raise ValueError("The video has no frames: pass a video with at least 1 frame.")
-                if count < num_frames and not lenient:
-                    raise ValueError(
-                        f"The video has too few frames: num_frames={num_frames} needs at least {num_frames} frames, "
-                        f"but {'a video of the batch' if len(sources) > 1 else 'the video'} has {count}. Pass a longer "
-                        f"video, or num_frames={(count - 1) // s * s + 1} ({self.frame_rule})."
-                    )
-                if count < num_frames:
-                    logger.info(
-                        f"The video has {count} frames; frames are repeated to give the {num_frames} frames this "
-                        "checkpoint was trained on."
-                    )
-                picked = _sample_evenly(source, num_frames, start, duration, count, convert)
-            frames.append(torch.stack(picked))
-        return self.video_processor.preprocess_video(frames, height=height, width=width)
-
-    @staticmethod
-    def _frame_for_model(source, payload, *, height: int, width: int, crop: str) -> torch.Tensor:
-        """One decoded frame -> `(3, height, width)` floats in [0, 1]."""
-        return fit_frames(source.frame(payload)[None], height, width, crop)[0]
-
-    def encode_video(
-        self,
-        video: torch.Tensor,
-        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
-        mode: str = "sample",
-    ) -> torch.Tensor:
-        """Preprocessed video `(B, 3, F, H, W)` in [-1, 1] -> normalised latents. `mode="sample"` draws from the
-        VAE posterior (what the reference does), `"argmax"` takes its mean."""
-        vae_device = get_module_execution_device(self.vae)
-        video = video.to(device=vae_device, dtype=self.vae.dtype)
-        if isinstance(generator, list):
-            if len(generator) != video.shape[0]:
+            if count < 1:
+                raise ValueError("The video has no frames: pass a video with at least 1 frame.")
+            if count < num_frames and not lenient:
                 raise ValueError(
-                    f"Got {len(generator)} generators for {video.shape[0]} videos: pass one generator per video."
+                    f"The video has too few frames: num_frames={num_frames} needs at least {num_frames} frames, "
+                    f"but {'a video of the batch' if len(sources) > 1 else 'the video'} has {count}. Pass a longer "
+                    f"video, or num_frames={(count - 1) // s * s + 1} ({frame_rule(s)})."
                 )
-            latents = torch.cat(
-                [
-                    retrieve_latents(self.vae.encode(video[i : i + 1]), generator[i], sample_mode=mode)
-                    for i in range(video.shape[0])
-                ]
-            )
-        else:
-            latents = retrieve_latents(self.vae.encode(video), generator, sample_mode=mode)
-        return self.normalize_latents(latents)
-
-    def prepare_video_latents(
-        self,
-        video: Optional[torch.Tensor],
-        video_latents: Optional[torch.Tensor],
-        num_captions_per_video: int,
-        generator: Optional[Union[torch.Generator, List[torch.Generator]]],
-        mode: str,
-        device: torch.device,
-        dtype: torch.dtype,
-    ) -> torch.Tensor:
-        """v2t: the clean latents of the videos to caption, `num_captions_per_video` rows per video: the preprocessed
-        `video` encoded by the VAE (with a list of generators, one posterior draw per caption), or `video_latents`."""
-        if video_latents is None:
-            if num_captions_per_video > 1 and isinstance(generator, list):
-                # one posterior sample per caption, each from its own generator
-                video = video.repeat_interleave(num_captions_per_video, dim=0)
-                latents = self.encode_video(video, generator, mode)
-            else:
-                latents = self.encode_video(video, generator, mode)
-                latents = latents.repeat_interleave(num_captions_per_video, dim=0)
-        else:
-            latents = video_latents.repeat_interleave(num_captions_per_video, dim=0)
-        latents = latents.to(device=device, dtype=dtype)
-        if latents.shape[1] != self.transformer.config.in_channels:
-            raise ValueError(
-                f"`video_latents` have {latents.shape[1]} channels, the transformer expects "
-                f"{self.transformer.config.in_channels}."
-            )
-        return latents
-
-    def encode_conditioning_text(
-        self,
-        conditioning_text: Union[str, List[str]],
-        num_videos: int,
-        num_captions_per_video: int,
-        max_sequence_length: int,
-        device: torch.device,
-        dtype: torch.dtype,
-    ) -> torch.Tensor:
-        """v2t: the umT5 embedding of the text that conditions the captions (one string for every video, or one per
-        video), `num_captions_per_video` rows per video."""
-        texts = [conditioning_text] if isinstance(conditioning_text, str) else conditioning_text
-        if len(texts) == 1:
-            texts = texts * num_videos
-        return self._get_t5_prompt_embeds(texts, num_captions_per_video, max_sequence_length, device=device).to(dtype)
+            if count < num_frames:
+                logger.info(
+                    f"The video has {count} frames; frames are repeated to give the {num_frames} frames this "
+                    "checkpoint was trained on."
+                )
+            picked = _sample_evenly(source, num_frames, start, duration, count, convert)
+        frames.append(torch.stack(picked))
+    return frames
 
 
-__all__ = ["CROP_MODES", "UniViGUVideoInputMixin", "fit_frames", "video_input_to_list"]
+def _frame_for_model(source, payload, *, height: int, width: int, crop: str) -> torch.Tensor:
+    """One decoded frame -> `(3, height, width)` floats in [0, 1]."""
+    return fit_frames(source.frame(payload)[None], height, width, crop)[0]
+
+
+def encode_frames(
+    vae, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None, mode: str = "sample"
+) -> torch.Tensor:
+    """Preprocessed video `(B, 3, F, H, W)` in [-1, 1] -> the VAE's raw latents: `mode="sample"` draws from the
+    posterior (what the reference does; a list of generators draws each video with its own), `"argmax"` takes its
+    mean."""
+    vae_device = get_module_execution_device(vae)
+    video = video.to(device=vae_device, dtype=vae.dtype)
+    if not isinstance(generator, list):
+        return retrieve_latents(vae.encode(video), generator, sample_mode=mode)
+    if len(generator) != video.shape[0]:
+        raise ValueError(f"Got {len(generator)} generators for {video.shape[0]} videos: pass one generator per video.")
+    return torch.cat(
+        [retrieve_latents(vae.encode(video[i : i + 1]), generator[i], sample_mode=mode) for i in range(video.shape[0])]
+    )
+
+
+__all__ = ["CROP_MODES", "encode_frames", "fit_frames", "sample_videos", "video_input_to_list"]
