@@ -188,16 +188,10 @@ if torch_device == "cpu":
 else:
     COMPILE_MIXIN = mixins.TorchCompileTesterMixin
 
-#: What diffusers' compile mixin finds on UniViGU with its text stream on, on Wan's inputs plus text: the whole-model
-#: graph breaks at the input check that the text ids lie in the vocabulary (`_validate_inputs`: `text_ids.min() < 0
-#: or text_ids.max() >= ...`, a data-dependent branch), so `torch.compile(fullgraph=True)` and `torch.export` stop
-#: there. Video only, and block by block (`compile_repeated_blocks`) with text, compile. Strict: a fix makes these
-#: fail, to drop the mark.
-TEXT_ID_CHECK_BREAKS_THE_GRAPH = pytest.mark.xfail(
-    strict=True, reason="UniViGUTransformer3DModel._validate_inputs checks the text ids' range with a data-dependent "
-                        "branch: a graph break under fullgraph=True and torch.export")
-KNOWN = {("UniViGUJoint", "test_torch_compile_recompilation_and_graph_break"): TEXT_ID_CHECK_BREAKS_THE_GRAPH,
-         ("UniViGUJoint", "test_compile_works_with_aot"): TEXT_ID_CHECK_BREAKS_THE_GRAPH}
+#: Mixin tests known to fail on one of the configs, as {(prefix, test): pytest mark}. Empty: UniViGU with its text
+#: stream on compiles whole (fullgraph=True, torch.export) since `_validate_inputs` skips its data-dependent text-id
+#: range check under torch.compile; keep a strict xfail here when a new finding needs one.
+KNOWN: dict = {}
 
 
 def _define(prefix: str, config: type, mixin: type, marks=()) -> None:

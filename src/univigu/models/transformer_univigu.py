@@ -523,8 +523,10 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
                     f"Text length {text_ids.shape[1]} exceeds text_rope_max_seq_len="
                     f"{self.config.text_rope_max_seq_len}: truncate the text or raise the config value."
                 )
-            # (Meta tensors, e.g. for FLOP counting at full size, hold no values to check.)
-            if text_ids.numel() and not text_ids.is_meta and (text_ids.min() < 0 or text_ids.max() >= self.num_text_embeddings):
+            # (Meta tensors, e.g. for FLOP counting at full size, hold no values to check; under torch.compile the
+            # value check would be a data-dependent branch that breaks the graph, so compiled calls skip it.)
+            checkable = text_ids.numel() and not text_ids.is_meta and not torch.compiler.is_compiling()
+            if checkable and (text_ids.min() < 0 or text_ids.max() >= self.num_text_embeddings):
                 raise ValueError(
                     f"`text_ids` must lie in [0, {self.num_text_embeddings}) but range over "
                     f"[{int(text_ids.min())}, {int(text_ids.max())}]: tokenize with the tokenizer this model was "
