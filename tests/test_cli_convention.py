@@ -1,7 +1,7 @@
 """One CLI convention (issue #31, item 3). The `univigu` subcommands' flags are kebab-case; one concept has one flag
 name across the subcommands (the table below), and where the training scripts name the same thing they use the same
 words in diffusers' examples' underscore style; the earlier spellings still parse, as hidden aliases for one release;
-`univigu generate --caption` writes the caption next to the clip.
+`univigu generate --caption` and `univigu caption --caption` write the caption next to the clip.
 
 The parsers are walked as `univigu.cli.build_parser` builds them (no model is loaded, except by the last test)."""
 
@@ -191,11 +191,13 @@ def test_a_missing_required_flag_is_named_by_its_new_spelling(capsys):
 
 
 class CaptionPipe:
-    """Stands in for a UniViGUPipeline in `univigu generate`: 5 frames of 16x16 noise and a caption, at once."""
+    """Stands in for a UniViGUPipeline in `univigu generate` and `univigu caption`: 5 frames of 16x16 noise and a
+    caption, at once."""
 
-    def __call__(self, prompt, generate_caption=False, generator=None, **kwargs):
+    def __call__(self, prompt=None, generate_caption=False, generator=None, task=None, **kwargs):
         frames = np.random.default_rng(0).random((1, 5, 16, 16, 3), dtype=np.float32)
-        return SimpleNamespace(frames=frames, text=["a red circle moving left" if generate_caption else ""])
+        captioned = generate_caption or task == "v2t"
+        return SimpleNamespace(frames=frames, text=["a red circle moving left" if captioned else ""])
 
 
 @pytest.fixture
@@ -242,3 +244,22 @@ def test_caption_with_the_bundled_checkpoint(tmp_path):
                      "--num-inference-steps", "2", "--caption", "--device", "cpu"]) == 0
     text = Path(out.with_suffix(".txt")).read_text()
     assert text.endswith("\n") and text.strip()
+
+
+def test_caption_command_writes_each_caption_next_to_its_video(tmp_path, monkeypatch, capsys):
+    """`univigu caption --caption`: one .txt per video, checked before the model loads (an existing one is refused
+    without --overwrite and nothing is captioned), written after."""
+    loads = []
+    monkeypatch.setattr("univigu.pipelines.cli.load_pipeline", lambda *a, **k: loads.append(1) or CaptionPipe())
+    videos = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    for video in videos:
+        video.write_bytes(b"not decoded: the pipeline is a stand-in")
+    (tmp_path / "b.txt").write_text("the user's notes")
+    with pytest.raises(SystemExit) as info:
+        cli_main(["caption", *map(str, videos), "--caption"])
+    assert str(tmp_path / "b.txt") in str(info.value.code) and "--overwrite" in str(info.value.code)
+    assert not loads and not (tmp_path / "a.txt").exists() and (tmp_path / "b.txt").read_text() == "the user's notes"
+    assert cli_main(["caption", str(videos[0])]) == 0 and not (tmp_path / "a.txt").exists()  # printed only
+    assert cli_main(["caption", *map(str, videos), "--caption", "--overwrite"]) == 0
+    for video in videos:
+        assert video.with_suffix(".txt").read_text() == "a red circle moving left\n"

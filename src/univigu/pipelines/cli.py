@@ -110,6 +110,9 @@ def add_caption_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--start", type=_start, default=None, help="seconds into the video to start sampling (default 0)")
     p.add_argument("--duration", type=_duration, default=None,
                    help="seconds of video to sample within (default: as many as the frames need)")
+    p.add_argument("--caption", action="store_true",
+                   help="also write each caption next to its video (clip.mp4 -> clip.txt), as generate --caption does")
+    p.add_argument("--overwrite", action="store_true", help="with --caption: replace an existing .txt")
     _add_common(p)
     p.set_defaults(func=run_caption)
     return p
@@ -190,7 +193,8 @@ def load_pipeline(model: str | None, device: str | None = None, dtype: str = "fl
 
 
 def caption_path(out: Path) -> Path:
-    """Where `univigu generate --caption` writes the caption: next to the video, `clip.mp4` -> `clip.txt`."""
+    """Where `--caption` (of `univigu generate` and `univigu caption`) writes the caption: next to the video,
+    `clip.mp4` -> `clip.txt`."""
     return Path(out).with_suffix(".txt")
 
 
@@ -266,6 +270,18 @@ def run_caption(args) -> int:
     missing = [v for v in args.videos if not os.path.isfile(v)]
     if missing:
         raise SystemExit(f"error: no such video file: {', '.join(missing)}.")
+    if args.caption:  # every .txt is checked before the model loads, so a refusal costs nothing
+        from ..utils.output_paths import check_new_file, check_not_an_input, check_writable_parent, staged_output
+
+        from ..toyworld import DEFAULT_CHECKPOINT
+
+        try:
+            for path in args.videos:
+                check_not_an_input(caption_path(path), [args.model or DEFAULT_CHECKPOINT, args.lora], "--caption")
+                check_new_file(caption_path(path), "--caption", args.overwrite)
+                check_writable_parent(caption_path(path), "--caption")
+        except (ValueError, OSError) as error:
+            raise SystemExit(f"error: {error}")
     pipe = load_pipeline(args.model, args.device, args.dtype, args.lora)
     if (args.height is None) != (args.width is None):
         raise SystemExit("error: pass --height and --width together (or neither, for the checkpoint's size).")
@@ -282,6 +298,9 @@ def run_caption(args) -> int:
             failed.append(path)
             continue
         print(f"{path}: {text}" if len(args.videos) > 1 else text)
+        if args.caption:
+            with staged_output(caption_path(path), flag="--caption") as tmp:
+                tmp.write_text(text + "\n", encoding="utf-8")
     if failed:
         print(f"univigu caption: {len(failed)} of {len(args.videos)} video(s) could not be captioned: "
               f"{', '.join(failed)}.", file=sys.stderr)
