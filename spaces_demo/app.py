@@ -37,7 +37,8 @@ import re
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 try:  # ZeroGPU: `spaces` is imported before gradio and torch, as its documentation asks
     import spaces
@@ -87,7 +88,7 @@ MAX_WORK = 4_000_000
 # ------------------------------------------------------------------------------------------------ settings, model
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(description="Uni-ViGU Gradio app (text -> video, video -> text, joint).")
     p.add_argument("--model", default=env("UNIVIGU_MODEL"),
@@ -192,7 +193,7 @@ def prepare_model(model: str | None = None, reference: bool = False, wan: str = 
     return str(folder)
 
 
-def load_pipeline(model: Optional[str] = None, dtype: Optional[str] = None, device: Optional[str] = None,
+def load_pipeline(model: str | None = None, dtype: str | None = None, device: str | None = None,
                   cpu_offload: bool = False, vae_tiling: bool = False, fp8: bool = False):
     from univigu import UniViGUPipeline
     from univigu.toyworld import DEFAULT_CHECKPOINT
@@ -310,7 +311,7 @@ def check_video_file(path: Any, max_upload_mb: float, max_seconds: float) -> str
 # ------------------------------------------------------------------------------------------------ caption forming
 
 
-def settled_steps(history: List[List[int]]) -> List[int]:
+def settled_steps(history: list[list[int]]) -> list[int]:
     """For each text position, the first step from which its token never changed again (1-based)."""
     final = history[-1]
     settled = []
@@ -328,7 +329,7 @@ def _step_colour(step: int, num_steps: int) -> str:
     return f"hsl({hue:.0f}, 75%, 45%)"
 
 
-def forming_html(pipe, history: List[List[int]]) -> str:
+def forming_html(pipe, history: list[list[int]]) -> str:
     """The caption as it forms: the final words coloured by the step they settled at, then the text at every step."""
     if not history:
         return ""
@@ -336,7 +337,7 @@ def forming_html(pipe, history: List[List[int]]) -> str:
     special = set(tokenizer.all_special_ids)
     num_steps = len(history)
 
-    def words(ids: List[int]) -> List[str]:
+    def words(ids: list[int]) -> list[str]:
         return ["" if i in special or not 0 <= i < len(tokenizer) else tokenizer.decode([i]).strip() for i in ids]
 
     final = words(history[-1])
@@ -359,7 +360,7 @@ class _TextRecorder:
     """`callback_on_step_end` that keeps the text stream's tokens after every step (first sample of the batch)."""
 
     def __init__(self):
-        self.history: List[List[int]] = []
+        self.history: list[list[int]] = []
 
     def __call__(self, pipe, step, timestep, callback_kwargs):
         self.history.append(callback_kwargs["text_ids"][0].tolist())
@@ -370,7 +371,7 @@ class _TextRecorder:
 
 
 class UniViGUDemo:
-    def __init__(self, pipe, max_upload_mb: float = 50, max_video_seconds: float = 60, output_dir: Optional[str] = None,
+    def __init__(self, pipe, max_upload_mb: float = 50, max_video_seconds: float = 60, output_dir: str | None = None,
                  max_work: float | None = None, gpu_duration: int = GPU_DURATION):
         self.pipe = pipe
         self.max_work = default_max_work(pipe) if max_work is None else max_work
@@ -450,7 +451,7 @@ class UniViGUDemo:
         )
         return self._write_video(result.frames[0]), result.text[0], forming_html(self.pipe, recorder.history)
 
-    def example_clips(self, count: int = 4) -> List[str]:
+    def example_clips(self, count: int = 4) -> list[str]:
         """Fresh ShapesWorld test clips of the checkpoint's world (the first holds a colour-shape pair never seen in
         training), rendered once."""
         from univigu.toyworld import render_scene, scene_to_prompt, world_of_folder, write_video
@@ -546,7 +547,7 @@ def create_demo(args: argparse.Namespace) -> gr.Blocks:
     return build_demo(app)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     host = args.host or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
     create_demo(args).launch(server_name=host, server_port=args.port, show_error=True)

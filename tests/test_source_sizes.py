@@ -95,3 +95,20 @@ def test_at_most_4_duplicated_blocks_outside_generated_and_metric_code():
         f"{len(pairs)} duplicated blocks in src/ outside generated and metric code (at most {MAX_DUPLICATES}); "
         "let one piece of code serve where the logic is the same:\n" + "\n".join(pairs)
     )
+
+
+#: The old spellings of annotations (issue #31: one typing style, PEP 604 unions and builtin generics, Python >= 3.10).
+OLD_TYPING = {"Optional", "Union", "List", "Dict", "Tuple", "Set", "FrozenSet", "Type"}
+
+
+def test_one_typing_style():
+    """`str | None`, `list[int]`, `dict[str, Any]` everywhere in the package: no `typing.Optional` / `List` / ..."""
+    found = []
+    for path in package_files():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "typing":
+                found += [f"{path.relative_to(SRC)}:{node.lineno} {a.name}" for a in node.names if a.name in OLD_TYPING]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "typing":
+                if node.attr in OLD_TYPING:
+                    found.append(f"{path.relative_to(SRC)}:{node.lineno} typing.{node.attr}")
+    assert not found, f"old typing spellings: {found}"

@@ -16,7 +16,7 @@ import math
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -51,8 +51,8 @@ class UniViGUTransformerOutput(BaseOutput):
             Logits of the clean text tokens, or `None` when no text stream was given.
     """
 
-    sample: Optional[torch.Tensor] = None
-    text_logits: Optional[torch.Tensor] = None
+    sample: torch.Tensor | None = None
+    text_logits: torch.Tensor | None = None
 
 
 def _apply_interleaved_rope(x: torch.Tensor, freqs_cos: torch.Tensor, freqs_sin: torch.Tensor) -> torch.Tensor:
@@ -74,7 +74,7 @@ def _apply_rotate_half_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tenso
     return (x.float() * cos + rotated.float() * sin).type_as(x)
 
 
-def _apply_joint_rope(x: torch.Tensor, rotary_emb: Dict[str, Any]) -> torch.Tensor:
+def _apply_joint_rope(x: torch.Tensor, rotary_emb: dict[str, Any]) -> torch.Tensor:
     # `x` is `[video ; text]` (either part may be absent): each part takes its own stream's RoPE.
     video_rope, text_rope = rotary_emb.get("video"), rotary_emb.get("text")
     if text_rope is None:
@@ -93,7 +93,7 @@ class UniViGUTextRotaryPosEmbed(nn.Module):
         self.attention_head_dim = attention_head_dim
         self.theta = theta
 
-    def forward(self, text_length: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, text_length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         dim = self.attention_head_dim
         # Computed on the fly (not a buffer): it is cheap, and meta-device/low-memory loading then never
         # leaves it uninitialised. The reference stores `inv_freq`; conversion drops it.
@@ -116,10 +116,10 @@ class UniViGUAttnProcessor:
         self,
         attn: WanAttention,
         hidden_states: torch.Tensor,
-        encoder_hidden_states: Optional[torch.Tensor] = None,
-        attention_mask: Optional[torch.Tensor] = None,
-        rotary_emb: Optional[Dict[str, Any]] = None,
-        video_kv: Optional[Tuple["UniViGUVideoKVCache", int]] = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        rotary_emb: dict[str, Any] | None = None,
+        video_kv: tuple["UniViGUVideoKVCache", int] | None = None,
     ) -> torch.Tensor:
         if attn.fused_projections:
             query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
@@ -170,8 +170,8 @@ class UniViGUTimeEmbedding(nn.Module):
         self.time_proj = nn.Linear(dim, time_proj_dim)
 
     def forward(
-        self, timestep: torch.Tensor, dtype: torch.dtype, timestep_seq_len: Optional[int] = None
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        self, timestep: torch.Tensor, dtype: torch.dtype, timestep_seq_len: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         timestep = self.timesteps_proj(timestep)
         if timestep_seq_len is not None:  # per-token timesteps (Wan2.2 TI2V `expand_timesteps`), as in diffusers
             timestep = timestep.unflatten(0, (-1, timestep_seq_len))
@@ -266,11 +266,11 @@ class UniViGUTransformerBlock(nn.Module):
         self,
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
-        video_timestep_proj: Optional[torch.Tensor],
-        text_timestep_proj: Optional[torch.Tensor],
-        rotary_emb: Dict[str, Any],
-        attention_mask: Optional[torch.Tensor] = None,
-        video_kv: Optional[Tuple[UniViGUVideoKVCache, int]] = None,
+        video_timestep_proj: torch.Tensor | None,
+        text_timestep_proj: torch.Tensor | None,
+        rotary_emb: dict[str, Any],
+        attention_mask: torch.Tensor | None = None,
+        video_kv: tuple[UniViGUVideoKVCache, int] | None = None,
     ) -> torch.Tensor:
         # `hidden_states` is the joint sequence `[video ; text]` (either part may be absent, as its timestep
         # projection then is) and so is the output: with no text it is Wan's block, in and out, which is what
@@ -355,7 +355,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
     @register_to_config
     def __init__(
         self,
-        patch_size: Tuple[int, ...] = (1, 2, 2),
+        patch_size: tuple[int, ...] = (1, 2, 2),
         num_attention_heads: int = 12,
         attention_head_dim: int = 128,
         in_channels: int = 16,
@@ -365,7 +365,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
         ffn_dim: int = 8960,
         num_layers: int = 30,
         cross_attn_norm: bool = True,
-        qk_norm: Optional[str] = "rms_norm_across_heads",
+        qk_norm: str | None = "rms_norm_across_heads",
         eps: float = 1e-6,
         rope_max_seq_len: int = 1024,
         vocab_size: int = 256384,
@@ -437,7 +437,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
         is_main_process: bool = True,
         save_function=None,
         safe_serialization: bool = True,
-        variant: Optional[str] = None,
+        variant: str | None = None,
         max_shard_size="10GB",
         push_to_hub: bool = False,
         use_flashpack: bool = False,
@@ -469,7 +469,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
         return self.config.vocab_size + (1 if self.config.text_mask_token else 0)
 
     @property
-    def mask_token_id(self) -> Optional[int]:
+    def mask_token_id(self) -> int | None:
         return self.config.vocab_size if self.config.text_mask_token else None
 
     def text_expert_parameters(self):
@@ -551,13 +551,13 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
 
     def forward(
         self,
-        hidden_states: Optional[torch.Tensor] = None,
-        timestep: Optional[torch.Tensor] = None,
-        encoder_hidden_states: Optional[torch.Tensor] = None,
-        text_ids: Optional[torch.LongTensor] = None,
-        text_timestep: Optional[torch.Tensor] = None,
-        text_attention_mask: Optional[torch.Tensor] = None,
-        attention_kwargs: Optional[Dict[str, Any]] = None,
+        hidden_states: torch.Tensor | None = None,
+        timestep: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        text_ids: torch.LongTensor | None = None,
+        text_timestep: torch.Tensor | None = None,
+        text_attention_mask: torch.Tensor | None = None,
+        attention_kwargs: dict[str, Any] | None = None,
         return_dict: bool = True,
     ):
         """
@@ -628,7 +628,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
             encoder_hidden_states = torch.zeros(batch_size, 1, self.config.text_dim, device=device, dtype=param_dtype)
         encoder_hidden_states = self.cond_text_embedder(encoder_hidden_states)
 
-        rotary_emb: Dict[str, Any] = {"num_video_tokens": 0}
+        rotary_emb: dict[str, Any] = {"num_video_tokens": 0}
         video_states = video_temb = video_proj = None
         if hidden_states is not None:
             _, _, num_frames, height, width = hidden_states.shape
@@ -712,7 +712,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
     # ------------------------------------------------------------------ construction from Wan
 
     @classmethod
-    def init_kwargs(cls, config: Dict[str, Any], **extra) -> Dict[str, Any]:
+    def init_kwargs(cls, config: dict[str, Any], **extra) -> dict[str, Any]:
         """The entries of a model config (ours, or a `WanTransformer3DModel`'s) that are `__init__` arguments, updated
         with `extra` (e.g. `vocab_size`)."""
         allowed = set(cls._get_init_keys(cls)) - {"self"}
@@ -722,7 +722,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
         return {**kwargs, **extra}
 
     @classmethod
-    def from_state_dict(cls, config: Dict[str, Any], state: Dict[str, torch.Tensor]) -> "UniViGUTransformer3DModel":
+    def from_state_dict(cls, config: dict[str, Any], state: dict[str, torch.Tensor]) -> "UniViGUTransformer3DModel":
         """A model of `config` whose weights are the tensors of `state` themselves (assigned to a model built on the
         meta device, never copied). Every weight must be in `state`; the video RoPE tables are computed."""
         with torch.device("meta"):
@@ -735,8 +735,8 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
 
     @classmethod
     def from_wan_state_dict(
-        cls, wan_config: Dict[str, Any], wan_state: Dict[str, torch.Tensor], vocab_size: int,
-        text_mask_token: bool = False, seed: Optional[int] = None, dtype: Optional[torch.dtype] = None,
+        cls, wan_config: dict[str, Any], wan_state: dict[str, torch.Tensor], vocab_size: int,
+        text_mask_token: bool = False, seed: int | None = None, dtype: torch.dtype | None = None,
         cast: bool = False, share_memory: bool = False, vocab_init_std: float = 0.02, **config_overrides,
     ) -> "UniViGUTransformer3DModel":
         """:meth:`from_wan` from a Wan config and state dict (e.g. memory-mapped from its files). `dtype`: of the new
@@ -762,7 +762,7 @@ class UniViGUTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Cache
         text_rope_theta: float = 10000.0,
         text_rope_max_seq_len: int = 1024,
         vocab_init_std: float = 0.02,
-        seed: Optional[int] = None,
+        seed: int | None = None,
     ) -> "UniViGUTransformer3DModel":
         """Build a UniViGU transformer from a pretrained `WanTransformer3DModel` (Wan2.1 text-to-video).
 

@@ -10,7 +10,7 @@ PIL and its sibling modules only (never `univigu`), so that `export_for_hub` can
 
 import copy
 import math
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,7 +79,7 @@ def _check_call_default_value(name: str, key: str, value: Any) -> None:
         raise ValueError(f"{name}={value!r} is not one of {list(_CHOICE_DEFAULTS[key])}.")
 
 
-def check_call_defaults(call_defaults: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+def check_call_defaults(call_defaults: dict[str, Any] | None) -> dict[str, Any] | None:
     """Validates a checkpoint's stored call defaults: unknown names are refused, not ignored, and each value must be
     of its argument's type and range (errors name the key, e.g. `call_defaults['v2t']['num_frames']`)."""
     if call_defaults is None:
@@ -125,7 +125,7 @@ def merge_call_defaults(call_defaults: dict[str, Any] | None, defaults: dict[str
     return check_call_defaults(merged)
 
 
-def nearest_valid(value: int, multiple: int, offset: int = 0) -> List[int]:
+def nearest_valid(value: int, multiple: int, offset: int = 0) -> list[int]:
     """The valid values (of the form `multiple * k + offset`, at least `max(offset, 1)`) just below and above."""
     lower = (value - offset) // multiple * multiple + offset
     candidates = [lower, lower + multiple]
@@ -148,7 +148,7 @@ def is_real(value: Any) -> bool:
 
 
 def check_int(
-    name: str, value: Any, minimum: Optional[int] = 1, maximum: Optional[int] = None, hint: str = ""
+    name: str, value: Any, minimum: int | None = 1, maximum: int | None = None, hint: str = ""
 ) -> None:
     """`value` is a Python/numpy integer (not a bool) in [minimum, maximum] (`None`: unbounded); `TypeError` /
     `ValueError` otherwise."""
@@ -165,7 +165,7 @@ def check_int(
         raise ValueError(f"{name}={value} is out of range: use a value {bounds}{hint}.")
 
 
-def check_real(name: str, value: Any, minimum: Optional[float] = None, hint: str = "") -> None:
+def check_real(name: str, value: Any, minimum: float | None = None, hint: str = "") -> None:
     """`value` is a finite real number (not a bool) >= minimum; `TypeError`/`ValueError` otherwise."""
     if not is_real(value):
         fix = "pass a number" + (" (e.g. `float(x)`)" if isinstance(value, torch.Tensor) else "")

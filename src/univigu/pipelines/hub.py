@@ -10,7 +10,6 @@ import inspect
 import json
 import os
 import shutil
-from typing import List, Optional, Union
 
 from huggingface_hub import ModelCardData
 
@@ -82,15 +81,15 @@ out = pipe(prompt="a red circle moving left", task="t2vt")
 
 def export_for_hub(
     pipeline: DiffusionPipeline,
-    save_directory: Union[str, os.PathLike],
+    save_directory: str | os.PathLike,
     safe_serialization: bool = True,
-    variant: Optional[str] = None,
-    max_shard_size: Optional[Union[int, str]] = None,
-    repo_id: Optional[str] = None,
-    license: Optional[str] = None,
-    base_model: Optional[str] = None,
-    model_description: Optional[str] = None,
-    tags: Optional[List[str]] = None,
+    variant: str | None = None,
+    max_shard_size: int | str | None = None,
+    repo_id: str | None = None,
+    license: str | None = None,
+    base_model: str | None = None,
+    model_description: str | None = None,
+    tags: list[str] | None = None,
 ) -> str:
     """
     Writes `pipeline` to `save_directory` as a self-contained folder for the Hub:

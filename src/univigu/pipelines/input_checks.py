@@ -21,7 +21,8 @@ PIL and its sibling modules only (never `univigu`), so that `export_for_hub` can
 
 import inspect
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import torch

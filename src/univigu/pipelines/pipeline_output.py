@@ -6,7 +6,6 @@ PIL and its sibling modules only (never `univigu`), so that `export_for_hub` can
 """
 
 from dataclasses import dataclass
-from typing import List, Optional, Union
 
 import numpy as np
 import PIL.Image
@@ -34,10 +33,10 @@ class UniViGUPipelineOutput(BaseOutput):
             `batch` strings per step), to watch the caption form.
     """
 
-    frames: Optional[Union[torch.Tensor, np.ndarray, List[List[PIL.Image.Image]]]] = None
-    text: Optional[List[str]] = None
-    text_ids: Optional[torch.LongTensor] = None
-    text_history: Optional[List[List[str]]] = None
+    frames: torch.Tensor | np.ndarray | list[list[PIL.Image.Image]] | None = None
+    text: list[str] | None = None
+    text_ids: torch.LongTensor | None = None
+    text_history: list[list[str]] | None = None
 
 
 __all__ = ["UniViGUPipelineOutput"]

@@ -8,7 +8,8 @@ never `univigu`: `export_for_hub` copies them to the root of an exported folder,
 `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` works without univigu installed.
 """
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import torch
 from transformers import AutoTokenizer, UMT5EncoderModel
@@ -32,7 +33,7 @@ from .local_files import check_local_video  # noqa: F401 (so an exported folder'
 from .lora_loader import UniViGULoraLoaderMixin
 from .pipeline_output import UniViGUPipelineOutput
 from .prompt_input import negative_prompts, prompt_tokens, t5_prompt_embeds
-from .serialization import UniViGUSerializationMixin, write_checksums  # noqa: F401 (write_checksums: re-exported)
+from .serialization import UniViGUSerializationMixin
 from .video_input import encode_frames, sample_videos
 
 

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 
-def fast_caption_kwargs(pipe, num_inference_steps: Optional[int] = None) -> Dict[str, Any]:
+def fast_caption_kwargs(pipe, num_inference_steps: int | None = None) -> dict[str, Any]:
     """Video -> text at a fraction of the cost: the video's keys/values are computed once, on the first step, and
     every later step runs only the text tokens (`video_cache_interval` >= the step count).
 

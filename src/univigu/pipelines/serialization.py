@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any
 
 import huggingface_hub
 import torch
@@ -40,7 +40,7 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def read_json_file(path: Union[str, os.PathLike]) -> Any:
+def read_json_file(path: str | os.PathLike) -> Any:
     """The JSON in `path`; a file that is not JSON (or not UTF-8 text) raises a `ValueError` naming it, the line and
     the column."""
     try:
@@ -74,7 +74,7 @@ def check_local_or_hub(path: Any) -> str:
     return path
 
 
-def _unreadable_safetensors(folder: str) -> Optional[str]:
+def _unreadable_safetensors(folder: str) -> str | None:
     """The first `.safetensors` file under a local `folder` whose header cannot be read, or None."""
     if not os.path.isdir(folder):
         return None
@@ -115,8 +115,8 @@ def check_config_values(path: str, config: Any) -> None:
             )
 
 
-def check_folder_configs(folder: Union[str, os.PathLike], passed: Tuple[str, ...] = (),
-                         components: Tuple[str, ...] = ()) -> None:
+def check_folder_configs(folder: str | os.PathLike, passed: tuple[str, ...] = (),
+                         components: tuple[str, ...] = ()) -> None:
     """Before loading a local pipeline folder: `model_index.json` and every listed component's config are JSON
     objects, the component entries (lists, and every name in `components`) are `[library, class]` pairs, `call_defaults` are valid (`check_call_defaults`)
     and the configs' sizes are whole numbers >= 1 (`check_config_values`); each error names the file and key."""
@@ -151,7 +151,7 @@ def check_folder_configs(folder: Union[str, os.PathLike], passed: Tuple[str, ...
                 check_config_values(config_path, read_json_file(config_path))
 
 
-def write_checksums(folder: Union[str, os.PathLike], **info: Any) -> str:
+def write_checksums(folder: str | os.PathLike, **info: Any) -> str:
     """Record the size and sha256 of every file under `folder` (plus `info`, e.g. a version) in `checksums.json`,
     which `UniViGUPipeline.from_pretrained` then checks before loading."""
     files = {}
@@ -169,7 +169,7 @@ def write_checksums(folder: Union[str, os.PathLike], **info: Any) -> str:
     return path
 
 
-def verify_checksums(folder: Union[str, os.PathLike]) -> Optional[dict]:
+def verify_checksums(folder: str | os.PathLike) -> dict | None:
     """If `folder` has a `checksums.json`, check that every file it lists is present, of the right size and hash;
     raise an error naming the damaged files and the fix otherwise. Returns the manifest (None when there is none)."""
     path = os.path.join(folder, CHECKSUMS_FILENAME)
@@ -202,7 +202,7 @@ def verify_checksums(folder: Union[str, os.PathLike]) -> Optional[dict]:
     return manifest
 
 
-def check_component_folders(folder: Union[str, os.PathLike], passed: Tuple[str, ...] = ()) -> None:
+def check_component_folders(folder: str | os.PathLike, passed: tuple[str, ...] = ()) -> None:
     """Every component that a local pipeline folder's `model_index.json` lists (and that the caller does not pass
     itself, `passed`) must have its subfolder: otherwise diffusers looks for it at the folder's root and fails with
     an error that does not name the component. Raises an `OSError` naming the missing subfolders."""
@@ -227,7 +227,7 @@ def check_component_folders(folder: Union[str, os.PathLike], passed: Tuple[str, 
         )
 
 
-def _weight_file_keys(folder: str, variant: Optional[str]) -> Optional[set]:
+def _weight_file_keys(folder: str, variant: str | None) -> set | None:
     """The tensor names a component folder's safetensors weights hold (a single file or a sharded index), read from
     the file headers only; `None` when there is no safetensors file to read (e.g. `.bin` weights)."""
     for suffix in ([f".{variant}"] if variant else []) + [""]:
@@ -246,7 +246,7 @@ def _weight_file_keys(folder: str, variant: Optional[str]) -> Optional[set]:
 
 def _summarize_keys(keys) -> str:
     """`blocks.4.*, blocks.5.*` for whole blocks, else the first few names."""
-    blocks: Dict[str, set] = {}
+    blocks: dict[str, set] = {}
     others = []
     for key in sorted(keys):
         match = re.match(r"^(.*?\b(?:blocks|block|layers|layer|h))\.(\d+)\.", key)
@@ -260,7 +260,7 @@ def _summarize_keys(keys) -> str:
     return shown + (f", ... ({len(parts) - 8} more)" if len(parts) > 8 else "")
 
 
-def check_finite_weights(pipeline: DiffusionPipeline, passed: Tuple[str, ...] = ()):
+def check_finite_weights(pipeline: DiffusionPipeline, passed: tuple[str, ...] = ()):
     """After loading: NaN or inf in a model's weights (a broken conversion or fine-tune) would turn every output into
     NaN far from its cause; name the tensors instead. One reduction per tensor: cheap next to loading."""
     for name, component in pipeline.components.items():
@@ -280,7 +280,7 @@ def check_finite_weights(pipeline: DiffusionPipeline, passed: Tuple[str, ...] = 
             )
 
 
-def check_component_weights(pipeline: DiffusionPipeline, passed: Tuple[str, ...] = (), variant: Optional[str] = None):
+def check_component_weights(pipeline: DiffusionPipeline, passed: tuple[str, ...] = (), variant: str | None = None):
     """After loading: the weights file of every model component loaded from a folder must hold exactly the tensors
     its config builds. diffusers and transformers only warn when they differ, then run with randomly initialised
     layers (config builds more blocks than the weights have) or silently drop layers (fewer); this raises a
@@ -391,10 +391,10 @@ class UniViGUSerializationMixin:
 
     def save_pretrained(
         self,
-        save_directory: Union[str, os.PathLike],
+        save_directory: str | os.PathLike,
         safe_serialization: bool = True,
-        variant: Optional[str] = None,
-        max_shard_size: Optional[Union[int, str]] = None,
+        variant: str | None = None,
+        max_shard_size: int | str | None = None,
         push_to_hub: bool = False,
         hub_export: bool = False,
         **kwargs,
@@ -428,12 +428,12 @@ class UniViGUSerializationMixin:
     def push_to_hub(
         self,
         repo_id: str,
-        commit_message: Optional[str] = None,
-        private: Optional[bool] = None,
-        token: Optional[str] = None,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
         create_pr: bool = False,
         safe_serialization: bool = True,
-        variant: Optional[str] = None,
+        variant: str | None = None,
         **card_kwargs,
     ) -> str:
         """Uploads the pipeline to the Hub as the folder [`export_for_hub`] writes (module files included, so the

@@ -18,7 +18,8 @@ PIL and its sibling modules only (never `univigu`), so that `export_for_hub` can
 import importlib.util
 import os
 from functools import partial
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 import PIL.Image

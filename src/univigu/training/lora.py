@@ -13,7 +13,7 @@ import os
 
 import torch
 
-from ..pipelines.pipeline_univigu import UniViGULoraLoaderMixin
+from ..pipelines.lora_loader import UniViGULoraLoaderMixin
 
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
