@@ -235,6 +235,10 @@ def export(pipe: WanPipeline, folder: Path, args, step: int, out: Path) -> None:
     from univigu.toyworld.world import WORLD_FILENAME, get_world
 
     pipe.save_pretrained(folder)
+    for config in folder.glob("*/config.json"):  # a release names no folder of the machine that built it
+        values = json.loads(config.read_text())
+        if values.pop("_name_or_path", None) is not None:
+            config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
     ladder = {}
     if args.export_eval_samples:
         ladder["L1"] = score_l1(str(folder / "vae"), args.world, args.export_eval_samples, seed=2026)
@@ -242,7 +246,7 @@ def export(pipe: WanPipeline, folder: Path, args, step: int, out: Path) -> None:
                                 steps=WAN_CALL["num_inference_steps"], guidance=WAN_CALL["guidance_scale"])
     record = {
         "world": get_world(args.world).to_dict(),
-        "stand_in": {"steps": step, **json.loads((out / "args.json").read_text()),
+        "stand_in": {"steps": step, **json.loads((out / "args.json").read_text()), "vae": Path(args.vae).name,
                      "params": sum(p.numel() for p in pipe.transformer.parameters()),
                      "sample_with": WAN_CALL},
         "ladder": {rung: {str(n): scores for n, scores in rows.items()} for rung, rows in ladder.items()},
