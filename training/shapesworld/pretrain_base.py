@@ -71,6 +71,9 @@ def parse_args(argv=None):
     p.add_argument("--world", default="shapesworld-v2", choices=tuple(WORLDS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu",
+                   help="where the generator trains (cpu, cuda); the batches are drawn on the CPU from the run's "
+                        "generator either way, so a run can be resumed on another device")
     p.add_argument("--num-clips", type=int, default=12000)
     p.add_argument("--max-steps", type=int, default=24000, help="the schedule's length (resume keeps it)")
     p.add_argument("--batch-size", type=int, default=16)
@@ -132,8 +135,9 @@ def save_checkpoint(out: Path, step: int, model, ema, opt, gen: torch.Generator,
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
-    save_file({f"{i}": p.detach().contiguous() for i, p in enumerate(ema.shadow_params)}, tmp / "ema.safetensors")
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / "model.safetensors")
+    save_file({f"{i}": p.detach().cpu().contiguous() for i, p in enumerate(ema.shadow_params)},
+              tmp / "ema.safetensors")
     torch.save(opt.state_dict(), tmp / "optimizer.pt")
     save_file({"rng": gen.get_state()}, tmp / "rng.safetensors")
     state = {"step": step, "ema_optimization_step": ema.optimization_step, "ema_loss": ema_loss}
@@ -147,8 +151,9 @@ def save_checkpoint(out: Path, step: int, model, ema, opt, gen: torch.Generator,
 
 def load_checkpoint(path: Path, model, ema, opt, gen: torch.Generator) -> dict:
     model.load_state_dict(load_file(path / "model.safetensors"))
+    device = next(model.parameters()).device
     shadow = load_file(path / "ema.safetensors")
-    ema.shadow_params = [shadow[f"{i}"] for i in range(len(shadow))]
+    ema.shadow_params = [shadow[f"{i}"].to(device) for i in range(len(shadow))]
     # weights_only: tensors and plain containers, nothing else is unpickled
     opt.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     gen.set_state(load_file(path / "rng.safetensors")["rng"])
@@ -292,7 +297,7 @@ def main(argv=None):
                                            num_layers=2, num_heads=2)
     vae = AutoencoderKLWan.from_pretrained(args.vae).eval()
     model = build_generator(text_dim=args.text_dim, width=args.width, num_layers=args.layers, num_heads=args.heads,
-                            seed=args.seed)
+                            seed=args.seed).to(args.device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     ema = EMAModel(model.parameters(), decay=args.ema_decay, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
     gen = torch.Generator().manual_seed(args.seed)
@@ -321,6 +326,7 @@ def main(argv=None):
     latents, embeds = cache["latents"], cache["embeds"]
     msl = SHAPESWORLD_SEQUENCE_LENGTH
     null = encode_prompt_batch(tokenizer, text_encoder, [""], msl)[0, : embeds.shape[1]]
+    vae.to(args.device), text_encoder.to(args.device)  # the probes' pipeline runs where the generator trains
     print(f"generator: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, {len(latents)} clips, "
           f"{args.world}", flush=True)
 
@@ -338,6 +344,7 @@ def main(argv=None):
         cond = F.pad(cond, (0, 0, 0, msl - cond.shape[1]))
         noise = torch.randn(x0.shape, generator=gen)
         s = sample_sigmas(args.batch_size, "logit_normal", gen)
+        x0, cond, noise, s = (t.to(args.device) for t in (x0, cond, noise, s))
         xt = (1 - s.view(-1, 1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1, 1) * noise
         pred = model(hidden_states=xt, timestep=s * 1000, encoder_hidden_states=cond, return_dict=False)[0]
         loss = F.mse_loss(pred.float(), noise - x0)
