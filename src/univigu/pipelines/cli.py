@@ -198,24 +198,31 @@ def caption_path(out: Path) -> Path:
     return Path(out).with_suffix(".txt")
 
 
+def check_new_outputs(paths: list[Path], model: str | None, lora: str | None, flag: str, overwrite: bool) -> None:
+    """Before the model loads: each of `paths` (the outputs of `flag`) may be written. Refused: an existing file without
+    `--overwrite`, a path inside the model (the bundled checkpoint when `model` is None) or LoRA folder, a folder that
+    does not exist or cannot be written."""
+    from ..utils.output_paths import check_new_file, check_not_an_input, check_writable_parent
+
+    if model is None:
+        from ..toyworld import DEFAULT_CHECKPOINT
+
+        model = DEFAULT_CHECKPOINT
+    for path in paths:
+        check_not_an_input(path, [model, lora], flag)
+        check_new_file(path, flag, overwrite)
+        check_writable_parent(path, flag)
+
+
 def check_generate_outputs(out: Path, model: str | None, overwrite: bool = False, lora: str | None = None,
                            caption: bool = False) -> Path:
     """Before the model loads: `--out` (an .mp4), the frame grid next to it (.png) and, with `caption`, the caption
     next to it (.txt) may be written. Returns the grid's path. Refused: an existing file without `--overwrite`, a
     path inside the model or LoRA folder (with or without), a folder that does not exist or cannot be written."""
-    from ..utils.output_paths import check_new_file, check_not_an_input, check_writable_parent
-
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"--out must end in .mp4, got {out}.")
     grid = out.with_suffix(".png")
-    if model is None:
-        from ..toyworld import DEFAULT_CHECKPOINT
-
-        model = DEFAULT_CHECKPOINT
-    for path in (out, grid, *([caption_path(out)] if caption else [])):
-        check_not_an_input(path, [model, lora], "--out")
-        check_new_file(path, "--out", overwrite)
-    check_writable_parent(out, "--out")
+    check_new_outputs([out, grid, *([caption_path(out)] if caption else [])], model, lora, "--out", overwrite)
     return grid
 
 
@@ -271,15 +278,9 @@ def run_caption(args) -> int:
     if missing:
         raise SystemExit(f"error: no such video file: {', '.join(missing)}.")
     if args.caption:  # every .txt is checked before the model loads, so a refusal costs nothing
-        from ..utils.output_paths import check_new_file, check_not_an_input, check_writable_parent, staged_output
-
-        from ..toyworld import DEFAULT_CHECKPOINT
-
         try:
-            for path in args.videos:
-                check_not_an_input(caption_path(path), [args.model or DEFAULT_CHECKPOINT, args.lora], "--caption")
-                check_new_file(caption_path(path), "--caption", args.overwrite)
-                check_writable_parent(caption_path(path), "--caption")
+            check_new_outputs([caption_path(v) for v in args.videos], args.model, args.lora, "--caption",
+                              args.overwrite)
         except (ValueError, OSError) as error:
             raise SystemExit(f"error: {error}")
     pipe = load_pipeline(args.model, args.device, args.dtype, args.lora)
@@ -299,6 +300,8 @@ def run_caption(args) -> int:
             continue
         print(f"{path}: {text}" if len(args.videos) > 1 else text)
         if args.caption:
+            from ..utils.output_paths import staged_output
+
             with staged_output(caption_path(path), flag="--caption") as tmp:
                 tmp.write_text(text + "\n", encoding="utf-8")
     if failed:
