@@ -64,6 +64,16 @@ def test_resume_is_bit_exact_and_settings_are_kept(tmp_path):
     params = list(pipe.transformer.parameters())
     assert all(torch.equal(p, ema[str(i)]) for i, p in enumerate(params))  # the EMA weights are what ships
 
+    # --save-dtype float16 halves the stored transformer; it loads as float32, the EMA weights rounded once
+    half = run(tmp_path / "resumed", "--export", str(tmp_path / "half"), "--export-eval-samples", "0",
+               "--save-dtype", "float16")
+    assert half.returncode == 0, half.stderr
+    stored = load_file(next((tmp_path / "half" / "transformer").glob("*.safetensors")))
+    assert {v.dtype for v in stored.values()} == {torch.float16}
+    assert json.loads((tmp_path / "half" / "shapesworld.json").read_text())["stand_in"]["stored_as"] == "float16"
+    params = list(WanPipeline.from_pretrained(tmp_path / "half").transformer.parameters())
+    assert all(p.dtype == torch.float32 and torch.equal(p, ema[str(i)].half().float()) for i, p in enumerate(params))
+
 
 def test_extend_continues_a_finished_run_with_a_second_phase(tmp_path):
     assert run(tmp_path / "r").returncode == 0

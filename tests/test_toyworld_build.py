@@ -251,6 +251,29 @@ def test_evaluate_stages_skips_missing_stages_and_asks_stage0_only_for_t2v(tmp_p
     assert 0.0 <= results["refine"]["v2t/1obj"]["colour_accuracy"] <= 1.0
 
 
+def test_finalize_stores_float16_weights_and_scores_the_stored_folder(tmp_path, monkeypatch):
+    """`--save-dtype float16`: the shipped transformer is stored in half precision, loads as float32, and the Refine
+    row of the evaluation is computed from that folder (not from the float32 Refine output)."""
+    import package
+    from safetensors.torch import load_file
+
+    from univigu import UniViGUPipeline
+
+    _tiny_univigu_pipeline().save_pretrained(tmp_path / "refine")
+    scored = []
+    monkeypatch.setattr(package, "evaluate_stages", lambda s0, recall, refine, **kw: scored.append(refine) or {})
+    monkeypatch.setattr(package, "write_model_card", lambda *a, **kw: None)
+    package.finalize(tmp_path, None, None, tmp_path / "refine", tmp_path / "final", save_dtype="float16",
+                     version="shapesworld-v2")
+    assert scored == [tmp_path / "final"]
+    stored = load_file(next((tmp_path / "final" / "transformer").glob("*.safetensors")))
+    assert {v.dtype for v in stored.values()} == {torch.float16}
+    loaded = UniViGUPipeline.from_pretrained(tmp_path / "final").transformer
+    original = UniViGUPipeline.from_pretrained(tmp_path / "refine").transformer
+    for (name, a), b in zip(loaded.state_dict().items(), original.state_dict().values()):
+        assert a.dtype == torch.float32 and torch.equal(a, b.half().float()), name
+
+
 def test_convert_adds_the_mask_token_and_converts_again_when_the_text_source_changes(tmp_path, monkeypatch):
     """`--text-source mask` converts with `univigu convert wan --text-source mask`; a convert folder made with the
     other source is not reused (its vocabulary and text scheduler differ), one made with the same source is."""

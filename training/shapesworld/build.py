@@ -265,7 +265,8 @@ def stage0(args, out: Path, vae: Path, beside_decoder: bool = False) -> Path:
         if folder.exists():
             shutil.rmtree(folder)  # the stage's own output, written again from the run's newest checkpoint
         _run([sys.executable, str(HERE / "pretrain_base.py"), *_stand_in_args(args, vae, run), "--export",
-              str(folder), "--export-eval-samples", str(args.eval_samples)], out / "stage0_export.log")
+              str(folder), "--export-eval-samples", str(args.eval_samples), "--save-dtype", args.save_dtype],
+             out / "stage0_export.log")
         _mark_done(folder, {"steps": args.stand_in_steps, "world": args.world})
         return folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -403,7 +404,7 @@ def stage_evaluate(args, out: Path, stage0_dir: Path, recall: Path, refine: Path
                          if (refine_power := _stage_value(args, "refine", "text_time_power")) != 1.0 else ""),
     }
     finalize(out, stage0_dir, recall, refine, folder, num_samples=args.eval_samples, seed=args.seed, build=info,
-             version=args.world)
+             version=args.world, save_dtype=args.save_dtype)
     _mark_done(folder, {"num_samples": args.eval_samples})
     if args.install:
         install_checkpoint(folder)
@@ -493,6 +494,10 @@ def parse_args(argv=None):
                    help="train_refine's --text_time_power: 3 reads shape better and leaves the generator as it is "
                         "(Refine trains the text experts only), docs/toyworld_model.md")
     p.add_argument("--eval-samples", type=int, default=48)
+    p.add_argument("--save-dtype", default="float32", choices=("float32", "float16"),
+                   help="the dtype the shipped transformers' weights are stored in (the checkpoint's and, with "
+                        "--from-scratch, the stand-in's); float16 halves them, they load as float32, and the "
+                        "evaluation scores the stored weights")
     p.add_argument("--install", action="store_true",
                    help="copy the result into the package as univigu.toyworld.DEFAULT_CHECKPOINT (source checkouts)")
     args = p.parse_args(argv)

@@ -98,6 +98,9 @@ def parse_args(argv=None):
                    "folder here (with its world, ladder scores, model card and checksums) and exit")
     p.add_argument("--export-eval-samples", type=int, default=48, help="test clips per object count in --export's "
                    "ladder scores (0: skip them)")
+    p.add_argument("--save-dtype", default="float32", choices=("float32", "float16"),
+                   help="with --export: the dtype the transformer's weights are stored in (float16 halves the folder; "
+                   "diffusers loads them as float32 unless told otherwise, and the ladder scores the stored weights)")
     p.add_argument("--install", action="store_true", help="with --export: copy the folder into the package as "
                    "univigu.toyworld.DEFAULT_BASE_MODEL")
     return p.parse_args(argv)
@@ -239,7 +242,9 @@ def export(pipe: WanPipeline, folder: Path, args, step: int, out: Path) -> None:
     from univigu.pipelines.serialization import write_checksums
     from univigu.toyworld.world import WORLD_FILENAME, get_world
 
+    pipe.transformer.to(getattr(torch, args.save_dtype))  # the ladder below loads and scores what is stored
     pipe.save_pretrained(folder)
+    pipe.transformer.float()
     for config in folder.glob("*/config.json"):  # a release names no folder of the machine that built it
         values = json.loads(config.read_text())
         if values.pop("_name_or_path", None) is not None:
@@ -252,7 +257,7 @@ def export(pipe: WanPipeline, folder: Path, args, step: int, out: Path) -> None:
     record = {
         "world": get_world(args.world).to_dict(),
         "stand_in": {"steps": step, **json.loads((out / "args.json").read_text()), "vae": Path(args.vae).name,
-                     "params": sum(p.numel() for p in pipe.transformer.parameters()),
+                     "params": sum(p.numel() for p in pipe.transformer.parameters()), "stored_as": args.save_dtype,
                      "sample_with": WAN_CALL},
         "ladder": {rung: {str(n): scores for n, scores in rows.items()} for rung, rows in ladder.items()},
     }
