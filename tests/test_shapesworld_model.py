@@ -4,6 +4,7 @@ so that a regression anywhere in the stack (model, schedulers, pipeline, VAE han
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,9 +58,23 @@ def test_installing_a_checkpoint_leaves_its_module_files_behind(tmp_path):
                                       num_layers=1, rope_max_seq_len=16, vocab_size=10)
     model.save_pretrained(tmp_path / "built" / "transformer")
     assert (tmp_path / "built" / "transformer" / "transformer_univigu.py").is_file()
+    config = tmp_path / "built" / "transformer" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "_name_or_path": "/home/someone/run"}))
     target = install_folder(tmp_path / "built", tmp_path / "installed", world="test")
     assert not list(target.rglob("*.py")) and (target / "transformer" / "config.json").is_file()
+    assert "_name_or_path" not in json.loads((target / "transformer" / "config.json").read_text())
     assert not [name for name in verify_checksums(target)["files"] if name.endswith(".py")]
+
+
+def test_bundled_folders_name_no_folder_of_the_machine_that_built_them():
+    """`save_pretrained` records where a model was loaded from (`_name_or_path`); the build drops it on install."""
+    from univigu.toyworld import DEFAULT_BASE_MODEL, DEFAULT_VAE
+
+    for folder in (Path(DEFAULT_CHECKPOINT), Path(DEFAULT_BASE_MODEL), Path(DEFAULT_VAE)):
+        for config in [folder / "model_index.json", folder / "config.json", *folder.glob("*/config.json")]:
+            if config.is_file():
+                recorded = json.loads(config.read_text()).get("_name_or_path", "")
+                assert "/" not in recorded and "\\" not in recorded, config
 
 
 def test_default_call_uses_the_checkpoint_defaults(pipe):

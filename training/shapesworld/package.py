@@ -39,6 +39,15 @@ SUMMARY_KEYS = ("colour_accuracy", "shape_accuracy", "motion_accuracy", "object_
                 "held_out/shape_accuracy", "held_out/motion_accuracy")
 
 
+def drop_config_keys(folder: Path, *keys: str) -> None:
+    """Remove `keys` from a model folder's `model_index.json` and its components' `config.json`."""
+    for config in [folder / "model_index.json", *folder.glob("*/config.json")]:
+        if config.is_file():
+            record = json.loads(config.read_text())
+            if [record.pop(key) for key in keys if key in record]:
+                config.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 def install_folder(folder: Path, target: Path, ignore: tuple[str, ...] = (), **checksum_info) -> Path:
     """Copy a model folder into the package at `target` (a staging copy replaces the old folder only once complete),
     with a fresh `checksums.json` carrying `checksum_info`; files matching `ignore` stay behind, and so do module files
@@ -49,10 +58,8 @@ def install_folder(folder: Path, target: Path, ignore: tuple[str, ...] = (), **c
     staging = target.with_name(target.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(folder, staging, ignore=shutil.ignore_patterns(*ignore, "*.py", "__pycache__"))
-    for config in staging.glob("*/config.json"):  # `auto_map` names the module files that stay behind
-        record = json.loads(config.read_text())
-        if record.pop("auto_map", None) is not None:
-            config.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    # `auto_map` names the module files that stay behind; `_name_or_path`, a folder of the machine that built it
+    drop_config_keys(staging, "auto_map", "_name_or_path")
     write_checksums(staging, **checksum_info)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)

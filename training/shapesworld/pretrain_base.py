@@ -48,7 +48,7 @@ from univigu.toyworld.components import build_tiny_text_encoder, build_tokenizer
 from univigu.toyworld.text import scene_to_prompt
 from univigu.toyworld.world import WORLDS
 
-from package import WAN_CALL, install_folder
+from package import WAN_CALL, drop_config_keys, install_folder
 from pretrain_generator import (
     SHAPESWORLD_SEQUENCE_LENGTH,
     build_generator,
@@ -245,10 +245,7 @@ def export(pipe: WanPipeline, folder: Path, args, step: int, out: Path) -> None:
     pipe.transformer.to(getattr(torch, args.save_dtype))  # the ladder below loads and scores what is stored
     pipe.save_pretrained(folder)
     pipe.transformer.float()
-    for config in folder.glob("*/config.json"):  # a release names no folder of the machine that built it
-        values = json.loads(config.read_text())
-        if values.pop("_name_or_path", None) is not None:
-            config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+    drop_config_keys(folder, "_name_or_path")  # a release names no folder of the machine that built it
     ladder = {}
     if args.export_eval_samples:
         ladder["L1"] = score_l1(str(folder / "vae"), args.world, args.export_eval_samples, seed=2026)
