@@ -244,7 +244,6 @@ def export(pipe: WanPipeline, folder: Path, args, step: int, out: Path) -> None:
 
     pipe.transformer.to(getattr(torch, args.save_dtype))  # the ladder below loads and scores what is stored
     pipe.save_pretrained(folder)
-    pipe.transformer.float()
     drop_config_keys(folder, "_name_or_path")  # a release names no folder of the machine that built it
     ladder = {}
     if args.export_eval_samples:
