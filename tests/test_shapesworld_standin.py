@@ -117,3 +117,39 @@ def test_upper_rungs_are_judged_against_their_goals():
     assert ("L3", "v2t exact, 1 object(s)") in failed and ("L3", "v2t exact, 2 object(s)") not in failed
     assert ("L4", "t2v shape - stand-in's, 1 object(s)") in failed
     assert ("L4", "t2v colour - stand-in's, 1 object(s)") not in failed
+
+
+def test_text_encoder_joins_training_at_its_step_and_resumes_bit_exact(tmp_path):
+    """`--train-text-encoder-from 2`: frozen for two steps, then the umT5 encoder trains (its own EMA and optimizer,
+    saved with each checkpoint); a run resumed one step at a time, across the switch, matches an uninterrupted one,
+    and the export ships the encoder's EMA weights."""
+    flag = ("--train-text-encoder-from", "2")
+    whole = run(tmp_path / "whole", *flag)
+    assert whole.returncode == 0, whole.stderr
+    for _ in range(4):  # each call checkpoints after one step and stops
+        part = run(tmp_path / "stepwise", *flag, "--stop-after-minutes", "1e-6")
+        assert part.returncode == 0, part.stderr
+    step_dir = tmp_path / "stepwise" / "checkpoints"
+    assert not (step_dir / "step_3").exists() or (step_dir / "step_3" / "text_encoder.safetensors").exists()
+    for name in ("model", "ema", "rng", "text_encoder", "text_ema"):
+        a = load_file(tmp_path / "whole" / "checkpoints" / "step_4" / f"{name}.safetensors")
+        b = load_file(step_dir / "step_4" / f"{name}.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+    from univigu.toyworld.components import build_tiny_text_encoder, build_tokenizer
+
+    initial = build_tiny_text_encoder(vocab_size=len(build_tokenizer()), d_model=16, seed=0).state_dict()
+    trained = load_file(step_dir / "step_4" / "text_encoder.safetensors")
+    assert any(not torch.equal(trained[k], initial[k]) for k in trained)  # it trained
+
+    exported = run(tmp_path / "stepwise", *flag, "--export", str(tmp_path / "base"), "--export-eval-samples", "0")
+    assert exported.returncode == 0, exported.stderr
+    from transformers import UMT5EncoderModel
+
+    shipped = list(UMT5EncoderModel.from_pretrained(tmp_path / "base" / "text_encoder").parameters())
+    text_ema = load_file(step_dir / "step_4" / "text_ema.safetensors")
+    assert all(torch.equal(p, text_ema[str(i)]) for i, p in enumerate(shipped))
+    assert "then trained with the generator" in (tmp_path / "base" / "README.md").read_text()
+
+    refused = run(tmp_path / "stepwise")  # the switch step defines the run
+    assert refused.returncode != 0 and "train_text_encoder_from" in refused.stderr
