@@ -392,3 +392,40 @@ def test_from_scratch_v2_fine_tunes_the_vae_and_trains_the_stand_in_resumably(tm
     train, export = (base_args(cmd[2:]) for cmd in commands[1:])
     assert (train.max_steps, train.world, train.vae, train.export) == (100, "shapesworld-v2", str(vae), None)
     assert train.out == export.out == str(tmp_path / "stand_in_run") and export.export == str(tmp_path / "stage0")
+
+
+def test_an_interrupted_training_stage_continues_from_its_checkpoint(tmp_path, monkeypatch):
+    """Recall and Refine checkpoint every --checkpoint-every steps; run again, the build resumes an interrupted stage
+    (`--resume_from_checkpoint latest`, its folder kept) unless the stage is named in --stages, which starts afresh."""
+    import build
+    from univigu.training.arguments import parse_args as trainer_args
+
+    commands = []
+
+    def run(cmd, log, threads=None, append=False):
+        commands.append((cmd, append))
+        folder = tmp_path / "recall"
+        (folder / "checkpoint-200").mkdir(parents=True, exist_ok=True)
+        if len(commands) == 1:
+            raise RuntimeError("interrupted")  # the first run stops after its first checkpoint
+
+    monkeypatch.setattr(build, "_run", run)
+    args = parse_args(["--out", str(tmp_path), "--base", str(stub_stand_in(tmp_path / "base"))])
+    flags = trainer_args("recall", _train_args(args, "recall", tmp_path, tmp_path / "d", tmp_path / "recall"))
+    assert (flags.checkpointing_steps, flags.checkpoints_total_limit) == (200, 2)
+    try:
+        build.stage_train(args, tmp_path, "recall", tmp_path / "start", tmp_path / "data")
+    except RuntimeError:
+        pass
+    (tmp_path / "recall" / "loss.png").write_text("kept")
+    build.stage_train(args, tmp_path, "recall", tmp_path / "start", tmp_path / "data")
+    cmd, append = commands[1]
+    assert cmd[-2:] == ["--resume_from_checkpoint", "latest"] and append  # the log goes on too
+    assert (tmp_path / "recall" / "loss.png").exists() and build._done(tmp_path / "recall")
+
+    (tmp_path / "recall" / build.DONE).unlink()
+    args = parse_args(["--out", str(tmp_path), "--base", str(tmp_path / "base"), "--stages", "recall"])
+    build.stage_train(args, tmp_path, "recall", tmp_path / "start", tmp_path / "data")
+    cmd, append = commands[2]
+    assert "--resume_from_checkpoint" not in cmd and not append
+    assert not (tmp_path / "recall" / "loss.png").exists()  # named in --stages: afresh

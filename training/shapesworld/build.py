@@ -9,7 +9,9 @@ As Wan2.1 is to the real recipe, the stand-in generator is a released base model
 the build converts `univigu.toyworld.DEFAULT_BASE_MODEL` (or `--base DIR`, any stand-in folder with its
 `shapesworld.json`), and the world it renders and scores is the one that folder records.
 
-Stages (each writes `DIR/<stage>/` and is skipped when its output is complete, unless named in `--stages`):
+Stages (each writes `DIR/<stage>/` and is skipped when its output is complete, unless named in `--stages`; an
+interrupted `recall` or `refine` continues from its newest checkpoint, every `--checkpoint-every` steps, when the
+command is run again without naming it):
 
 1. `vae`      only with `--from-scratch`: the ShapesWorld VAE (`pretrain_vae.py` beside this script, ~16 min, on v1
               clips), then, for v2, 15 more minutes on v2 clips; `--vae PATH` reuses one instead.
@@ -61,13 +63,13 @@ def _mark_done(folder: Path, info: dict) -> None:
     (folder / DONE).write_text(json.dumps(info, indent=2) + "\n")
 
 
-def _run(cmd: list[str], log: Path, threads: int | None = None) -> None:
+def _run(cmd: list[str], log: Path, threads: int | None = None, append: bool = False) -> None:
     """Run a stage's command with its output shown and kept in `log`; fail loudly with the log's tail."""
     print("$", " ".join(cmd), flush=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    with open(log, "w") as f:
+    with open(log, "a" if append else "w") as f:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
         for line in proc.stdout:
             f.write(line)
@@ -327,7 +329,8 @@ def _train_args(args, stage: str, start: Path, data: Path, out_dir: Path, warmup
         "--text_time_power", str(_stage_value(args, stage, "text_time_power")),
         "--adam_weight_decay", "0.0",
         "--seed", str(args.seed),
-        "--checkpointing_steps", str(max(steps, 1)),
+        "--checkpointing_steps", str(max(min(args.checkpoint_every or steps, steps), 1)),
+        "--checkpoints_total_limit", "2",
         "--validation_steps", str(max(steps // 4, 1)),
         "--num_validation_videos", "16",
         "--validation_num_inference_steps", "16",
@@ -340,8 +343,11 @@ def stage_train(args, out: Path, stage: str, start: Path, data: Path) -> Path:
     folder = out / stage
     if _done(folder) and stage not in args.stages:
         return folder
-    if folder.exists():
-        shutil.rmtree(folder)  # a stage folder is ours: re-running the stage starts it afresh
+    # an interrupted stage continues from its newest checkpoint (the trainers resume bit for bit); one named in
+    # --stages starts afresh: a stage folder is ours
+    resume = stage not in args.stages and not args.recall_warmup_steps and any(folder.glob("checkpoint-*"))
+    if folder.exists() and not resume:
+        shutil.rmtree(folder)
     if stage == "recall" and args.recall_warmup_steps:
         # docs/research_log.md, session 9: captions of shape words first teach the text stream to read shape off the
         # video; Recall on the prompts then keeps that reading, which it never learns from the prompts alone
@@ -352,8 +358,11 @@ def stage_train(args, out: Path, stage: str, start: Path, data: Path) -> Path:
              + _train_args(args, stage, start, data, warmup, warmup=True), out / "recall_warmup.log", threads=1)
         _mark_done(warmup, {"steps": args.recall_warmup_steps})
         start = warmup
-    _run(_training_script(stage, args.num_processes, out) + _train_args(args, stage, start, data, folder),
-         out / f"{stage}.log", threads=1)
+    if resume:
+        print(f"{stage}: continuing the interrupted run in {folder}", flush=True)
+    _run(_training_script(stage, args.num_processes, out) + _train_args(args, stage, start, data, folder)
+         + (["--resume_from_checkpoint", "latest"] if resume else []), out / f"{stage}.log", threads=1,
+         append=resume)
     _mark_done(folder, {"steps": args.recall_steps if stage == "recall" else args.refine_steps})
     return folder
 
@@ -462,6 +471,9 @@ def parse_args(argv=None):
     p.add_argument("--refine-steps", type=int, default=1200,
                    help="Capability Refinement optimiser steps (the shipped checkpoint: 1600)")
     p.add_argument("--batch-size", type=int, default=8, help="per process")
+    p.add_argument("--checkpoint-every", type=int, default=200,
+                   help="Recall and Refine save a checkpoint this often (the newest two are kept), so that an "
+                        "interrupted build continues where it stopped (0: only at the end)")
     p.add_argument("--num-processes", type=int, default=2,
                    help="data-parallel training processes (one per core); also the threads of the VAE and stage 0")
     p.add_argument("--learning-rate", type=float, default=5e-4, help="Recall's learning rate for the shared weights")
