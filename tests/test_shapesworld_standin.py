@@ -119,37 +119,56 @@ def test_upper_rungs_are_judged_against_their_goals():
     assert ("L4", "t2v colour - stand-in's, 1 object(s)") not in failed
 
 
-def test_text_encoder_joins_training_at_its_step_and_resumes_bit_exact(tmp_path):
-    """`--train-text-encoder-from 2`: frozen for two steps, then the umT5 encoder trains (its own EMA and optimizer,
-    saved with each checkpoint); a run resumed one step at a time, across the switch, matches an uninterrupted one,
-    and the export ships the encoder's EMA weights."""
-    flag = ("--train-text-encoder-from", "2")
-    whole = run(tmp_path / "whole", *flag)
-    assert whole.returncode == 0, whole.stderr
-    for _ in range(4):  # each call checkpoints after one step and stops
-        part = run(tmp_path / "stepwise", *flag, "--stop-after-minutes", "1e-6")
-        assert part.returncode == 0, part.stderr
-    step_dir = tmp_path / "stepwise" / "checkpoints"
-    assert not (step_dir / "step_3").exists() or (step_dir / "step_3" / "text_encoder.safetensors").exists()
-    for name in ("model", "ema", "rng", "text_encoder", "text_ema"):
-        a = load_file(tmp_path / "whole" / "checkpoints" / "step_4" / f"{name}.safetensors")
-        b = load_file(step_dir / "step_4" / f"{name}.safetensors")
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
-    from univigu.toyworld.components import build_tiny_text_encoder, build_tokenizer
+def test_pretrained_text_encoder_knows_which_words_belong_together(tmp_path):
+    """pretrain_text_encoder.py: a random umT5 is close to a bag of words; trained, every token of a clause carries its
+    object's colour, shape and motion, on test prompts with held-out pairs too."""
+    from pretrain_text_encoder import main as pretrain_text_encoder
 
-    initial = build_tiny_text_encoder(vocab_size=len(build_tokenizer()), d_model=16, seed=0).state_dict()
-    trained = load_file(step_dir / "step_4" / "text_encoder.safetensors")
-    assert any(not torch.equal(trained[k], initial[k]) for k in trained)  # it trained
+    pretrain_text_encoder(["--out", str(tmp_path / "te"), "--steps", "400", "--num-prompts", "2000",
+                           "--eval-prompts", "64", "--threads", "1"])
+    record = json.loads((tmp_path / "te" / "pretraining.json").read_text())
+    before, after = record["before"], record["after"]
+    assert before["binding_signal"] < 0.1 < 0.5 < after["binding_signal"]
+    assert min(after["2obj"].values()) > 0.9 and max(before["2obj"].values()) < 0.6
 
-    exported = run(tmp_path / "stepwise", *flag, "--export", str(tmp_path / "base"), "--export-eval-samples", "0")
-    assert exported.returncode == 0, exported.stderr
+
+def test_the_stand_in_trains_on_a_pretrained_text_encoder(tmp_path):
+    """--text-encoder DIR: the prompts go through that frozen encoder (the cache lends its latents from a cache made
+    with another encoder), and the export ships it."""
     from transformers import UMT5EncoderModel
 
-    shipped = list(UMT5EncoderModel.from_pretrained(tmp_path / "base" / "text_encoder").parameters())
-    text_ema = load_file(step_dir / "step_4" / "text_ema.safetensors")
-    assert all(torch.equal(p, text_ema[str(i)]) for i, p in enumerate(shipped))
-    assert "then trained with the generator" in (tmp_path / "base" / "README.md").read_text()
+    from pretrain_base import train_prompts
+    from pretrain_generator import encode_prompt_batch
+    from pretrain_text_encoder import main as pretrain_text_encoder
+    from univigu.toyworld.components import build_tokenizer
 
-    refused = run(tmp_path / "stepwise")  # the switch step defines the run
-    assert refused.returncode != 0 and "train_text_encoder_from" in refused.stderr
+    pretrain_text_encoder(["--out", str(tmp_path / "te"), "--text-dim", "16", "--steps", "5", "--num-prompts", "64",
+                           "--eval-prompts", "4", "--threads", "1"])
+    assert run(tmp_path / "plain").returncode == 0
+    plain = next((tmp_path / "plain" / "cache").glob("*.safetensors"))
+    (tmp_path / "r" / "cache").mkdir(parents=True)
+    (tmp_path / "r" / "cache" / plain.name).symlink_to(plain)
+    trained = run(tmp_path / "r", "--text-encoder", str(tmp_path / "te"))
+    assert trained.returncode == 0, trained.stderr
+    cache = load_file(tmp_path / "r" / "cache" / f"{plain.stem}_text-te.safetensors")
+    assert torch.equal(cache["latents"], load_file(plain)["latents"])
+    encoder = UMT5EncoderModel.from_pretrained(tmp_path / "te")
+    from pretrain_base import parse_args
+
+    prompts = train_prompts(parse_args([*TINY, "--out", "x"]))
+    expected = encode_prompt_batch(build_tokenizer(), encoder, prompts, 32)
+    assert torch.equal(cache["embeds"], expected[:, : cache["embeds"].shape[1]])
+    assert not expected[:, cache["embeds"].shape[1]:].any()
+
+    exported = run(tmp_path / "r", "--text-encoder", str(tmp_path / "te"), "--export", str(tmp_path / "base"),
+                   "--export-eval-samples", "0")
+    assert exported.returncode == 0, exported.stderr
+    shipped = UMT5EncoderModel.from_pretrained(tmp_path / "base" / "text_encoder")
+    assert all(torch.equal(a, b) for a, b in zip(shipped.parameters(), encoder.parameters()))
+    assert "pretrain_text_encoder.py" in (tmp_path / "base" / "README.md").read_text()
+
+    refused = run(tmp_path / "r")  # the encoder defines the run
+    assert refused.returncode != 0 and "text_encoder" in refused.stderr
+    wrong = run(tmp_path / "w", "--text-encoder", str(tmp_path / "te"), "--text-dim", "32")
+    assert wrong.returncode != 0 and "--text-dim 16" in wrong.stderr

@@ -16,7 +16,8 @@ The recipe is written to be resumed across sessions, so the schedule depends on 
 
 - Data: `--num-clips` clips of the seeded "train" split, rendered and encoded once (VAE posterior mode, normalised
   with the VAE config's `latents_mean` / `latents_std` as WanPipeline does; prompts through the frozen umT5, the
-  embeddings WanPipeline computes) into `OUT/cache/` (safetensors).
+  embeddings WanPipeline computes) into `OUT/cache/` (safetensors). The umT5 is `--text-encoder DIR`, pretrained on
+  the world's prompts by `pretrain_text_encoder.py` as Wan's is on language, or a randomly initialised one.
 - Flow matching as in diffusers' Wan training scripts: `x_s = (1 - s) x0 + s noise`, target `noise - x0`, `s` from a
   logit-normal density, `--null-prob` of the prompts replaced by the empty prompt's embedding (classifier-free
   guidance), AdamW with linear warm-up then cosine decay to 5% over `--max-steps`, an EMA of the weights.
@@ -43,6 +44,7 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipe
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
+from transformers import UMT5EncoderModel
 
 from univigu.toyworld.components import build_tiny_text_encoder, build_tokenizer
 from univigu.toyworld.text import scene_to_prompt
@@ -85,11 +87,11 @@ def parse_args(argv=None):
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--text-dim", type=int, default=64)
-    p.add_argument("--train-text-encoder-from", type=int, default=None, metavar="STEP",
-                   help="from this step on, the umT5 encoder trains with the generator (its own EMA and AdamW, the "
-                        "same schedule); before it, prompts go through the frozen, randomly initialised encoder. A "
-                        "random umT5 is close to a bag of words (a colour word moved to another noun changes that "
-                        "noun's embedding by ~1%%), so a frozen one cannot say which colour goes with which shape")
+    p.add_argument("--text-encoder", default=None, metavar="DIR",
+                   help="the umT5 encoder the prompts go through, frozen: a folder from pretrain_text_encoder.py, "
+                        "which knows which words of a prompt belong together (default: a randomly initialised one, "
+                        "close to a bag of words: a frozen generator on it cannot tell which colour goes with which "
+                        "shape)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--keep-checkpoints", type=int, default=2)
     p.add_argument("--probe-every", type=int, default=2000)
@@ -113,16 +115,24 @@ def parse_args(argv=None):
 
 # The arguments that change what is computed: a resume with other values would not continue the same run.
 RUN_DEFINING = ("vae", "world", "seed", "num_clips", "max_steps", "batch_size", "lr", "warmup", "null_prob",
-                "ema_decay", "width", "layers", "heads", "text_dim", "train_text_encoder_from")
+                "ema_decay", "width", "layers", "heads", "text_dim", "text_encoder")
 
 
 def load_or_build_cache(out: Path, vae, tokenizer, text_encoder, args) -> dict[str, torch.Tensor]:
-    path = out / "cache" / f"latents_{args.world}_{args.num_clips}_{args.seed}.safetensors"
+    plain = out / "cache" / f"latents_{args.world}_{args.num_clips}_{args.seed}.safetensors"
+    # the clips' latents do not depend on the text encoder: a cache made with another one lends them
+    path = plain.with_name(f"{plain.stem}_text-{Path(args.text_encoder).name}.safetensors") if args.text_encoder \
+        else plain
     if path.exists():
         return load_file(path)
     t0 = time.time()
-    latents, embeds, _ = build_latent_cache(vae, tokenizer, text_encoder, args.num_clips, args.seed,
-                                            SHAPESWORLD_SEQUENCE_LENGTH, world=args.world)
+    if path != plain and plain.exists():
+        latents = load_file(plain)["latents"]
+        embeds = encode_prompt_batch(tokenizer, text_encoder, train_prompts(args), SHAPESWORLD_SEQUENCE_LENGTH)
+        embeds = embeds[:, : int((embeds.abs().sum(-1) > 0).sum(-1).max())]  # trimmed as build_latent_cache does
+    else:
+        latents, embeds, _ = build_latent_cache(vae, tokenizer, text_encoder, args.num_clips, args.seed,
+                                                SHAPESWORLD_SEQUENCE_LENGTH, world=args.world)
     cache = {"latents": latents.contiguous(), "embeds": embeds.contiguous()}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(cache, str(path) + ".tmp")
@@ -131,65 +141,13 @@ def load_or_build_cache(out: Path, vae, tokenizer, text_encoder, args) -> dict[s
     return cache
 
 
-def load_or_build_prompt_ids(out: Path, tokenizer, args) -> dict[str, torch.Tensor]:
-    """Token ids and attention masks of the cached clips' prompts (the order of the latent cache), for a run whose
-    text encoder trains; the scenes are drawn again from the seed, nothing is rendered."""
+def train_prompts(args) -> list[str]:
+    """The prompts of the cached clips, in the cache's order (the scenes drawn again from the seed, not rendered)."""
     from univigu.toyworld.dataset import sample_record
     from univigu.toyworld.world import iter_scenes
 
-    path = out / "cache" / f"prompt_ids_{args.world}_{args.num_clips}_{args.seed}.safetensors"
-    if path.exists():
-        return load_file(path)
     scenes = iter_scenes(args.num_clips, split="train", seed=args.seed, version=args.world)
-    prompts = [sample_record(scene, f"{i:06d}.mp4", "train", i)["prompt"] for i, scene in enumerate(scenes)]
-    ids = tokenize(tokenizer, prompts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(ids, str(path) + ".tmp")
-    os.replace(str(path) + ".tmp", path)
-    return ids
-
-
-def tokenize(tokenizer, prompts: list[str]) -> dict[str, torch.Tensor]:
-    """As WanPipeline tokenizes (padding to the sequence length, `</s>` appended)."""
-    batch = tokenizer(prompts, padding="max_length", max_length=SHAPESWORLD_SEQUENCE_LENGTH, truncation=True,
-                      add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
-    return {"input_ids": batch.input_ids.contiguous(), "attention_mask": batch.attention_mask.contiguous()}
-
-
-def encode_trainable(text_encoder, input_ids, attention_mask) -> torch.Tensor:
-    """WanPipeline's prompt embeddings with gradients: the encoder's output on real tokens, zeros after them."""
-    hidden = text_encoder(input_ids, attention_mask).last_hidden_state
-    return hidden * attention_mask.unsqueeze(-1).to(hidden.dtype)
-
-
-class TextEncoderTraining:
-    """The umT5 encoder's optimizer and EMA once it trains (`--train-text-encoder-from`), saved with checkpoints."""
-
-    FILES = ("text_encoder.safetensors", "text_ema.safetensors", "text_optimizer.pt")
-
-    def __init__(self, text_encoder, args):
-        self.encoder = text_encoder.train()
-        for p in text_encoder.parameters():
-            p.requires_grad_(True)
-        self.opt = torch.optim.AdamW(text_encoder.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
-        self.ema = EMAModel(text_encoder.parameters(), decay=args.ema_decay, use_ema_warmup=True, inv_gamma=1.0,
-                            power=0.75)
-
-    def save(self, folder: Path) -> dict:
-        # umT5 ties `shared` and `encoder.embed_tokens`; safetensors stores no shared memory, so each is copied
-        save_file({k: v.detach().cpu().clone() for k, v in self.encoder.state_dict().items()}, folder / self.FILES[0])
-        save_file({f"{i}": p.detach().cpu().contiguous() for i, p in enumerate(self.ema.shadow_params)},
-                  folder / self.FILES[1])
-        torch.save(self.opt.state_dict(), folder / self.FILES[2])
-        return {"text_ema_optimization_step": self.ema.optimization_step}
-
-    def load(self, folder: Path, state: dict) -> None:
-        self.encoder.load_state_dict(load_file(folder / self.FILES[0]))
-        device = next(self.encoder.parameters()).device
-        shadow = load_file(folder / self.FILES[1])
-        self.ema.shadow_params = [shadow[f"{i}"].to(device) for i in range(len(shadow))]
-        self.opt.load_state_dict(torch.load(folder / self.FILES[2], weights_only=True))
-        self.ema.optimization_step = state["text_ema_optimization_step"]
+    return [sample_record(scene, f"{i:06d}.mp4", "train", i)["prompt"] for i, scene in enumerate(scenes)]
 
 
 def checkpoints(out: Path) -> list[Path]:
@@ -199,8 +157,7 @@ def checkpoints(out: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
 
 
-def save_checkpoint(out: Path, step: int, model, ema, opt, gen: torch.Generator, ema_loss, keep: int,
-                    text_training: TextEncoderTraining | None = None) -> Path:
+def save_checkpoint(out: Path, step: int, model, ema, opt, gen: torch.Generator, ema_loss, keep: int) -> Path:
     final = out / "checkpoints" / f"{CHECKPOINT_PREFIX}{step}"
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -211,8 +168,6 @@ def save_checkpoint(out: Path, step: int, model, ema, opt, gen: torch.Generator,
     torch.save(opt.state_dict(), tmp / "optimizer.pt")
     save_file({"rng": gen.get_state()}, tmp / "rng.safetensors")
     state = {"step": step, "ema_optimization_step": ema.optimization_step, "ema_loss": ema_loss}
-    if text_training is not None:
-        state.update(text_training.save(tmp))
     (tmp / "state.json").write_text(json.dumps(state) + "\n")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -221,8 +176,7 @@ def save_checkpoint(out: Path, step: int, model, ema, opt, gen: torch.Generator,
     return final
 
 
-def load_checkpoint(path: Path, model, ema, opt, gen: torch.Generator,
-                    text_training: TextEncoderTraining | None = None) -> dict:
+def load_checkpoint(path: Path, model, ema, opt, gen: torch.Generator) -> dict:
     model.load_state_dict(load_file(path / "model.safetensors"))
     device = next(model.parameters()).device
     shadow = load_file(path / "ema.safetensors")
@@ -232,8 +186,6 @@ def load_checkpoint(path: Path, model, ema, opt, gen: torch.Generator,
     gen.set_state(load_file(path / "rng.safetensors")["rng"])
     state = json.loads((path / "state.json").read_text())
     ema.optimization_step = state["ema_optimization_step"]
-    if text_training is not None and "text_ema_optimization_step" in state:
-        text_training.load(path, state)
     return state
 
 
@@ -331,9 +283,8 @@ def export(pipe: WanPipeline, folder: Path, args, step: int, out: Path) -> None:
     }
     (folder / WORLD_FILENAME).write_text(json.dumps(record, indent=1) + "\n")
     tables = "\n\n".join(f"```\n{report(rung, rows)}\n```" for rung, rows in ladder.items()) or "(not scored)"
-    text_from = args.train_text_encoder_from
-    encoder = ("randomly initialised and frozen" if text_from is None or step <= text_from else
-               f"frozen and randomly initialised for the first {text_from} steps, then trained with the generator")
+    encoder = ("pretrained on ShapesWorld's prompts by `pretrain_text_encoder.py`, then frozen" if args.text_encoder
+               else "randomly initialised, frozen")
     card = MODEL_CARD.format(version=args.world, params=record["stand_in"]["params"] / 1e6, steps=step,
                              encoder=encoder,
                              batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay,
@@ -370,24 +321,24 @@ def main(argv=None):
         args_path.write_text(json.dumps({**defining, "phases": phases}, indent=1) + "\n")
 
     tokenizer = build_tokenizer()
-    text_encoder = build_tiny_text_encoder(vocab_size=len(tokenizer), d_model=args.text_dim, seed=args.seed,
-                                           num_layers=2, num_heads=2)
+    if args.text_encoder:
+        text_encoder = UMT5EncoderModel.from_pretrained(args.text_encoder).eval()
+        if text_encoder.config.d_model != args.text_dim:
+            sys.exit(f"error: {args.text_encoder} is {text_encoder.config.d_model} wide; pass --text-dim "
+                     f"{text_encoder.config.d_model} (the transformer's text_dim must match it).")
+    else:
+        text_encoder = build_tiny_text_encoder(vocab_size=len(tokenizer), d_model=args.text_dim, seed=args.seed,
+                                               num_layers=2, num_heads=2)
     vae = AutoencoderKLWan.from_pretrained(args.vae).eval()
     model = build_generator(text_dim=args.text_dim, width=args.width, num_layers=args.layers, num_heads=args.heads,
                             seed=args.seed).to(args.device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     ema = EMAModel(model.parameters(), decay=args.ema_decay, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
     gen = torch.Generator().manual_seed(args.seed)
-    step, ema_loss, text_training = 0, None, None
-    text_from = args.train_text_encoder_from
+    step, ema_loss = 0, None
     found = checkpoints(out)
     if found:
-        state = json.loads((found[-1] / "state.json").read_text())
-        if text_from is not None and state["step"] >= text_from:
-            if state["step"] > text_from and "text_ema_optimization_step" not in state:
-                sys.exit(f"error: {found[-1]} is past step {text_from} but holds no text encoder state.")
-            text_training = TextEncoderTraining(text_encoder.to(args.device), args)
-        state = load_checkpoint(found[-1], model, ema, opt, gen, text_training)
+        state = load_checkpoint(found[-1], model, ema, opt, gen)
         step, ema_loss = state["step"], state["ema_loss"]
         print(f"resumed from {found[-1]} (step {step} of {args.max_steps})", flush=True)
 
@@ -398,9 +349,6 @@ def main(argv=None):
             sys.exit(f"error: {args.export} exists and is not empty; pass a new folder.")
         ema.copy_to(model.parameters())
         model.eval()
-        if text_training is not None:
-            text_training.ema.copy_to(text_encoder.parameters())
-            text_encoder.eval()
         export(make_pipeline(tokenizer, text_encoder, vae, model), Path(args.export), args, step, out)
         if args.install:
             from univigu.toyworld import DEFAULT_BASE_MODEL
@@ -413,9 +361,6 @@ def main(argv=None):
     msl = SHAPESWORLD_SEQUENCE_LENGTH
     null = encode_prompt_batch(tokenizer, text_encoder, [""], msl)[0, : embeds.shape[1]]
     vae.to(args.device), text_encoder.to(args.device)  # the probes' pipeline runs where the generator trains
-    if text_from is not None:
-        prompt_ids = load_or_build_prompt_ids(out, tokenizer, args)
-        null_ids = tokenize(tokenizer, [""])
     print(f"generator: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, {len(latents)} clips, "
           f"{args.world}", flush=True)
 
@@ -425,40 +370,21 @@ def main(argv=None):
     while step < args.max_steps:
         for g in opt.param_groups:
             g["lr"] = schedule_lr(step, phases, args)
-        if text_from is not None and step >= text_from and text_training is None:
-            text_training = TextEncoderTraining(text_encoder, args)
-            tqdm.write(f"step {step}: the text encoder trains from here on")
-        if text_training is not None:
-            for g in text_training.opt.param_groups:
-                g["lr"] = schedule_lr(step, phases, args)
         idx = torch.randint(0, len(latents), (args.batch_size,), generator=gen)
         x0 = latents[idx]
+        cond = embeds[idx].clone()
         drop = torch.rand(args.batch_size, generator=gen) < args.null_prob
-        if text_training is None:
-            cond = embeds[idx].clone()
-            cond[drop] = null
-            cond = F.pad(cond, (0, 0, 0, msl - cond.shape[1]))
-        else:  # the same draws; the prompts (or the empty one) go through the encoder, with gradients
-            ids, mask = prompt_ids["input_ids"][idx].clone(), prompt_ids["attention_mask"][idx].clone()
-            ids[drop], mask[drop] = null_ids["input_ids"][0], null_ids["attention_mask"][0]
-            cond = encode_trainable(text_encoder, ids.to(args.device), mask.to(args.device))
+        cond[drop] = null
+        cond = F.pad(cond, (0, 0, 0, msl - cond.shape[1]))
         noise = torch.randn(x0.shape, generator=gen)
         s = sample_sigmas(args.batch_size, "logit_normal", gen)
-        x0, noise, s = (t.to(args.device) for t in (x0, noise, s))
-        cond = cond.to(args.device)
+        x0, cond, noise, s = (t.to(args.device) for t in (x0, cond, noise, s))
         xt = (1 - s.view(-1, 1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1, 1) * noise
         pred = model(hidden_states=xt, timestep=s * 1000, encoder_hidden_states=cond, return_dict=False)[0]
         loss = F.mse_loss(pred.float(), noise - x0)
         opt.zero_grad(set_to_none=True)
-        if text_training is None:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        else:
-            text_training.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([*model.parameters(), *text_encoder.parameters()], 1.0)
-            text_training.opt.step()
-            text_training.ema.step(text_encoder.parameters())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         ema.step(model.parameters())
         step += 1
@@ -468,19 +394,16 @@ def main(argv=None):
             bar.set_postfix(loss=f"{ema_loss:.4f}")
         stop = args.stop_after_minutes and time.time() - started >= args.stop_after_minutes * 60
         if step % args.checkpoint_every == 0 or step == args.max_steps or stop:
-            save_checkpoint(out, step, model, ema, opt, gen, ema_loss, args.keep_checkpoints, text_training)
+            save_checkpoint(out, step, model, ema, opt, gen, ema_loss, args.keep_checkpoints)
         if step % args.probe_every == 0 or step == args.max_steps:
-            emas = [(ema, model)] + ([(text_training.ema, text_encoder)] if text_training is not None else [])
-            for averaged, module in emas:
-                averaged.store(module.parameters())
-                averaged.copy_to(module.parameters())
-                module.eval()
+            ema.store(model.parameters())
+            ema.copy_to(model.parameters())
+            model.eval()
             t0 = time.time()
             row = probe(make_pipeline(tokenizer, text_encoder, vae, model), args, step)
             row.update(loss_ema=round(ema_loss, 5), probe_seconds=round(time.time() - t0, 1), time=time.time())
-            for averaged, module in emas:
-                averaged.restore(module.parameters())
-                module.train()
+            ema.restore(model.parameters())
+            model.train()
             with open(out / "probes.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
             tqdm.write(json.dumps(row))
