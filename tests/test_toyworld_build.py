@@ -380,6 +380,8 @@ def test_from_scratch_v2_fine_tunes_the_vae_and_trains_the_stand_in_resumably(tm
         commands.append(cmd)
         if "--export" in cmd:  # what the export writes
             (tmp_path / "stage0").mkdir()
+        if cmd[1].endswith("pretrain_text_encoder.py"):
+            (tmp_path / "text_encoder").mkdir()
 
     monkeypatch.setattr(build, "_run", run)
     args = parse_args(["--out", str(tmp_path), "--from-scratch", "--stand-in-steps", "100"])
@@ -389,8 +391,14 @@ def test_from_scratch_v2_fine_tunes_the_vae_and_trains_the_stand_in_resumably(tm
     fine_tune = vae_args(commands[0][2:])
     assert (fine_tune.world, fine_tune.init, fine_tune.out) == ("shapesworld-v2", str(tmp_path / "vae"), str(vae))
     build.stage0(args, tmp_path, vae)
-    train, export = (base_args(cmd[2:]) for cmd in commands[1:])
+    from pretrain_text_encoder import parse_args as text_args
+
+    text = text_args(commands[1][2:])
+    assert (text.out, text.world) == (str(tmp_path / "text_encoder"), "shapesworld-v2")
+    train, export = (base_args(cmd[2:]) for cmd in commands[2:])
     assert (train.max_steps, train.world, train.vae, train.export) == (100, "shapesworld-v2", str(vae), None)
+    assert train.text_encoder == export.text_encoder == str(tmp_path / "text_encoder")
+    assert (train.width, train.heads) == (256, 8)
     assert train.out == export.out == str(tmp_path / "stand_in_run") and export.export == str(tmp_path / "stage0")
 
 

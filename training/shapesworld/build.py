@@ -18,8 +18,9 @@ command is run again without naming it):
    `decoder`  with `--decoder-minutes 60` (v1 builds): the sharper decoder the v1 VAE ships.
 2. `data`     rendered datasets of the world: train (prompt + detailed caption per clip) and validation.
 3. `stage0`   only with `--from-scratch`: the stand-in for Wan2.1-T2V, a folder stock `diffusers.WanPipeline`
-              loads. v2: `pretrain_base.py` (resumable, `--stand-in-steps` steps) then its `--export`; v1: the
-              wall-time-budgeted `pretrain_generator.py`.
+              loads. v2: its umT5 pretrained on the world's prompts (`pretrain_text_encoder.py`, a minute), then
+              `pretrain_base.py` (resumable, `--stand-in-steps` steps) and its `--export`; v1: the wall-time-budgeted
+              `pretrain_generator.py`.
 4. `convert`  `univigu convert wan --wan <stand-in> --out DIR/convert`.
 5. `recall`   Knowledge Recall: `accelerate launch training/train_recall.py ...` on the train set (text = prompt);
               with `--recall-warmup-steps N`, after N warm-up steps whose text is the clips' shape words.
@@ -248,10 +249,22 @@ def _stage0_args(args, vae: Path, folder: Path, threads: int = 1) -> list[str]:
             "--eval-every-minutes", str(args.stage0_probe_minutes), "--eval-prompts", "24"]
 
 
-def _stand_in_args(args, vae: Path, run: Path) -> list[str]:
+def _stand_in_args(args, vae: Path, run: Path, text_encoder: Path) -> list[str]:
     """`pretrain_base`'s flags for this build (its other settings are the stand-in's defaults)."""
     return ["--vae", str(vae), "--out", str(run), "--world", args.world, "--seed", str(args.seed),
-            "--max-steps", str(args.stand_in_steps), "--threads", str(args.num_processes)]
+            "--max-steps", str(args.stand_in_steps), "--threads", str(args.num_processes),
+            "--width", str(args.stand_in_width), "--heads", str(args.stand_in_heads), "--text-encoder", str(text_encoder)]
+
+
+def stage_text_encoder(args, out: Path) -> Path:
+    """The stand-in's umT5, pretrained on the world's prompts (`pretrain_text_encoder.py`, about a minute)."""
+    folder = out / "text_encoder"
+    if _done(folder) and "stage0" not in args.stages:
+        return folder
+    _run([sys.executable, str(HERE / "pretrain_text_encoder.py"), "--out", str(folder), "--world", args.world,
+          "--seed", str(args.seed), "--threads", str(args.num_processes)], out / "text_encoder.log")
+    _mark_done(folder, {"world": args.world})
+    return folder
 
 
 def stage0(args, out: Path, vae: Path, beside_decoder: bool = False) -> Path:
@@ -263,10 +276,12 @@ def stage0(args, out: Path, vae: Path, beside_decoder: bool = False) -> Path:
         return folder
     if args.world != "shapesworld-v1":
         run = out / "stand_in_run"
-        _run([sys.executable, str(HERE / "pretrain_base.py"), *_stand_in_args(args, vae, run)], out / "stage0.log")
+        text_encoder = stage_text_encoder(args, out)
+        _run([sys.executable, str(HERE / "pretrain_base.py"), *_stand_in_args(args, vae, run, text_encoder)],
+             out / "stage0.log")
         if folder.exists():
             shutil.rmtree(folder)  # the stage's own output, written again from the run's newest checkpoint
-        _run([sys.executable, str(HERE / "pretrain_base.py"), *_stand_in_args(args, vae, run), "--export",
+        _run([sys.executable, str(HERE / "pretrain_base.py"), *_stand_in_args(args, vae, run, text_encoder), "--export",
               str(folder), "--export-eval-samples", str(args.eval_samples), "--save-dtype", args.save_dtype],
              out / "stage0_export.log")
         _mark_done(folder, {"steps": args.stand_in_steps, "world": args.world})
@@ -443,8 +458,10 @@ def parse_args(argv=None):
                    help="build the VAE and the stand-in too instead of starting from --base (hours for v2)")
     p.add_argument("--world", default="shapesworld-v2", choices=tuple(WORLDS),
                    help="with --from-scratch: the world to build (v1: the earlier, quick and weaker stand-in)")
-    p.add_argument("--stand-in-steps", type=int, default=16000,
+    p.add_argument("--stand-in-steps", type=int, default=10000,
                    help="with --from-scratch, v2: the stand-in's training steps (pretrain_base --max-steps)")
+    p.add_argument("--stand-in-width", type=int, default=256, help="with --from-scratch, v2: the stand-in's width")
+    p.add_argument("--stand-in-heads", type=int, default=8, help="with --from-scratch, v2: its attention heads")
     p.add_argument("--vae", default=None,
                    help=f"reuse this VAE folder instead of training one (e.g. the bundled {BUNDLED_VAE.name})")
     p.add_argument("--seed", type=int, default=0, help="seeds the data, every model's initialisation and training")
