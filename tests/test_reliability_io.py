@@ -450,6 +450,9 @@ class FakePipe:
     def set_progress_bar_config(self, **kwargs):
         pass
 
+    def stored_call_default(self, name, task):
+        return None  # a checkpoint that stores no call_defaults
+
     def __call__(self, video, **kwargs):
         self.calls += 1
         if self.calls == self.fail_at:

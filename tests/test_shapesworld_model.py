@@ -189,3 +189,20 @@ UNDERSTANDING_MOTION_MIN = 0.85
 UNDERSTANDING_TWO_OBJECT_ATTRIBUTE_MIN = 0.35
 GENERATION_COLOUR_MIN = 0.6
 GENERATION_MOTION_MIN = 0.6
+
+
+def test_cli_evaluate_captions_at_the_checkpoint_s_own_settings(tmp_path, pipe, caplog):
+    """`univigu evaluate` without length or step flags captions as the checkpoint was trained and tuned (its
+    call_defaults: 40 tokens, 16 steps), so it neither warns about the length nor scores another setting."""
+    from univigu.cli import main
+    from univigu.toyworld import make_dataset
+
+    data = make_dataset(tmp_path / "data", num_samples=2, split="test", seed=3, version=WORLD)
+    assert main(["evaluate", "--model", DEFAULT_CHECKPOINT, "--data-dir", str(data), "--out",
+                 str(tmp_path / "eval.json")]) == 0
+    settings = json.loads((tmp_path / "eval.json").read_text())["settings"]
+    v2t = pipe.config.call_defaults["v2t"]
+    assert (settings["max_text_length"], settings["num_inference_steps"]) == (v2t["max_text_length"],
+                                                                              v2t["num_inference_steps"])
+    assert settings["video_latents_mode"] == "argmax"
+    assert "max_text_length" not in caplog.text

@@ -27,6 +27,9 @@ from . import compute_caption_metrics
 
 logger = logging.getLogger(__name__)
 
+#: Captioning settings for a checkpoint that stores none of its own (`call_defaults`).
+EVALUATION_DEFAULTS = {"num_inference_steps": 32, "max_text_length": 64, "video_latents_mode": "argmax"}
+
 
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -45,8 +48,11 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     add_argument(p, "--video-column", old=("--video_column",), default="file_name")
     add_argument(p, "--num-samples", old=("--num_samples",), type=int, default=None,
                  help="Only the first N usable videos.")
-    add_argument(p, "--num-inference-steps", old=("--num_inference_steps",), type=int, default=32)
-    add_argument(p, "--max-text-length", old=("--max_text_length",), type=int, default=64)
+    add_argument(p, "--num-inference-steps", old=("--num_inference_steps",), type=int, default=None,
+                 help="Default: the pipeline's own for captioning (its call_defaults), else 32.")
+    add_argument(p, "--max-text-length", old=("--max_text_length",), type=int, default=None,
+                 help="Caption length in tokens. Default: the length the pipeline was trained at (its call_defaults), "
+                      "else 64.")
     add_argument(p, "--num-frames", old=("--num_frames",), type=int, default=None,
                  help="Frames sampled per video, of the form Tk+1, T the VAE's time compression (4k+1 for Wan: 1, "
                       "5, 9, 13, ...; 2k+1 for the bundled ShapesWorld model). Default: the pipeline's trained count "
@@ -64,7 +70,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     add_argument(p, "--commit-strategy", old=("--commit_strategy",), choices=("stochastic", "confidence"),
                  default=None)
     add_argument(p, "--video-latents-mode", old=("--video_latents_mode",), choices=("sample", "argmax"),
-                 default="argmax")
+                 default=None, help="Default: the pipeline's call_defaults, else argmax.")
     p.add_argument("--seed", type=int, default=0, help="Video i is captioned with a generator seeded seed + i.")
     add_argument(p, "--shapesworld-metrics", old=("--shapesworld",), choices=("auto", "yes", "no"), default="auto",
                  help="ShapesWorld attribute scores (auto: when the folder is a ShapesWorld dataset).")
@@ -210,12 +216,12 @@ def run_evaluate(args) -> int:
     pipe = UniViGUPipeline.from_pretrained(args.model, **{dtype_key: dtype}).to(device)
     if args.lora:
         pipe.load_lora_weights(args.lora)  # UniViGUPipeline carries UniViGULoraLoaderMixin
-    call_kwargs = {
-        "num_inference_steps": args.num_inference_steps,
-        "max_text_length": args.max_text_length,
-        "temperature": args.temperature,
-        "video_latents_mode": args.video_latents_mode,
-    }
+    def setting(name):  # left out: the checkpoint's own captioning default (what it was trained at), else ours
+        given = getattr(args, name)
+        stored = pipe.stored_call_default(name, "v2t")
+        return given if given is not None else stored if stored is not None else EVALUATION_DEFAULTS[name]
+
+    call_kwargs = {name: setting(name) for name in EVALUATION_DEFAULTS} | {"temperature": args.temperature}
     for key in ("num_frames", "height", "width", "fps", "crop", "start", "duration", "commit_strategy"):
         if getattr(args, key) is not None:
             call_kwargs[key] = getattr(args, key)
