@@ -437,3 +437,15 @@ def test_an_interrupted_training_stage_continues_from_its_checkpoint(tmp_path, m
     cmd, append = commands[2]
     assert "--resume_from_checkpoint" not in cmd and not append
     assert not (tmp_path / "recall" / "loss.png").exists()  # named in --stages: afresh
+
+
+def test_the_model_card_says_which_text_encoder_the_stand_in_had(tmp_path):
+    import build
+
+    for text_encoder, words in ((None, "randomly initialised"), ("text_encoder", "pretrain_text_encoder.py")):
+        folder = stub_stand_in(tmp_path / str(text_encoder))
+        record = {"world": {"version": "shapesworld-v2"},
+                  "stand_in": {"steps": 10, "num_clips": 16, "batch_size": 2, "lr": 1e-3, "params": 1e6,
+                               **({"text_encoder": text_encoder} if text_encoder else {})}}
+        (folder / "shapesworld.json").write_text(json.dumps(record))
+        assert words in build._stand_in_info(folder)["stage0_text_encoder"]

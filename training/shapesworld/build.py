@@ -388,7 +388,9 @@ def _stand_in_info(stage0_dir: Path) -> dict:
     record_path = stage0_dir / "shapesworld.json"
     if record_path.is_file():
         s0 = json.loads(record_path.read_text()).get("stand_in", {})
-        return {"stage0_clips": s0.get("num_clips", "?"),
+        encoder = ("pretrained on the world's prompts by `pretrain_text_encoder.py`, then frozen" if s0.get("text_encoder")
+                   else "randomly initialised, frozen")
+        return {"stage0_clips": s0.get("num_clips", "?"), "stage0_text_encoder": encoder,
                 "stage0_line": f"{s0.get('steps', '?')} steps of batch {s0.get('batch_size', '?')} at lr "
                                f"{s0.get('lr', '?')} (resumable, `training/shapesworld/pretrain_base.py`), "
                                f"{s0.get('params', 0) / 1e6:.2f} M parameters"}

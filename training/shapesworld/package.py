@@ -197,7 +197,7 @@ Called with no size or step arguments it uses the defaults stored with it (`call
 `python training/shapesworld/build.py --out DIR` ({build_line}), all with univigu's public code paths:
 
 1. the stand-in for Wan2.1-T2V, a stock `WanPipeline`: the ShapesWorld VAE (`AutoencoderKLWan`, 4x spatial / 2x
-   temporal), a word-level tokenizer, a frozen random 2-layer `UMT5EncoderModel` (d_model 64) and a flow-matching
+   temporal), a word-level tokenizer, a 2-layer `UMT5EncoderModel` (d_model 64; {stage0_text_encoder}) and a flow-matching
    `WanTransformer3DModel` trained on {stage0_clips} cached clips ({stage0_line});
 2. `univigu convert wan`, then Knowledge Recall (`train_recall.py`, text = prompt) and Capability Refinement
    (`train_refine.py`, text = detailed caption) with accelerate: {train_line}.
@@ -224,6 +224,7 @@ def write_model_card(folder: Path, results: dict, build: dict, num_samples: int,
         build_line=build.get("build_line", ""),
         stage0_clips=build.get("stage0_clips", "?"),
         stage0_line=build.get("stage0_line", ""),
+        stage0_text_encoder=build.get("stage0_text_encoder", "randomly initialised, frozen"),
         train_line=build.get("train_line", ""),
         num_samples=num_samples,
         table=results_table(results),
