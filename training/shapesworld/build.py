@@ -360,7 +360,8 @@ def stage_train(args, out: Path, stage: str, start: Path, data: Path) -> Path:
         return folder
     # an interrupted stage continues from its newest checkpoint (the trainers resume bit for bit); one named in
     # --stages starts afresh: a stage folder is ours
-    resume = stage not in args.stages and not args.recall_warmup_steps and any(folder.glob("checkpoint-*"))
+    warms_up = stage == "recall" and args.recall_warmup_steps  # the warm-up run starts afresh, and Recall after it
+    resume = stage not in args.stages and not warms_up and any(folder.glob("checkpoint-*"))
     if folder.exists() and not resume:
         shutil.rmtree(folder)
     if stage == "recall" and args.recall_warmup_steps:

@@ -56,6 +56,7 @@ from pretrain_generator import (
     build_generator,
     build_latent_cache,
     encode_prompt_batch,
+    encode_prompts_trimmed,
     evaluate_generator,
     eval_scenes,
     lr_at,
@@ -128,8 +129,7 @@ def load_or_build_cache(out: Path, vae, tokenizer, text_encoder, args) -> dict[s
     t0 = time.time()
     if path != plain and plain.exists():
         latents = load_file(plain)["latents"]
-        embeds = encode_prompt_batch(tokenizer, text_encoder, train_prompts(args), SHAPESWORLD_SEQUENCE_LENGTH)
-        embeds = embeds[:, : int((embeds.abs().sum(-1) > 0).sum(-1).max())]  # trimmed as build_latent_cache does
+        embeds = encode_prompts_trimmed(tokenizer, text_encoder, train_prompts(args), SHAPESWORLD_SEQUENCE_LENGTH)
     else:
         latents, embeds, _ = build_latent_cache(vae, tokenizer, text_encoder, args.num_clips, args.seed,
                                                 SHAPESWORLD_SEQUENCE_LENGTH, world=args.world)

@@ -81,7 +81,7 @@ def build_latent_cache(vae, tokenizer, text_encoder, num_clips: int, seed: int, 
                        batch_size: int = 32, world: str | None = None):
     """Render, encode and keep in memory: latents (N, 16, 5, 16, 16), prompt embeddings trimmed to the longest real
     prompt (the rest of the 512 positions is zeros and restored at train time), and the prompts."""
-    latents, embeds, prompts = [], [], []
+    latents, prompts = [], []
     frames_batch = []
     samples = iter_samples(num_clips, split="train", seed=seed, version=world)
     for frames, record in tqdm(samples, total=num_clips, desc="render + encode", mininterval=5):
@@ -91,12 +91,18 @@ def build_latent_cache(vae, tokenizer, text_encoder, num_clips: int, seed: int, 
             video = torch.from_numpy(np.stack(frames_batch)).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0
             latents.append(encode_videos(vae, video).to("cpu", torch.float32))
             frames_batch = []
+    return torch.cat(latents), encode_prompts_trimmed(tokenizer, text_encoder, prompts, max_sequence_length), prompts
+
+
+def encode_prompts_trimmed(tokenizer, text_encoder, prompts, max_sequence_length: int) -> torch.Tensor:
+    """WanPipeline's prompt embeddings, cut after the longest prompt's tokens (the zeros beyond are restored at train
+    time): what the latent cache stores."""
     embeds = encode_prompts(tokenizer, text_encoder, prompts, max_sequence_length)
     length = max(e.shape[0] for e in embeds)
     padded = torch.zeros(len(embeds), length, embeds[0].shape[-1])
     for i, e in enumerate(embeds):
         padded[i, : e.shape[0]] = e
-    return torch.cat(latents), padded, prompts
+    return padded
 
 
 def eval_scenes(num_samples: int, num_objects: int, seed: int, split: str = "test", world: str | None = None):
